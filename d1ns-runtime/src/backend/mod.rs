@@ -1,0 +1,121 @@
+//! Where d1ns meets a database: the [`Backend`] trait and the values that cross it.
+//!
+//! The runtime turns every KV operation into one batch of SQL statements (see the `sql` module);
+//! a backend runs that batch atomically, in one round trip, and hands back the rows. One file per
+//! backend adapts it: `d1.rs` for `worker::D1Database`, `sqlite.rs` for embedded SQLite.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use crate::error::DatabaseError;
+
+#[cfg(feature = "d1")]
+mod d1;
+#[cfg(all(feature = "sqlite", not(target_arch = "wasm32")))]
+mod sqlite;
+
+#[cfg(all(feature = "sqlite", not(target_arch = "wasm32")))]
+pub use sqlite::SqliteBackend;
+
+/// A SQL value, as bound to a statement or read from a row.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// SQL `NULL`.
+    Null,
+    /// An integer.
+    Integer(i64),
+    /// A floating-point number (D1 returns every number this way).
+    Real(f64),
+    /// Text.
+    Text(String),
+    /// Bytes.
+    Blob(Vec<u8>),
+}
+
+impl Value {
+    /// The value as a non-negative integer, from `INTEGER` or a whole `REAL`.
+    pub(crate) fn as_u64(&self) -> Option<u64> {
+        match *self {
+            Value::Integer(i) => u64::try_from(i).ok(),
+            Value::Real(r) if r >= 0.0 && r.fract() == 0.0 && r <= u64::MAX as f64 => {
+                Some(r as u64)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// One SQL statement with its parameters (`?1`, `?2`, ... in order).
+#[derive(Debug, Clone)]
+pub struct Statement<'a> {
+    /// The SQL text.
+    pub sql: &'a str,
+    /// The parameters, bound in order.
+    pub params: Vec<Value>,
+}
+
+/// What one statement of a batch returned.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct QueryResult {
+    /// The rows, each with its columns in the order the statement selects them.
+    pub rows: Vec<Vec<Value>>,
+    /// Rows the database read for the statement, where it reports them (D1's `meta.rows_read`).
+    pub rows_read: Option<u64>,
+    /// Rows the database wrote, where it reports them (D1's `meta.rows_written`).
+    pub rows_written: Option<u64>,
+    /// Rows changed by an `INSERT`, `UPDATE` or `DELETE`.
+    pub changes: Option<u64>,
+}
+
+/// A database that runs d1ns's statements: D1 in Workers, SQLite elsewhere.
+///
+/// Implementations run a whole batch in one round trip and atomically (all statements or none,
+/// as D1's `batch()` does), and return one [`QueryResult`] per statement, in order. The futures
+/// are `Send` so that d1ns works in multi-threaded runtimes; the D1 backend can promise this
+/// because a Worker runs on one thread.
+pub trait Backend {
+    /// Runs `statements` as one atomic batch.
+    fn batch(
+        &self,
+        statements: &[Statement<'_>],
+    ) -> impl Future<Output = Result<Vec<QueryResult>, DatabaseError>> + Send;
+
+    /// Identifies the database, so that d1ns can remember, per database and table, that it has
+    /// created a table (K34). Two backends on the same database should return the same id; two
+    /// databases must not (a wrong "same" only costs a failed statement and one retry).
+    fn database_id(&self) -> u64;
+}
+
+impl<B: Backend + Sync> Backend for &B {
+    fn batch(
+        &self,
+        statements: &[Statement<'_>],
+    ) -> impl Future<Output = Result<Vec<QueryResult>, DatabaseError>> + Send {
+        (**self).batch(statements)
+    }
+
+    fn database_id(&self) -> u64 {
+        (**self).database_id()
+    }
+}
+
+impl<B: Backend + Send + Sync> Backend for Arc<B> {
+    fn batch(
+        &self,
+        statements: &[Statement<'_>],
+    ) -> impl Future<Output = Result<Vec<QueryResult>, DatabaseError>> + Send {
+        (**self).batch(statements)
+    }
+
+    fn database_id(&self) -> u64 {
+        (**self).database_id()
+    }
+}
+
+/// A process-wide counter for database ids that have no natural name (in-memory databases,
+/// D1 bindings).
+pub(crate) fn next_database_id() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}

@@ -1,0 +1,153 @@
+//! The embedded backend: SQLite through rusqlite (bundled), for native programs, local
+//! development and tests. It runs the same SQL as D1.
+
+use std::future::Future;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::path::Path;
+use std::sync::{Mutex, PoisonError};
+
+use rusqlite::types::{ToSqlOutput, ValueRef};
+use rusqlite::{Connection, TransactionBehavior};
+
+use super::{Backend, QueryResult, Statement, Value, next_database_id};
+use crate::error::{DatabaseError, Error};
+
+/// Prepared statements kept per connection: d1ns issues about ten per table.
+const STATEMENT_CACHE_CAPACITY: usize = 128;
+
+/// An embedded SQLite database as a d1ns [`Backend`].
+///
+/// Operations run synchronously on the calling thread (an embedded database answers in
+/// microseconds); the returned futures are ready at their first poll. The connection sits behind a
+/// mutex, so the backend is `Send + Sync` and one instance can serve a multi-threaded server.
+///
+/// ```
+/// use d1ns_runtime::{D1Namespace, SqliteBackend};
+/// # fn main() -> Result<(), d1ns_runtime::Error> {
+/// let kv = D1Namespace::new(SqliteBackend::open_in_memory()?);
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct SqliteBackend {
+    connection: Mutex<Connection>,
+    id: u64,
+}
+
+impl SqliteBackend {
+    /// Opens (or creates) the SQLite database file at `path`.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, Error> {
+        let path = path.as_ref();
+        let connection = Connection::open(path).map_err(|e| database_error(&e, path))?;
+        // WAL lets readers in other processes (say, the sqlite3 shell) work while this one writes.
+        connection
+            .pragma_update(None, "journal_mode", "WAL")
+            .map_err(|e| database_error(&e, path))?;
+        Self::from_connection(connection)
+    }
+
+    /// Opens a fresh in-memory database, gone when the backend is dropped.
+    pub fn open_in_memory() -> Result<Self, Error> {
+        let connection = Connection::open_in_memory()
+            .map_err(|e| database_error(&e, Path::new(":memory:")))?;
+        Self::from_connection(connection)
+    }
+
+    /// Uses a connection the caller opened (to set its own pragmas, say).
+    pub fn from_connection(connection: Connection) -> Result<Self, Error> {
+        connection.set_prepared_statement_cache_capacity(STATEMENT_CACHE_CAPACITY);
+        connection
+            .busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(|e| Error::Database(DatabaseError::new(e.to_string())))?;
+        // Two backends on the same file are the same database (K34); in-memory ones never are.
+        let id = match connection.path().filter(|p| !p.is_empty()) {
+            Some(path) => {
+                let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.into());
+                let mut hasher = DefaultHasher::new();
+                path.hash(&mut hasher);
+                hasher.finish()
+            }
+            None => next_database_id(),
+        };
+        Ok(SqliteBackend { connection: Mutex::new(connection), id })
+    }
+
+    fn run(&self, statements: &[Statement<'_>]) -> Result<Vec<QueryResult>, rusqlite::Error> {
+        // A panic elsewhere while the lock was held cannot leave a half-done batch behind: the
+        // transaction rolls back when dropped. So a poisoned lock is safe to take over.
+        let mut connection = self.connection.lock().unwrap_or_else(PoisonError::into_inner);
+        if let [statement] = statements {
+            return Ok(vec![run_statement(&connection, statement)?]);
+        }
+        let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let results = statements
+            .iter()
+            .map(|statement| run_statement(&transaction, statement))
+            .collect::<Result<Vec<_>, _>>()?;
+        transaction.commit()?;
+        Ok(results)
+    }
+}
+
+fn run_statement(
+    connection: &Connection,
+    statement: &Statement<'_>,
+) -> Result<QueryResult, rusqlite::Error> {
+    let mut prepared = connection.prepare_cached(statement.sql)?;
+    for (index, value) in statement.params.iter().enumerate() {
+        prepared.raw_bind_parameter(index + 1, value)?;
+    }
+    let columns = prepared.column_count();
+    if columns == 0 {
+        let changes = prepared.raw_execute()? as u64;
+        return Ok(QueryResult { changes: Some(changes), ..QueryResult::default() });
+    }
+    let mut rows = Vec::new();
+    let mut cursor = prepared.raw_query();
+    while let Some(row) = cursor.next()? {
+        let mut values = Vec::with_capacity(columns);
+        for index in 0..columns {
+            values.push(match row.get_ref(index)? {
+                ValueRef::Null => Value::Null,
+                ValueRef::Integer(i) => Value::Integer(i),
+                ValueRef::Real(r) => Value::Real(r),
+                // Text d1ns wrote is UTF-8; text that is not (written by hand) stays bytes, so
+                // that a text read reports it instead of mangling it (K7).
+                ValueRef::Text(t) => String::from_utf8(t.to_vec())
+                    .map_or_else(|e| Value::Blob(e.into_bytes()), Value::Text),
+                ValueRef::Blob(b) => Value::Blob(b.to_vec()),
+            });
+        }
+        rows.push(values);
+    }
+    Ok(QueryResult { rows, ..QueryResult::default() })
+}
+
+impl rusqlite::ToSql for Value {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::Borrowed(match self {
+            Value::Null => ValueRef::Null,
+            Value::Integer(i) => ValueRef::Integer(*i),
+            Value::Real(r) => ValueRef::Real(*r),
+            Value::Text(t) => ValueRef::Text(t.as_bytes()),
+            Value::Blob(b) => ValueRef::Blob(b),
+        }))
+    }
+}
+
+fn database_error(e: &rusqlite::Error, path: &Path) -> Error {
+    Error::Database(DatabaseError::new(format!("{}: {e}", path.display())))
+}
+
+impl Backend for SqliteBackend {
+    fn batch(
+        &self,
+        statements: &[Statement<'_>],
+    ) -> impl Future<Output = Result<Vec<QueryResult>, DatabaseError>> + Send {
+        let result = self.run(statements).map_err(|e| DatabaseError::new(e.to_string()));
+        std::future::ready(result)
+    }
+
+    fn database_id(&self) -> u64 {
+        self.id
+    }
+}

@@ -1,0 +1,351 @@
+//! The one error type of d1ns.
+//!
+//! Every mistake a Workers KV binding rejects is rejected here too, and the `Display` text is the one
+//! KV uses for the same mistake (rules K2-K28 of the behaviour spec), so logs read the same after a
+//! move from KV. The variants carry the key or argument at fault so callers can match on them.
+
+use std::fmt;
+
+/// The KV operation an error belongs to; it picks the verb of KV's error text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Operation {
+    /// `get`, `get_with_metadata` (`KV GET failed`).
+    Get,
+    /// `get_bulk` (`KV GET_BULK failed`).
+    GetBulk,
+    /// `put`, `put_bytes` (`KV PUT failed`).
+    Put,
+    /// `delete` (`KV DELETE failed`).
+    Delete,
+    /// `list`; KV reports list errors as `KV GET failed`.
+    List,
+}
+
+impl Operation {
+    /// The verb KV puts in its error text for this operation.
+    pub fn verb(self) -> &'static str {
+        match self {
+            Operation::Get | Operation::List => "GET",
+            Operation::GetBulk => "GET_BULK",
+            Operation::Put => "PUT",
+            Operation::Delete => "DELETE",
+        }
+    }
+}
+
+/// Why a key (or list prefix) was refused (K1-K5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum KeyProblem {
+    /// `""` (K2).
+    Empty,
+    /// `"."` or `".."` (K3).
+    Dots,
+    /// More than 512 bytes of UTF-8 (K4); the actual length.
+    TooLong(usize),
+}
+
+/// Which name given to [`D1Namespace::builder`](crate::D1Namespace::builder) was refused (K33).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum NameKind {
+    /// The namespace name.
+    Namespace,
+    /// The table name (given, or derived as `{namespace}_kv_entries`).
+    Table,
+}
+
+/// An error from a d1ns operation.
+///
+/// `Display` gives the Workers KV text for the same mistake, e.g.
+/// `KV PUT failed: 414 UTF-8 encoded length of 513 exceeds key length limit of 512.`;
+/// errors KV has no text for name the key at fault.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// The key is empty, `.`/`..`, or longer than 512 bytes (K2-K5).
+    InvalidKey {
+        /// The operation that was refused.
+        operation: Operation,
+        /// The key (or list prefix) as given.
+        key: String,
+        /// What is wrong with it.
+        problem: KeyProblem,
+    },
+    /// The value is longer than 26,214,400 bytes (K6).
+    ValueTooLarge {
+        /// The key being written.
+        key: String,
+        /// The value's length in bytes.
+        length: usize,
+    },
+    /// The metadata serializes to more than 1024 bytes of JSON (K11).
+    MetadataTooLarge {
+        /// The key being written.
+        key: String,
+        /// The serialized metadata's length in bytes.
+        length: usize,
+    },
+    /// `expiration` is not after the current time (K14), or too far away to store exactly.
+    InvalidExpiration {
+        /// The key being written.
+        key: String,
+        /// The expiration given, in seconds since the Unix epoch.
+        expiration: u64,
+    },
+    /// `expiration_ttl` is 0 (K14), or too far away to store exactly.
+    InvalidExpirationTtl {
+        /// The key being written.
+        key: String,
+        /// The TTL given, in seconds.
+        expiration_ttl: u64,
+    },
+    /// `cache_ttl` is below 30 (K18).
+    InvalidCacheTtl {
+        /// `Get` or `GetBulk`.
+        operation: Operation,
+        /// The value given.
+        cache_ttl: u64,
+    },
+    /// A list `limit` above 1000 (K28).
+    InvalidListLimit {
+        /// The value given.
+        limit: u64,
+    },
+    /// `get_bulk` with 0 or more than 100 keys (K19).
+    BulkKeyCount {
+        /// The number of keys given.
+        count: usize,
+    },
+    /// `get_bulk(..).json()` where a present value is not JSON (K21).
+    BulkNotJson {
+        /// The first key (in request order) whose value is not JSON.
+        key: String,
+    },
+    /// A `json` read of a value that is not JSON (K7).
+    NotJson {
+        /// The key read.
+        key: String,
+        /// The parser's complaint.
+        source: serde_json::Error,
+    },
+    /// A value or metadata is JSON but does not decode into the requested type.
+    Decode {
+        /// The key read.
+        key: String,
+        /// `"value"` or `"metadata"`.
+        part: &'static str,
+        /// The decoder's complaint.
+        source: serde_json::Error,
+    },
+    /// A text read of a bytes value that is not UTF-8 (K7: never lossy).
+    NotUtf8 {
+        /// The key read.
+        key: String,
+    },
+    /// A value or metadata could not be serialized to JSON.
+    Serialize {
+        /// The key being written.
+        key: String,
+        /// `"value"` or `"metadata"`.
+        part: &'static str,
+        /// The serializer's complaint.
+        source: serde_json::Error,
+    },
+    /// A list cursor that d1ns did not make (K30).
+    InvalidCursor {
+        /// The cursor given.
+        cursor: String,
+    },
+    /// A namespace or table name that is not a plain identifier, or is reserved (K33).
+    InvalidName {
+        /// Which name.
+        kind: NameKind,
+        /// The name given.
+        name: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The database refused or failed a statement.
+    Database(DatabaseError),
+}
+
+impl Error {
+    /// The key the error is about, when there is one.
+    pub fn key(&self) -> Option<&str> {
+        match self {
+            Error::InvalidKey { key, .. }
+            | Error::ValueTooLarge { key, .. }
+            | Error::MetadataTooLarge { key, .. }
+            | Error::InvalidExpiration { key, .. }
+            | Error::InvalidExpirationTtl { key, .. }
+            | Error::BulkNotJson { key }
+            | Error::NotJson { key, .. }
+            | Error::Decode { key, .. }
+            | Error::NotUtf8 { key }
+            | Error::Serialize { key, .. } => Some(key),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use crate::limits::{
+            MAX_EXPIRATION_MS, MAX_KEY_BYTES, MAX_LIST_LIMIT, MAX_METADATA_BYTES, MAX_VALUE_BYTES,
+            MIN_CACHE_TTL,
+        };
+        match self {
+            Error::InvalidKey { problem: KeyProblem::Empty, .. } => {
+                f.write_str("Key name cannot be empty.")
+            }
+            Error::InvalidKey { problem: KeyProblem::Dots, key, .. } => {
+                write!(f, "\"{key}\" is not allowed as a key name.")
+            }
+            Error::InvalidKey { problem: KeyProblem::TooLong(length), operation, .. } => write!(
+                f,
+                "KV {} failed: 414 UTF-8 encoded length of {length} exceeds key length limit of {MAX_KEY_BYTES}.",
+                operation.verb()
+            ),
+            Error::ValueTooLarge { length, .. } => write!(
+                f,
+                "KV PUT failed: 413 Value length of {length} exceeds limit of {MAX_VALUE_BYTES}."
+            ),
+            Error::MetadataTooLarge { length, .. } => write!(
+                f,
+                "KV PUT failed: 413 Metadata length of {length} exceeds limit of {MAX_METADATA_BYTES}."
+            ),
+            Error::InvalidExpiration { expiration, .. } => {
+                if expiration.saturating_mul(1000) > MAX_EXPIRATION_MS {
+                    write!(
+                        f,
+                        "KV PUT failed: 400 Invalid expiration of {expiration}. Please specify integer at most {}.",
+                        MAX_EXPIRATION_MS / 1000
+                    )
+                } else {
+                    write!(
+                        f,
+                        "KV PUT failed: 400 Invalid expiration of {expiration}. Please specify integer greater than the current number of seconds since the UNIX epoch."
+                    )
+                }
+            }
+            Error::InvalidExpirationTtl { expiration_ttl, .. } => {
+                if *expiration_ttl == 0 {
+                    write!(
+                        f,
+                        "KV PUT failed: 400 Invalid expiration_ttl of 0. Please specify integer greater than 0."
+                    )
+                } else {
+                    write!(
+                        f,
+                        "KV PUT failed: 400 Invalid expiration_ttl of {expiration_ttl}. Please specify an integer that ends before {}.",
+                        MAX_EXPIRATION_MS / 1000
+                    )
+                }
+            }
+            Error::InvalidCacheTtl { operation, cache_ttl } => write!(
+                f,
+                "KV {} failed: 400 Invalid cache_ttl of {cache_ttl}. Cache TTL must be at least {MIN_CACHE_TTL}.",
+                operation.verb()
+            ),
+            Error::InvalidListLimit { limit } => write!(
+                f,
+                "KV GET failed: 400 Invalid key_count_limit of {limit}. Please specify an integer less than {MAX_LIST_LIMIT}."
+            ),
+            Error::BulkKeyCount { count } => {
+                if *count == 0 {
+                    f.write_str("KV GET_BULK failed: 400 You must request a minimum of 1 key")
+                } else {
+                    f.write_str("KV GET_BULK failed: 400 You can request a maximum of 100 keys")
+                }
+            }
+            Error::BulkNotJson { .. } => f.write_str(
+                "KV GET_BULK failed: 400 At least one of the requested keys corresponds to a non-json value",
+            ),
+            Error::NotJson { key, source } => {
+                write!(f, "the value of key {key:?} is not JSON: {source}")
+            }
+            Error::Decode { key, part, source } => {
+                write!(f, "the {part} of key {key:?} does not decode into the requested type: {source}")
+            }
+            Error::NotUtf8 { key } => {
+                write!(f, "the value of key {key:?} is bytes that are not UTF-8; read it with bytes()")
+            }
+            Error::Serialize { key, part, source } => {
+                write!(f, "the {part} for key {key:?} cannot be serialized to JSON: {source}")
+            }
+            Error::InvalidCursor { cursor } => {
+                write!(f, "KV GET failed: 400 Invalid cursor {cursor:?}: pass back a cursor that list() returned.")
+            }
+            Error::InvalidName { kind, name, reason } => {
+                let kind = match kind {
+                    NameKind::Namespace => "namespace",
+                    NameKind::Table => "table",
+                };
+                write!(f, "invalid {kind} name {name:?}: {reason}")
+            }
+            Error::Database(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::NotJson { source, .. }
+            | Error::Decode { source, .. }
+            | Error::Serialize { source, .. } => Some(source),
+            Error::Database(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<DatabaseError> for Error {
+    fn from(e: DatabaseError) -> Self {
+        Error::Database(e)
+    }
+}
+
+/// A failure reported by the database (D1 or SQLite), with its message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatabaseError {
+    message: String,
+}
+
+impl DatabaseError {
+    /// An error with the database's own message.
+    pub fn new(message: impl Into<String>) -> Self {
+        DatabaseError { message: message.into() }
+    }
+
+    /// The database's message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// Whether the statement failed because its table does not exist (dropped by hand, or
+    /// another database than the one d1ns created it in). d1ns then creates it and retries once.
+    pub fn is_missing_table(&self) -> bool {
+        // Both SQLite and D1 ("D1_ERROR: no such table: t: SQLITE_ERROR") use SQLite's text.
+        self.message.contains("no such table")
+    }
+}
+
+impl fmt::Display for DatabaseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "database error: {}", self.message)
+    }
+}
+
+impl std::error::Error for DatabaseError {}
+
+#[cfg(feature = "d1")]
+impl From<Error> for worker::Error {
+    /// Lets `?` turn a d1ns error into a `worker::Error` in a Worker's handler, as it does for
+    /// `worker::kv::KvError`.
+    fn from(e: Error) -> Self {
+        worker::Error::RustError(e.to_string())
+    }
+}

@@ -1,0 +1,45 @@
+//! The runtime of [d1ns](https://docs.rs/d1ns): the Workers KV API (`worker::kv::KvStore`) over a
+//! table in Cloudflare D1, or in embedded SQLite for native programs and tests.
+//!
+//! Use it through the `d1ns` crate, which re-exports everything here together with the
+//! `#[d1_namespace]` macro.
+//!
+//! ```
+//! use d1ns_runtime::{D1Namespace, SqliteBackend};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), d1ns_runtime::Error> {
+//! // In a Worker: D1Namespace::new(env.d1("DB")?)
+//! let kv = D1Namespace::new(SqliteBackend::open_in_memory()?);
+//! kv.put("greeting", "hello")?.expiration_ttl(1).await?;
+//! let (value, metadata) = kv.get("greeting").text_with_metadata::<serde_json::Value>().await?;
+//! assert_eq!(value.as_deref(), Some("hello"));
+//! assert_eq!(metadata, None);
+//! # Ok(()) }
+//! ```
+//!
+//! Where things live: the KV rules on input in [`limits`], every SQL statement in one `sql`
+//! module, one file per [`backend`], the time in [`clock`], and the operations in `get`, `put`
+//! and `list` beside [`D1Namespace`].
+
+#![warn(missing_docs)]
+
+pub mod backend;
+pub mod clock;
+mod error;
+mod get;
+pub mod limits;
+mod list;
+mod namespace;
+mod put;
+mod sql;
+
+pub use backend::{Backend, QueryResult, Statement, Value};
+#[cfg(all(feature = "sqlite", not(target_arch = "wasm32")))]
+pub use backend::SqliteBackend;
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use error::{DatabaseError, Error, KeyProblem, NameKind, Operation};
+pub use get::{GetBulkOptionsBuilder, GetOptionsBuilder};
+pub use list::{Key, ListOptionsBuilder, ListResponse};
+pub use namespace::{D1Namespace, D1NamespaceBuilder};
+pub use put::PutOptionsBuilder;

@@ -1,0 +1,183 @@
+//! Every KV rule about what a caller may pass, in one place (K1-K33 of the behaviour spec).
+//! The operations call these before they touch the database, so a refused call costs nothing.
+
+use crate::error::{Error, KeyProblem, NameKind, Operation};
+
+/// Longest key, in bytes of UTF-8 (K1).
+pub const MAX_KEY_BYTES: usize = 512;
+/// Largest value, in bytes (K6).
+pub const MAX_VALUE_BYTES: usize = 26_214_400;
+/// Largest metadata, in bytes of serialized JSON (K11).
+pub const MAX_METADATA_BYTES: usize = 1024;
+/// Fewest and most keys of one `get_bulk` (K19).
+pub const MAX_BULK_KEYS: usize = 100;
+/// Default and largest `list` limit (K28).
+pub const MAX_LIST_LIMIT: u64 = 1000;
+/// Smallest `cache_ttl` KV accepts (K18).
+pub const MIN_CACHE_TTL: u64 = 30;
+/// Longest namespace or table name (K33).
+pub const MAX_NAME_CHARS: usize = 64;
+/// Latest expiration d1ns stores, in milliseconds: D1 binds numbers as JavaScript doubles, which
+/// hold integers exactly up to 2^53 (the year 287,396).
+pub const MAX_EXPIRATION_MS: u64 = (1 << 53) - 1;
+
+/// K1-K4: a key is non-empty UTF-8 of at most 512 bytes, and not `.` or `..`.
+pub(crate) fn check_key(operation: Operation, key: &str) -> Result<(), Error> {
+    let problem = match key {
+        "" => KeyProblem::Empty,
+        "." | ".." => KeyProblem::Dots,
+        _ if key.len() > MAX_KEY_BYTES => KeyProblem::TooLong(key.len()),
+        _ => return Ok(()),
+    };
+    Err(Error::InvalidKey { operation, key: key.to_owned(), problem })
+}
+
+/// K5: a list prefix may be empty, and is otherwise held to the key length limit.
+pub(crate) fn check_prefix(prefix: &str) -> Result<(), Error> {
+    if prefix.len() > MAX_KEY_BYTES {
+        return Err(Error::InvalidKey {
+            operation: Operation::List,
+            key: prefix.to_owned(),
+            problem: KeyProblem::TooLong(prefix.len()),
+        });
+    }
+    Ok(())
+}
+
+/// K6.
+pub(crate) fn check_value_len(key: &str, length: usize) -> Result<(), Error> {
+    if length > MAX_VALUE_BYTES {
+        return Err(Error::ValueTooLarge { key: key.to_owned(), length });
+    }
+    Ok(())
+}
+
+/// K11.
+pub(crate) fn check_metadata_len(key: &str, length: usize) -> Result<(), Error> {
+    if length > MAX_METADATA_BYTES {
+        return Err(Error::MetadataTooLarge { key: key.to_owned(), length });
+    }
+    Ok(())
+}
+
+/// K13-K15: the expiration to store, in milliseconds, or `None` for none. `expiration_ttl`
+/// wins over `expiration` (K13); there is no 60-second minimum (K14).
+pub(crate) fn expiration_ms(
+    key: &str,
+    now_ms: u64,
+    expiration: Option<u64>,
+    expiration_ttl: Option<u64>,
+) -> Result<Option<u64>, Error> {
+    if let Some(ttl) = expiration_ttl {
+        let at = ttl
+            .checked_mul(1000)
+            .and_then(|ms| ms.checked_add(now_ms))
+            .filter(|&at| ttl > 0 && at <= MAX_EXPIRATION_MS);
+        return match at {
+            Some(at) => Ok(Some(at)),
+            None => Err(Error::InvalidExpirationTtl { key: key.to_owned(), expiration_ttl: ttl }),
+        };
+    }
+    if let Some(seconds) = expiration {
+        return match seconds.checked_mul(1000) {
+            Some(at) if at > now_ms && at <= MAX_EXPIRATION_MS => Ok(Some(at)),
+            _ => Err(Error::InvalidExpiration { key: key.to_owned(), expiration: seconds }),
+        };
+    }
+    Ok(None)
+}
+
+/// K15: expirations are kept in milliseconds and reported in whole seconds, rounded up so that a
+/// reported expiration is never earlier than the real one: putting it back always succeeds while
+/// the key is visible.
+pub(crate) fn expiration_seconds(ms: u64) -> u64 {
+    ms.div_ceil(1000)
+}
+
+/// K18.
+pub(crate) fn check_cache_ttl(operation: Operation, cache_ttl: Option<u64>) -> Result<(), Error> {
+    match cache_ttl {
+        Some(cache_ttl) if cache_ttl < MIN_CACHE_TTL => {
+            Err(Error::InvalidCacheTtl { operation, cache_ttl })
+        }
+        _ => Ok(()),
+    }
+}
+
+/// K19.
+pub(crate) fn check_bulk_count(count: usize) -> Result<(), Error> {
+    if count == 0 || count > MAX_BULK_KEYS {
+        return Err(Error::BulkKeyCount { count });
+    }
+    Ok(())
+}
+
+/// K28: 0 or absent means the default of 1000.
+pub(crate) fn list_limit(limit: Option<u64>) -> Result<u64, Error> {
+    match limit {
+        None | Some(0) => Ok(MAX_LIST_LIMIT),
+        Some(limit) if limit <= MAX_LIST_LIMIT => Ok(limit),
+        Some(limit) => Err(Error::InvalidListLimit { limit }),
+    }
+}
+
+/// K33: a plain identifier of at most 64 characters, not reserved by D1 (`_cf`) or SQLite
+/// (`sqlite_`). Names become part of SQL text, so nothing else may pass.
+pub(crate) fn check_name(kind: NameKind, name: &str) -> Result<(), Error> {
+    let refuse = |reason| Err(Error::InvalidName { kind, name: name.to_owned(), reason });
+    let mut chars = name.chars();
+    match chars.next() {
+        None => return refuse("it is empty"),
+        Some(c) if !(c.is_ascii_alphabetic() || c == '_') => {
+            return refuse("it must start with an ASCII letter or `_`");
+        }
+        _ => {}
+    }
+    if !chars.all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return refuse("only ASCII letters, digits and `_` are allowed");
+    }
+    if name.len() > MAX_NAME_CHARS {
+        return refuse("it is longer than 64 characters");
+    }
+    let lower = name.to_ascii_lowercase();
+    if lower.starts_with("_cf") || lower.starts_with("sqlite_") {
+        return refuse("names starting with `_cf` or `sqlite_` are reserved by D1 and SQLite");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expiration_rounds_up_to_whole_seconds() {
+        // K15
+        assert_eq!(expiration_seconds(2_000), 2);
+        assert_eq!(expiration_seconds(2_001), 3);
+        assert_eq!(expiration_seconds(2_999), 3);
+    }
+
+    #[test]
+    fn ttl_wins_over_expiration() {
+        // K13
+        let at = expiration_ms("k", 10_500, Some(100), Some(2)).unwrap();
+        assert_eq!(at, Some(12_500));
+    }
+
+    #[test]
+    fn expiration_must_be_after_now_to_the_millisecond() {
+        // K14
+        assert!(expiration_ms("k", 1_000, Some(1), None).is_err());
+        assert!(expiration_ms("k", 999, Some(1), None).is_ok());
+        assert!(expiration_ms("k", 1_500, Some(1), None).is_err());
+    }
+
+    #[test]
+    fn expirations_beyond_exact_doubles_are_refused() {
+        assert!(expiration_ms("k", 0, Some(u64::MAX), None).is_err());
+        assert!(expiration_ms("k", 0, None, Some(u64::MAX)).is_err());
+        assert!(expiration_ms("k", 0, Some(MAX_EXPIRATION_MS / 1000), None).is_ok());
+        assert!(expiration_ms("k", 0, Some(MAX_EXPIRATION_MS / 1000 + 1), None).is_err());
+    }
+}

@@ -1,0 +1,315 @@
+//! [`D1Namespace`]: the Workers KV API over one namespace of a D1 (or SQLite) table, and the
+//! bookkeeping every operation shares: one batch per operation, the table created on first use.
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use crate::backend::{Backend, QueryResult, Statement, Value};
+use crate::clock::{Clock, SystemClock};
+use crate::error::{Error, NameKind, Operation};
+use crate::limits;
+use crate::sql::Sql;
+
+/// A KV namespace stored in a D1 table: the API of `worker::kv::KvStore`, strongly consistent.
+///
+/// Moving from Workers KV is one line: `env.kv("KV")?` becomes
+/// `D1Namespace::new(env.d1("DB")?)`; `get`, `get_bulk`, `put`, `put_bytes`, `delete` and `list`
+/// keep their shape, options and return types.
+///
+/// ```
+/// use d1ns_runtime::{D1Namespace, SqliteBackend};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), d1ns_runtime::Error> {
+/// let kv = D1Namespace::new(SqliteBackend::open_in_memory()?);
+/// kv.put("greeting", "hello")?.expiration_ttl(60).execute().await?;
+/// assert_eq!(kv.get("greeting").text().await?.as_deref(), Some("hello"));
+/// kv.delete("greeting").await?;
+/// assert_eq!(kv.get("greeting").text().await?, None);
+/// # Ok(()) }
+/// ```
+///
+/// Many namespaces can share one database, each in its own table or several in one table
+/// ([`builder`](Self::builder)); they never see each other's keys (K32).
+pub struct D1Namespace<B> {
+    backend: B,
+    namespace: String,
+    table: String,
+    pub(crate) sql: Sql,
+    auto_create: bool,
+    /// Set once this namespace knows its table exists; saves a lock on the registry per operation.
+    schema_known: AtomicBool,
+    clock: Arc<dyn Clock>,
+}
+
+impl<B: Backend> D1Namespace<B> {
+    /// The default namespace `""` in the table `_kv_entries`, created on first use, on the
+    /// system clock.
+    pub fn new(backend: B) -> Self {
+        D1Namespace::assemble(backend, String::new(), default_table(""), true, Arc::new(SystemClock))
+    }
+
+    /// Options: the namespace name, the table, auto-create and the clock.
+    ///
+    /// ```
+    /// use d1ns_runtime::{D1Namespace, ManualClock, SqliteBackend};
+    ///
+    /// # fn main() -> Result<(), d1ns_runtime::Error> {
+    /// let sessions = D1Namespace::builder(SqliteBackend::open_in_memory()?)
+    ///     .namespace("sessions")
+    ///     .table("shared_kv")
+    ///     .clock(ManualClock::new(1_700_000_000_000))
+    ///     .build()?;
+    /// assert_eq!(sessions.table(), "shared_kv");
+    /// # Ok(()) }
+    /// ```
+    pub fn builder(backend: B) -> D1NamespaceBuilder<B> {
+        D1NamespaceBuilder {
+            backend,
+            namespace: String::new(),
+            table: None,
+            auto_create: true,
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    fn assemble(
+        backend: B,
+        namespace: String,
+        table: String,
+        auto_create: bool,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        D1Namespace {
+            backend,
+            sql: Sql::for_table(&table),
+            namespace,
+            table,
+            auto_create,
+            schema_known: AtomicBool::new(false),
+            clock,
+        }
+    }
+
+    /// The namespace name (`""` for the default namespace).
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    /// The table the namespace lives in.
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// The backend, for queries of your own.
+    pub fn backend(&self) -> &B {
+        &self.backend
+    }
+
+    /// The `CREATE TABLE` and `CREATE INDEX` statements of this namespace's table, for a D1
+    /// migration when auto-create is off.
+    pub fn schema_sql(&self) -> String {
+        self.sql.schema_script()
+    }
+
+    pub(crate) fn now_ms(&self) -> u64 {
+        self.clock.now_ms()
+    }
+
+    /// The namespace as the first parameter of a statement.
+    pub(crate) fn namespace_param(&self) -> Value {
+        Value::Text(self.namespace.clone())
+    }
+
+    /// Deletes a key; deleting a missing key succeeds (K24).
+    pub async fn delete(&self, key: &str) -> Result<(), Error> {
+        limits::check_key(Operation::Delete, key)?;
+        let statement = Statement {
+            sql: &self.sql.delete,
+            params: vec![self.namespace_param(), Value::Text(key.to_owned())],
+        };
+        self.run_one(statement).await.map(drop)
+    }
+
+    /// Removes up to `max_rows` expired entries from this namespace's table (of every namespace
+    /// in it: expired entries are invisible to all of them) and returns how many it removed.
+    ///
+    /// Reads never delete (K31a), so expired rows stay until their key is written again or this
+    /// runs. It reaches them through the index on expirations, so its cost is the rows it
+    /// removes; call it from a Cron Trigger with a bound that fits one invocation.
+    pub async fn purge_expired(&self, max_rows: u64) -> Result<u64, Error> {
+        let statement = Statement {
+            sql: &self.sql.purge_expired,
+            params: vec![
+                Value::Integer(to_i64(self.now_ms())),
+                Value::Integer(to_i64(max_rows)),
+            ],
+        };
+        let result = self.run_one(statement).await?;
+        Ok(result.changes.unwrap_or(0))
+    }
+
+    /// Runs one statement as the operation's single round trip.
+    pub(crate) async fn run_one(&self, statement: Statement<'_>) -> Result<QueryResult, Error> {
+        let mut results = self.run(vec![statement]).await?;
+        results.pop().ok_or_else(|| {
+            Error::Database(crate::error::DatabaseError::new("the database returned no result"))
+        })
+    }
+
+    /// Runs an operation's statements as one batch, with the schema statements in front when
+    /// the table may not exist yet (K34), and returns the operation's results.
+    pub(crate) async fn run<'s>(
+        &'s self,
+        mut statements: Vec<Statement<'s>>,
+    ) -> Result<Vec<QueryResult>, Error> {
+        let mut with_schema = self.auto_create && !self.schema_known();
+        loop {
+            if with_schema {
+                statements.splice(0..0, self.schema_statements());
+            }
+            match self.backend.batch(&statements).await {
+                Ok(mut results) => {
+                    if with_schema {
+                        self.remember_schema();
+                        results.drain(..SCHEMA_STATEMENTS.min(results.len()));
+                    }
+                    return Ok(results);
+                }
+                // The table was dropped, or this is another database than the registry thinks:
+                // create it and try once more.
+                Err(e) if e.is_missing_table() && self.auto_create && !with_schema => {
+                    self.forget_schema();
+                    with_schema = true;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    fn schema_statements(&self) -> [Statement<'_>; SCHEMA_STATEMENTS] {
+        [
+            Statement { sql: &self.sql.create_table, params: Vec::new() },
+            Statement { sql: &self.sql.create_index, params: Vec::new() },
+        ]
+    }
+
+    fn schema_known(&self) -> bool {
+        if self.schema_known.load(Ordering::Relaxed) {
+            return true;
+        }
+        let id = self.backend.database_id();
+        let known = registry().iter().any(|(db, table)| *db == id && **table == *self.table);
+        if known {
+            self.schema_known.store(true, Ordering::Relaxed);
+        }
+        known
+    }
+
+    fn remember_schema(&self) {
+        let id = self.backend.database_id();
+        let mut registry = registry();
+        if !registry.iter().any(|(db, table)| *db == id && **table == *self.table) {
+            registry.push((id, self.table.clone().into_boxed_str()));
+        }
+        self.schema_known.store(true, Ordering::Relaxed);
+    }
+
+    fn forget_schema(&self) {
+        let id = self.backend.database_id();
+        registry().retain(|(db, table)| !(*db == id && **table == *self.table));
+        self.schema_known.store(false, Ordering::Relaxed);
+    }
+}
+
+const SCHEMA_STATEMENTS: usize = 2;
+
+/// The tables known to exist, per database, for the life of the process (or Worker isolate), so
+/// that a `D1Namespace` made fresh in every request does not send schema statements each time.
+/// Only successes are recorded: a failed creation is tried again by the next operation (K34).
+static SCHEMA_REGISTRY: Mutex<Vec<(u64, Box<str>)>> = Mutex::new(Vec::new());
+
+fn registry() -> std::sync::MutexGuard<'static, Vec<(u64, Box<str>)>> {
+    // The list is valid after any panic (each change is one push or retain).
+    SCHEMA_REGISTRY.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn default_table(namespace: &str) -> String {
+    format!("{namespace}_kv_entries")
+}
+
+/// Milliseconds and counts bound as SQL integers; d1ns's are far below `i64::MAX`.
+pub(crate) fn to_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+impl<B> fmt::Debug for D1Namespace<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("D1Namespace")
+            .field("namespace", &self.namespace)
+            .field("table", &self.table)
+            .field("auto_create", &self.auto_create)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Options for a [`D1Namespace`]; made by [`D1Namespace::builder`].
+#[must_use = "call .build() to get the namespace"]
+pub struct D1NamespaceBuilder<B> {
+    backend: B,
+    namespace: String,
+    table: Option<String>,
+    auto_create: bool,
+    clock: Arc<dyn Clock>,
+}
+
+impl<B: Backend> D1NamespaceBuilder<B> {
+    /// The namespace name: a plain identifier (K33). Default `""`. Its default table is
+    /// `{namespace}_kv_entries` (K32).
+    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.namespace = namespace.into();
+        self
+    }
+
+    /// The table, instead of `{namespace}_kv_entries`: a plain identifier (K33). Several
+    /// namespaces may share a table without seeing each other's keys.
+    pub fn table(mut self, table: impl Into<String>) -> Self {
+        self.table = Some(table.into());
+        self
+    }
+
+    /// Whether to create the table and its index on first use (default `true`). Turn it off when
+    /// a D1 migration creates them (see `migrations/` and [`D1Namespace::schema_sql`]).
+    pub fn auto_create(mut self, auto_create: bool) -> Self {
+        self.auto_create = auto_create;
+        self
+    }
+
+    /// The clock for expirations (default [`SystemClock`]); tests pass a
+    /// [`ManualClock`](crate::ManualClock).
+    pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Checks the names (K33) and makes the namespace.
+    pub fn build(self) -> Result<D1Namespace<B>, Error> {
+        if !self.namespace.is_empty() {
+            limits::check_name(NameKind::Namespace, &self.namespace)?;
+        }
+        let table = self.table.unwrap_or_else(|| default_table(&self.namespace));
+        limits::check_name(NameKind::Table, &table)?;
+        Ok(D1Namespace::assemble(self.backend, self.namespace, table, self.auto_create, self.clock))
+    }
+}
+
+impl<B> fmt::Debug for D1NamespaceBuilder<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("D1NamespaceBuilder")
+            .field("namespace", &self.namespace)
+            .field("table", &self.table)
+            .field("auto_create", &self.auto_create)
+            .finish_non_exhaustive()
+    }
+}

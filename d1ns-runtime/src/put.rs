@@ -1,0 +1,133 @@
+//! `put` and `put_bytes`: one upsert each, replacing value, metadata and expiration together
+//! (K16).
+
+use std::future::{Future, IntoFuture};
+use std::pin::Pin;
+
+use serde::Serialize;
+
+use crate::backend::{Backend, Statement, Value};
+use crate::error::{Error, Operation};
+use crate::limits;
+use crate::namespace::{D1Namespace, to_i64};
+
+impl<B: Backend> D1Namespace<B> {
+    /// Writes a value: a string as is, a number or boolean as its text (`42`, `true`), anything
+    /// else `Serialize` as JSON text, as workers-rs does for KV (K8).
+    ///
+    /// Finish with `.execute().await` or just `.await`:
+    ///
+    /// ```
+    /// # use d1ns_runtime::{D1Namespace, SqliteBackend};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), d1ns_runtime::Error> {
+    /// # let kv = D1Namespace::new(SqliteBackend::open_in_memory()?);
+    /// kv.put("count", 42)?.await?;
+    /// kv.put("session", "token")?.expiration_ttl(1).metadata("web")?.await?;
+    /// assert_eq!(kv.get("count").text().await?.as_deref(), Some("42"));
+    /// # Ok(()) }
+    /// ```
+    pub fn put<T: Serialize>(&self, key: &str, value: T) -> Result<PutOptionsBuilder<'_, B>, Error> {
+        let serialize_error = |source| Error::Serialize { key: key.to_owned(), part: "value", source };
+        let text = match serde_json::to_value(&value).map_err(serialize_error)? {
+            serde_json::Value::String(s) => s,
+            serde_json::Value::Number(n) => n.to_string(),
+            serde_json::Value::Bool(b) => b.to_string(),
+            other => serde_json::to_string(&other).map_err(serialize_error)?,
+        };
+        Ok(self.put_value(key, Value::Text(text)))
+    }
+
+    /// Writes bytes; they read back as bytes, or as text if they are UTF-8 (K7).
+    pub fn put_bytes(&self, key: &str, value: &[u8]) -> Result<PutOptionsBuilder<'_, B>, Error> {
+        Ok(self.put_value(key, Value::Blob(value.to_vec())))
+    }
+
+    fn put_value(&self, key: &str, value: Value) -> PutOptionsBuilder<'_, B> {
+        PutOptionsBuilder {
+            namespace: self,
+            key: key.to_owned(),
+            value,
+            expiration: None,
+            expiration_ttl: None,
+            metadata: None,
+        }
+    }
+}
+
+/// Options of a `put`; made by [`D1Namespace::put`] and [`D1Namespace::put_bytes`].
+/// Nothing is written until `.execute().await` (or `.await`).
+#[derive(Debug)]
+#[must_use = "a put does nothing until you .execute().await (or .await) it"]
+pub struct PutOptionsBuilder<'a, B> {
+    namespace: &'a D1Namespace<B>,
+    key: String,
+    value: Value,
+    expiration: Option<u64>,
+    expiration_ttl: Option<u64>,
+    metadata: Option<String>,
+}
+
+impl<'a, B: Backend> PutOptionsBuilder<'a, B> {
+    /// Expire at this time, in seconds since the Unix epoch; it must be in the future (K14).
+    pub fn expiration(mut self, expiration: u64) -> Self {
+        self.expiration = Some(expiration);
+        self
+    }
+
+    /// Expire this many seconds from now; any value from 1 up, no 60-second minimum (K14).
+    /// Wins over [`expiration`](Self::expiration) (K13).
+    pub fn expiration_ttl(mut self, expiration_ttl: u64) -> Self {
+        self.expiration_ttl = Some(expiration_ttl);
+        self
+    }
+
+    /// Metadata stored with the value: any JSON of at most 1024 bytes (K10, K11); `null` means
+    /// none.
+    pub fn metadata<T: Serialize>(mut self, metadata: T) -> Result<Self, Error> {
+        let json = serde_json::to_string(&metadata).map_err(|source| Error::Serialize {
+            key: self.key.clone(),
+            part: "metadata",
+            source,
+        })?;
+        self.metadata = (json != "null").then_some(json);
+        Ok(self)
+    }
+
+    /// Writes the entry, replacing any value, metadata and expiration the key had (K16).
+    pub async fn execute(self) -> Result<(), Error> {
+        let ns = self.namespace;
+        limits::check_key(Operation::Put, &self.key)?;
+        let length = match &self.value {
+            Value::Text(t) => t.len(),
+            Value::Blob(b) => b.len(),
+            _ => 0,
+        };
+        limits::check_value_len(&self.key, length)?;
+        if let Some(metadata) = &self.metadata {
+            limits::check_metadata_len(&self.key, metadata.len())?;
+        }
+        let expiration =
+            limits::expiration_ms(&self.key, ns.now_ms(), self.expiration, self.expiration_ttl)?;
+        let statement = Statement {
+            sql: &ns.sql.put,
+            params: vec![
+                ns.namespace_param(),
+                Value::Text(self.key),
+                self.value,
+                self.metadata.map_or(Value::Null, Value::Text),
+                expiration.map_or(Value::Null, |ms| Value::Integer(to_i64(ms))),
+            ],
+        };
+        ns.run_one(statement).await.map(drop)
+    }
+}
+
+impl<'a, B: Backend + Sync + 'a> IntoFuture for PutOptionsBuilder<'a, B> {
+    type Output = Result<(), Error>;
+    type IntoFuture = Pin<Box<dyn Future<Output = Self::Output> + Send + 'a>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(self.execute())
+    }
+}

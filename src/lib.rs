@@ -1,0 +1,1 @@
+pub use d1ns_runtime::*;
