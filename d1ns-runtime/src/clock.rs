@@ -50,7 +50,9 @@ pub struct ManualClock {
 impl ManualClock {
     /// A clock showing `unix_ms` milliseconds since the Unix epoch.
     pub fn new(unix_ms: u64) -> Self {
-        ManualClock { now_ms: Arc::new(AtomicU64::new(unix_ms)) }
+        ManualClock {
+            now_ms: Arc::new(AtomicU64::new(unix_ms)),
+        }
     }
 
     /// Sets the time, for this clock and all its clones.
@@ -63,7 +65,9 @@ impl ManualClock {
         let by = u64::try_from(by.as_millis()).unwrap_or(u64::MAX);
         let _ = self
             .now_ms
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |now| Some(now.saturating_add(by)));
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |now| {
+                Some(now.saturating_add(by))
+            });
     }
 }
 

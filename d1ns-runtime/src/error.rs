@@ -317,7 +317,9 @@ pub struct DatabaseError {
 impl DatabaseError {
     /// An error with the database's own message.
     pub fn new(message: impl Into<String>) -> Self {
-        DatabaseError { message: message.into() }
+        DatabaseError {
+            message: message.into(),
+        }
     }
 
     /// The database's message.

@@ -16,6 +16,7 @@ pub(crate) struct StoredEntry {
     pub value: Value,
     pub metadata: Option<String>,
     /// In whole seconds since the Unix epoch (K15).
+    #[allow(dead_code)] // read by the typed API
     pub expiration: Option<u64>,
 }
 
@@ -38,7 +39,11 @@ impl<B: Backend> D1Namespace<B> {
     /// # Ok(()) }
     /// ```
     pub fn get<'a>(&'a self, key: &'a str) -> GetOptionsBuilder<'a, B> {
-        GetOptionsBuilder { namespace: self, key, cache_ttl: None }
+        GetOptionsBuilder {
+            namespace: self,
+            key,
+            cache_ttl: None,
+        }
     }
 
     /// Reads up to 100 keys in one round trip. The result has an entry for every requested key,
@@ -115,7 +120,10 @@ impl<'a, B: Backend> GetOptionsBuilder<'a, B> {
         let key = self.key;
         match self.entry().await? {
             None => Ok((None, None)),
-            Some(entry) => Ok((Some(decode(key, entry.value)?), metadata(key, entry.metadata)?)),
+            Some(entry) => Ok((
+                Some(decode(key, entry.value)?),
+                metadata(key, entry.metadata)?,
+            )),
         }
     }
 
@@ -218,7 +226,8 @@ impl<B: Backend> GetBulkOptionsBuilder<'_, B> {
             ],
         };
         let rows = ns.run_one(statement).await?.rows;
-        let mut found: HashMap<String, (Value, Option<String>)> = HashMap::with_capacity(rows.len());
+        let mut found: HashMap<String, (Value, Option<String>)> =
+            HashMap::with_capacity(rows.len());
         for row in rows {
             let [key, value, meta] = columns(row)?;
             if let Value::Text(key) = key {
@@ -275,7 +284,9 @@ pub(crate) fn text_column(value: Value) -> Option<String> {
 pub(crate) fn text(key: &str, value: Value) -> Result<String, Error> {
     match value {
         Value::Text(t) => Ok(t),
-        Value::Blob(b) => String::from_utf8(b).map_err(|_| Error::NotUtf8 { key: key.to_owned() }),
+        Value::Blob(b) => String::from_utf8(b).map_err(|_| Error::NotUtf8 {
+            key: key.to_owned(),
+        }),
         Value::Integer(i) => Ok(i.to_string()),
         Value::Real(r) => Ok(r.to_string()),
         Value::Null => Ok(String::new()),
@@ -299,9 +310,16 @@ pub(crate) fn json<T: DeserializeOwned>(key: &str, value: Value) -> Result<T, Er
     let raw = bytes(value);
     serde_json::from_slice(&raw).map_err(|source| {
         if source.is_data() {
-            Error::Decode { key: key.to_owned(), part: "value", source }
+            Error::Decode {
+                key: key.to_owned(),
+                part: "value",
+                source,
+            }
         } else {
-            Error::NotJson { key: key.to_owned(), source }
+            Error::NotJson {
+                key: key.to_owned(),
+                source,
+            }
         }
     })
 }

@@ -34,9 +34,9 @@ mod namespace;
 mod put;
 mod sql;
 
-pub use backend::{Backend, QueryResult, Statement, Value};
 #[cfg(all(feature = "sqlite", not(target_arch = "wasm32")))]
 pub use backend::SqliteBackend;
+pub use backend::{Backend, QueryResult, Statement, Value};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{DatabaseError, Error, KeyProblem, NameKind, Operation};
 pub use get::{GetBulkOptionsBuilder, GetOptionsBuilder};

@@ -29,7 +29,11 @@ pub(crate) fn check_key(operation: Operation, key: &str) -> Result<(), Error> {
         _ if key.len() > MAX_KEY_BYTES => KeyProblem::TooLong(key.len()),
         _ => return Ok(()),
     };
-    Err(Error::InvalidKey { operation, key: key.to_owned(), problem })
+    Err(Error::InvalidKey {
+        operation,
+        key: key.to_owned(),
+        problem,
+    })
 }
 
 /// K5: a list prefix may be empty, and is otherwise held to the key length limit.
@@ -47,7 +51,10 @@ pub(crate) fn check_prefix(prefix: &str) -> Result<(), Error> {
 /// K6.
 pub(crate) fn check_value_len(key: &str, length: usize) -> Result<(), Error> {
     if length > MAX_VALUE_BYTES {
-        return Err(Error::ValueTooLarge { key: key.to_owned(), length });
+        return Err(Error::ValueTooLarge {
+            key: key.to_owned(),
+            length,
+        });
     }
     Ok(())
 }
@@ -55,7 +62,10 @@ pub(crate) fn check_value_len(key: &str, length: usize) -> Result<(), Error> {
 /// K11.
 pub(crate) fn check_metadata_len(key: &str, length: usize) -> Result<(), Error> {
     if length > MAX_METADATA_BYTES {
-        return Err(Error::MetadataTooLarge { key: key.to_owned(), length });
+        return Err(Error::MetadataTooLarge {
+            key: key.to_owned(),
+            length,
+        });
     }
     Ok(())
 }
@@ -75,13 +85,19 @@ pub(crate) fn expiration_ms(
             .filter(|&at| ttl > 0 && at <= MAX_EXPIRATION_MS);
         return match at {
             Some(at) => Ok(Some(at)),
-            None => Err(Error::InvalidExpirationTtl { key: key.to_owned(), expiration_ttl: ttl }),
+            None => Err(Error::InvalidExpirationTtl {
+                key: key.to_owned(),
+                expiration_ttl: ttl,
+            }),
         };
     }
     if let Some(seconds) = expiration {
         return match seconds.checked_mul(1000) {
             Some(at) if at > now_ms && at <= MAX_EXPIRATION_MS => Ok(Some(at)),
-            _ => Err(Error::InvalidExpiration { key: key.to_owned(), expiration: seconds }),
+            _ => Err(Error::InvalidExpiration {
+                key: key.to_owned(),
+                expiration: seconds,
+            }),
         };
     }
     Ok(None)
@@ -97,9 +113,10 @@ pub(crate) fn expiration_seconds(ms: u64) -> u64 {
 /// K18.
 pub(crate) fn check_cache_ttl(operation: Operation, cache_ttl: Option<u64>) -> Result<(), Error> {
     match cache_ttl {
-        Some(cache_ttl) if cache_ttl < MIN_CACHE_TTL => {
-            Err(Error::InvalidCacheTtl { operation, cache_ttl })
-        }
+        Some(cache_ttl) if cache_ttl < MIN_CACHE_TTL => Err(Error::InvalidCacheTtl {
+            operation,
+            cache_ttl,
+        }),
         _ => Ok(()),
     }
 }
@@ -124,7 +141,13 @@ pub(crate) fn list_limit(limit: Option<u64>) -> Result<u64, Error> {
 /// K33: a plain identifier of at most 64 characters, not reserved by D1 (`_cf`) or SQLite
 /// (`sqlite_`). Names become part of SQL text, so nothing else may pass.
 pub(crate) fn check_name(kind: NameKind, name: &str) -> Result<(), Error> {
-    let refuse = |reason| Err(Error::InvalidName { kind, name: name.to_owned(), reason });
+    let refuse = |reason| {
+        Err(Error::InvalidName {
+            kind,
+            name: name.to_owned(),
+            reason,
+        })
+    };
     let mut chars = name.chars();
     match chars.next() {
         None => return refuse("it is empty"),

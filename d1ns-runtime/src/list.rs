@@ -58,7 +58,12 @@ impl<B: Backend> D1Namespace<B> {
     /// # Ok(()) }
     /// ```
     pub fn list(&self) -> ListOptionsBuilder<'_, B> {
-        ListOptionsBuilder { namespace: self, prefix: None, limit: None, cursor: None }
+        ListOptionsBuilder {
+            namespace: self,
+            prefix: None,
+            limit: None,
+            cursor: None,
+        }
     }
 }
 
@@ -129,7 +134,11 @@ impl<'a, B: Backend> ListOptionsBuilder<'a, B> {
             Some(last) if !list_complete => Some(encode_cursor(&last.name)),
             _ => None,
         };
-        Ok(ListResponse { keys, list_complete, cursor })
+        Ok(ListResponse {
+            keys,
+            list_complete,
+            cursor,
+        })
     }
 }
 
@@ -155,7 +164,9 @@ fn encode_cursor(last_key: &str) -> String {
 
 /// The key a cursor continues after; anything d1ns did not make is [`Error::InvalidCursor`].
 fn decode_cursor(cursor: &str) -> Result<String, Error> {
-    let invalid = || Error::InvalidCursor { cursor: cursor.to_owned() };
+    let invalid = || Error::InvalidCursor {
+        cursor: cursor.to_owned(),
+    };
     let raw = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| invalid())?;
     match raw.split_first() {
         Some((&CURSOR_VERSION, key)) if !key.is_empty() && key.len() <= MAX_KEY_BYTES => {
@@ -181,7 +192,9 @@ fn prefix_end(prefix: &str) -> String {
             return chars.into_iter().collect();
         }
     }
-    char::MAX.to_string().repeat(MAX_KEY_BYTES / char::MAX.len_utf8() + 1)
+    char::MAX
+        .to_string()
+        .repeat(MAX_KEY_BYTES / char::MAX.len_utf8() + 1)
 }
 
 #[cfg(test)]

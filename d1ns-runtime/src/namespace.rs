@@ -47,7 +47,13 @@ impl<B: Backend> D1Namespace<B> {
     /// The default namespace `""` in the table `_kv_entries`, created on first use, on the
     /// system clock.
     pub fn new(backend: B) -> Self {
-        D1Namespace::assemble(backend, String::new(), default_table(""), true, Arc::new(SystemClock))
+        D1Namespace::assemble(
+            backend,
+            String::new(),
+            default_table(""),
+            true,
+            Arc::new(SystemClock),
+        )
     }
 
     /// Options: the namespace name, the table, auto-create and the clock.
@@ -154,7 +160,9 @@ impl<B: Backend> D1Namespace<B> {
     pub(crate) async fn run_one(&self, statement: Statement<'_>) -> Result<QueryResult, Error> {
         let mut results = self.run(vec![statement]).await?;
         results.pop().ok_or_else(|| {
-            Error::Database(crate::error::DatabaseError::new("the database returned no result"))
+            Error::Database(crate::error::DatabaseError::new(
+                "the database returned no result",
+            ))
         })
     }
 
@@ -190,8 +198,14 @@ impl<B: Backend> D1Namespace<B> {
 
     fn schema_statements(&self) -> [Statement<'_>; SCHEMA_STATEMENTS] {
         [
-            Statement { sql: &self.sql.create_table, params: Vec::new() },
-            Statement { sql: &self.sql.create_index, params: Vec::new() },
+            Statement {
+                sql: &self.sql.create_table,
+                params: Vec::new(),
+            },
+            Statement {
+                sql: &self.sql.create_index,
+                params: Vec::new(),
+            },
         ]
     }
 
@@ -200,7 +214,9 @@ impl<B: Backend> D1Namespace<B> {
             return true;
         }
         let id = self.backend.database_id();
-        let known = registry().iter().any(|(db, table)| *db == id && **table == *self.table);
+        let known = registry()
+            .iter()
+            .any(|(db, table)| *db == id && **table == *self.table);
         if known {
             self.schema_known.store(true, Ordering::Relaxed);
         }
@@ -210,7 +226,10 @@ impl<B: Backend> D1Namespace<B> {
     fn remember_schema(&self) {
         let id = self.backend.database_id();
         let mut registry = registry();
-        if !registry.iter().any(|(db, table)| *db == id && **table == *self.table) {
+        if !registry
+            .iter()
+            .any(|(db, table)| *db == id && **table == *self.table)
+        {
             registry.push((id, self.table.clone().into_boxed_str()));
         }
         self.schema_known.store(true, Ordering::Relaxed);
@@ -232,7 +251,9 @@ static SCHEMA_REGISTRY: Mutex<Vec<(u64, Box<str>)>> = Mutex::new(Vec::new());
 
 fn registry() -> std::sync::MutexGuard<'static, Vec<(u64, Box<str>)>> {
     // The list is valid after any panic (each change is one push or retain).
-    SCHEMA_REGISTRY.lock().unwrap_or_else(PoisonError::into_inner)
+    SCHEMA_REGISTRY
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
 }
 
 fn default_table(namespace: &str) -> String {
@@ -300,7 +321,13 @@ impl<B: Backend> D1NamespaceBuilder<B> {
         }
         let table = self.table.unwrap_or_else(|| default_table(&self.namespace));
         limits::check_name(NameKind::Table, &table)?;
-        Ok(D1Namespace::assemble(self.backend, self.namespace, table, self.auto_create, self.clock))
+        Ok(D1Namespace::assemble(
+            self.backend,
+            self.namespace,
+            table,
+            self.auto_create,
+            self.clock,
+        ))
     }
 }
 

@@ -27,8 +27,16 @@ impl<B: Backend> D1Namespace<B> {
     /// assert_eq!(kv.get("count").text().await?.as_deref(), Some("42"));
     /// # Ok(()) }
     /// ```
-    pub fn put<T: Serialize>(&self, key: &str, value: T) -> Result<PutOptionsBuilder<'_, B>, Error> {
-        let serialize_error = |source| Error::Serialize { key: key.to_owned(), part: "value", source };
+    pub fn put<T: Serialize>(
+        &self,
+        key: &str,
+        value: T,
+    ) -> Result<PutOptionsBuilder<'_, B>, Error> {
+        let serialize_error = |source| Error::Serialize {
+            key: key.to_owned(),
+            part: "value",
+            source,
+        };
         let text = match serde_json::to_value(&value).map_err(serialize_error)? {
             serde_json::Value::String(s) => s,
             serde_json::Value::Number(n) => n.to_string(),

@@ -24,12 +24,16 @@ impl Backend for D1Database {
         &self,
         statements: &[Statement<'_>],
     ) -> impl Future<Output = Result<Vec<QueryResult>, DatabaseError>> + Send {
-        let prepared: Result<Vec<D1PreparedStatement>, DatabaseError> =
-            statements.iter().map(|statement| prepare(self, statement)).collect();
+        let prepared: Result<Vec<D1PreparedStatement>, DatabaseError> = statements
+            .iter()
+            .map(|statement| prepare(self, statement))
+            .collect();
         // A Worker runs on one thread, so the JS promise never crosses threads: SendFuture only
         // states that to the type system.
         SendFuture::new(async move {
-            let results = D1Database::batch(self, prepared?).await.map_err(database_error)?;
+            let results = D1Database::batch(self, prepared?)
+                .await
+                .map_err(database_error)?;
             results.iter().map(query_result).collect()
         })
     }
@@ -48,9 +52,14 @@ impl Backend for D1Database {
     }
 }
 
-fn prepare(db: &D1Database, statement: &Statement<'_>) -> Result<D1PreparedStatement, DatabaseError> {
+fn prepare(
+    db: &D1Database,
+    statement: &Statement<'_>,
+) -> Result<D1PreparedStatement, DatabaseError> {
     let params: Vec<JsValue> = statement.params.iter().map(to_js).collect();
-    db.prepare(statement.sql).bind(&params).map_err(database_error)
+    db.prepare(statement.sql)
+        .bind(&params)
+        .map_err(database_error)
 }
 
 fn to_js(value: &Value) -> JsValue {
@@ -131,7 +140,8 @@ impl<'de> Deserialize<'de> for Cell {
                 Ok(Cell(Value::Integer(v)))
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<Cell, E> {
-                Ok(i64::try_from(v).map_or(Cell(Value::Real(v as f64)), |i| Cell(Value::Integer(i))))
+                Ok(i64::try_from(v)
+                    .map_or(Cell(Value::Real(v as f64)), |i| Cell(Value::Integer(i))))
             }
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<Cell, E> {
                 Ok(Cell(Value::Real(v)))

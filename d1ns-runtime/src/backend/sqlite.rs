@@ -47,8 +47,8 @@ impl SqliteBackend {
 
     /// Opens a fresh in-memory database, gone when the backend is dropped.
     pub fn open_in_memory() -> Result<Self, Error> {
-        let connection = Connection::open_in_memory()
-            .map_err(|e| database_error(&e, Path::new(":memory:")))?;
+        let connection =
+            Connection::open_in_memory().map_err(|e| database_error(&e, Path::new(":memory:")))?;
         Self::from_connection(connection)
     }
 
@@ -68,13 +68,19 @@ impl SqliteBackend {
             }
             None => next_database_id(),
         };
-        Ok(SqliteBackend { connection: Mutex::new(connection), id })
+        Ok(SqliteBackend {
+            connection: Mutex::new(connection),
+            id,
+        })
     }
 
     fn run(&self, statements: &[Statement<'_>]) -> Result<Vec<QueryResult>, rusqlite::Error> {
         // A panic elsewhere while the lock was held cannot leave a half-done batch behind: the
         // transaction rolls back when dropped. So a poisoned lock is safe to take over.
-        let mut connection = self.connection.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut connection = self
+            .connection
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         if let [statement] = statements {
             return Ok(vec![run_statement(&connection, statement)?]);
         }
@@ -99,7 +105,10 @@ fn run_statement(
     let columns = prepared.column_count();
     if columns == 0 {
         let changes = prepared.raw_execute()? as u64;
-        return Ok(QueryResult { changes: Some(changes), ..QueryResult::default() });
+        return Ok(QueryResult {
+            changes: Some(changes),
+            ..QueryResult::default()
+        });
     }
     let mut rows = Vec::new();
     let mut cursor = prepared.raw_query();
@@ -119,7 +128,10 @@ fn run_statement(
         }
         rows.push(values);
     }
-    Ok(QueryResult { rows, ..QueryResult::default() })
+    Ok(QueryResult {
+        rows,
+        ..QueryResult::default()
+    })
 }
 
 impl rusqlite::ToSql for Value {
@@ -143,7 +155,9 @@ impl Backend for SqliteBackend {
         &self,
         statements: &[Statement<'_>],
     ) -> impl Future<Output = Result<Vec<QueryResult>, DatabaseError>> + Send {
-        let result = self.run(statements).map_err(|e| DatabaseError::new(e.to_string()));
+        let result = self
+            .run(statements)
+            .map_err(|e| DatabaseError::new(e.to_string()));
         std::future::ready(result)
     }
 

@@ -1,0 +1,82 @@
+//! Helpers shared by the integration tests: a namespace on in-memory SQLite with a manual clock,
+//! and a backend wrapper that records every batch the runtime sends.
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+
+use d1ns::{
+    Backend, D1Namespace, DatabaseError, ManualClock, QueryResult, SqliteBackend, Statement,
+};
+
+/// 2023-11-14T22:13:20Z, in milliseconds.
+pub const T0: u64 = 1_700_000_000_000;
+
+/// The default namespace on a fresh in-memory database, on a manual clock at [`T0`].
+pub fn kv() -> (D1Namespace<SqliteBackend>, ManualClock) {
+    let clock = ManualClock::new(T0);
+    let backend = SqliteBackend::open_in_memory().expect("in-memory database");
+    let kv = D1Namespace::builder(backend)
+        .clock(clock.clone())
+        .build()
+        .expect("valid names");
+    (kv, clock)
+}
+
+/// One recorded batch: each statement's SQL and parameter count.
+pub type Batch = Vec<(String, usize)>;
+
+/// Records the SQL of every batch, then hands it to the wrapped backend.
+#[derive(Debug, Clone)]
+pub struct Recorder<B> {
+    pub inner: B,
+    batches: Arc<Mutex<Vec<Batch>>>,
+}
+
+impl<B> Recorder<B> {
+    pub fn new(inner: B) -> Self {
+        Recorder {
+            inner,
+            batches: Arc::default(),
+        }
+    }
+
+    /// Every batch sent so far: each statement's SQL and parameter count.
+    pub fn batches(&self) -> Vec<Batch> {
+        self.batches.lock().unwrap().clone()
+    }
+
+    /// Forgets what was recorded.
+    pub fn clear(&self) {
+        self.batches.lock().unwrap().clear();
+    }
+}
+
+impl<B: Backend + Sync> Backend for Recorder<B> {
+    fn batch(
+        &self,
+        statements: &[Statement<'_>],
+    ) -> impl Future<Output = Result<Vec<QueryResult>, DatabaseError>> + Send {
+        let sql = statements
+            .iter()
+            .map(|s| (s.sql.to_owned(), s.params.len()))
+            .collect();
+        self.batches.lock().unwrap().push(sql);
+        self.inner.batch(statements)
+    }
+
+    fn database_id(&self) -> u64 {
+        self.inner.database_id()
+    }
+}
+
+/// A path for a database file of this test, removed first if a previous run left it.
+pub fn scratch_db(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("d1ns-tests-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join(format!("{name}.sqlite"));
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+    path
+}

@@ -1,0 +1,570 @@
+//! Namespaces and tables (K32-K34), the cost rules (one round trip per operation, no table
+//! scans), persistence, purging and use from multi-threaded runtimes.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{Recorder, T0, kv, scratch_db};
+use d1ns::{D1Namespace, Error, ManualClock, NameKind, SqliteBackend};
+use serde_json::{Value, json};
+
+fn namespace<B: d1ns::Backend>(backend: B, name: &str, table: Option<&str>) -> D1Namespace<B> {
+    let mut builder = D1Namespace::builder(backend)
+        .namespace(name)
+        .clock(ManualClock::new(T0));
+    if let Some(table) = table {
+        builder = builder.table(table);
+    }
+    builder.build().unwrap()
+}
+
+fn table_names(path: &std::path::Path) -> Vec<String> {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name")
+        .unwrap();
+    stmt.query_map([], |row| row.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+// ---- K32: namespaces and tables ------------------------------------------------------------
+
+#[tokio::test]
+async fn k32_default_tables_are_named_after_the_namespace() {
+    let path = scratch_db("k32_default_tables");
+    let backend = Arc::new(SqliteBackend::open(&path).unwrap());
+    let default = D1Namespace::new(backend.clone());
+    let sessions = namespace(backend.clone(), "sessions", None);
+    assert_eq!((default.namespace(), default.table()), ("", "_kv_entries"));
+    assert_eq!(sessions.table(), "sessions_kv_entries");
+    default.put("k", "v").unwrap().await.unwrap();
+    sessions.put("k", "v").unwrap().await.unwrap();
+    assert_eq!(table_names(&path), ["_kv_entries", "sessions_kv_entries"]);
+}
+
+#[tokio::test]
+async fn k32_namespaces_sharing_a_table_never_see_each_other() {
+    let backend = Arc::new(SqliteBackend::open_in_memory().unwrap());
+    let a = namespace(backend.clone(), "alpha", Some("shared_kv"));
+    let b = namespace(backend.clone(), "beta", Some("shared_kv"));
+    a.put("k", "from a")
+        .unwrap()
+        .metadata(1)
+        .unwrap()
+        .await
+        .unwrap();
+    b.put("k", "from b").unwrap().await.unwrap();
+    a.put("only-a", "x").unwrap().await.unwrap();
+
+    assert_eq!(a.get("k").text().await.unwrap().as_deref(), Some("from a"));
+    assert_eq!(
+        b.get("k").text_with_metadata::<u8>().await.unwrap(),
+        (Some("from b".into()), None)
+    );
+    assert_eq!(b.get("only-a").text().await.unwrap(), None);
+    assert_eq!(
+        b.get_bulk(&["k", "only-a"]).text().await.unwrap()["only-a"],
+        None
+    );
+    let b_keys: Vec<String> = b
+        .list()
+        .await
+        .unwrap()
+        .keys
+        .into_iter()
+        .map(|k| k.name)
+        .collect();
+    assert_eq!(b_keys, ["k"]);
+
+    b.delete("k").await.unwrap();
+    assert_eq!(a.get("k").text().await.unwrap().as_deref(), Some("from a"));
+    assert_eq!(a.list().await.unwrap().keys.len(), 2);
+}
+
+#[tokio::test]
+async fn k32_one_namespace_in_two_tables_is_two_stores() {
+    let backend = Arc::new(SqliteBackend::open_in_memory().unwrap());
+    let one = namespace(backend.clone(), "ns", Some("table_one"));
+    let two = namespace(backend.clone(), "ns", Some("table_two"));
+    one.put("k", "1").unwrap().await.unwrap();
+    assert_eq!(two.get("k").text().await.unwrap(), None);
+}
+
+// ---- K33: names ----------------------------------------------------------------------------
+
+#[test]
+fn k33_names_must_be_plain_identifiers_and_not_reserved() {
+    let build = |ns: &str, table: Option<&str>| {
+        let backend = SqliteBackend::open_in_memory().unwrap();
+        let mut builder = D1Namespace::builder(backend).namespace(ns);
+        if let Some(table) = table {
+            builder = builder.table(table);
+        }
+        builder.build()
+    };
+    for bad in [
+        "1abc",
+        "a-b",
+        "a b",
+        "é",
+        "x\"; DROP TABLE t; --",
+        "_cf_kv",
+        "_CFx",
+        "sqlite_x",
+        "SQLITE_t",
+    ] {
+        match build(bad, Some("t")) {
+            Err(Error::InvalidName {
+                kind: NameKind::Namespace,
+                name,
+                ..
+            }) => assert_eq!(name, bad),
+            other => panic!("namespace {bad:?} was accepted: {other:?}"),
+        }
+        match build("ns", Some(bad)) {
+            Err(Error::InvalidName {
+                kind: NameKind::Table,
+                name,
+                ..
+            }) => assert_eq!(name, bad),
+            other => panic!("table {bad:?} was accepted: {other:?}"),
+        }
+    }
+    assert!(matches!(
+        build("ns", Some("")),
+        Err(Error::InvalidName {
+            kind: NameKind::Table,
+            ..
+        })
+    ));
+    let at_limit = "t".repeat(64);
+    assert!(build("ns", Some(&at_limit)).is_ok());
+    assert!(build("ns", Some(&"t".repeat(65))).is_err());
+    assert!(build("_private", None).is_ok());
+    assert!(build("Sessions2", None).is_ok());
+    // A namespace whose derived table would be too long is refused, naming the table.
+    let error = build(&"n".repeat(60), None).unwrap_err();
+    assert!(
+        matches!(
+            &error,
+            Error::InvalidName {
+                kind: NameKind::Table,
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    assert!(error.to_string().contains("_kv_entries"), "{error}");
+}
+
+// ---- K34: auto-create ----------------------------------------------------------------------
+
+#[tokio::test]
+async fn k34_table_is_created_in_the_same_round_trip_as_the_first_operation() {
+    let recorder = Recorder::new(SqliteBackend::open_in_memory().unwrap());
+    let kv = namespace(&recorder, "first", None);
+    kv.put("k", "v").unwrap().await.unwrap();
+    let batches = recorder.batches();
+    assert_eq!(batches.len(), 1, "one round trip");
+    let sql: Vec<&str> = batches[0].iter().map(|(s, _)| s.as_str()).collect();
+    assert_eq!(sql.len(), 3);
+    assert!(sql[0].starts_with("CREATE TABLE IF NOT EXISTS \"first_kv_entries\""));
+    assert!(sql[1].starts_with("CREATE INDEX IF NOT EXISTS"));
+    assert!(sql[2].starts_with("INSERT INTO"));
+
+    recorder.clear();
+    kv.get("k").text().await.unwrap();
+    assert_eq!(recorder.batches().len(), 1);
+    assert_eq!(
+        recorder.batches()[0].len(),
+        1,
+        "no schema statements once the table exists"
+    );
+}
+
+#[tokio::test]
+async fn k34_a_fresh_namespace_per_request_sends_no_schema_after_the_first() {
+    let recorder = Recorder::new(SqliteBackend::open_in_memory().unwrap());
+    for request in 0..5 {
+        // The workers-rs pattern: a new D1Namespace in every request.
+        let kv = namespace(&recorder, "per_request", None);
+        kv.put(&format!("k{request}"), "v").unwrap().await.unwrap();
+    }
+    let sizes: Vec<usize> = recorder.batches().iter().map(Vec::len).collect();
+    assert_eq!(sizes, [3, 1, 1, 1, 1]);
+}
+
+#[tokio::test]
+async fn k34_the_same_table_name_in_two_databases_is_two_tables() {
+    let one = Recorder::new(SqliteBackend::open_in_memory().unwrap());
+    let two = Recorder::new(SqliteBackend::open_in_memory().unwrap());
+    namespace(&one, "twin", None)
+        .put("k", "1")
+        .unwrap()
+        .await
+        .unwrap();
+    let kv_two = namespace(&two, "twin", None);
+    kv_two.put("k", "2").unwrap().await.unwrap();
+    assert_eq!(
+        two.batches()[0].len(),
+        3,
+        "the second database gets its own table"
+    );
+    assert_eq!(kv_two.get("k").text().await.unwrap().as_deref(), Some("2"));
+}
+
+#[tokio::test]
+async fn k34_a_table_dropped_by_hand_is_created_again_and_the_operation_retried() {
+    let path = scratch_db("k34_dropped");
+    let recorder = Recorder::new(SqliteBackend::open(&path).unwrap());
+    let kv = namespace(&recorder, "dropped", None);
+    kv.put("k", "v").unwrap().await.unwrap();
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch("DROP TABLE dropped_kv_entries")
+        .unwrap();
+
+    recorder.clear();
+    kv.put("k", "again").unwrap().await.unwrap();
+    let sizes: Vec<usize> = recorder.batches().iter().map(Vec::len).collect();
+    assert_eq!(sizes, [1, 3], "one failed attempt, then schema + operation");
+    assert_eq!(kv.get("k").text().await.unwrap().as_deref(), Some("again"));
+    // Other namespaces on the same table learn it exists again.
+    recorder.clear();
+    namespace(&recorder, "dropped", None)
+        .get("k")
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(recorder.batches()[0].len(), 1);
+}
+
+#[tokio::test]
+async fn k34_a_failed_creation_is_retried_never_cached() {
+    let path = scratch_db("k34_failed_creation");
+    // A table of the same name without the `expiration` column: creating the index fails.
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch("CREATE TABLE broken_kv_entries (namespace TEXT, key TEXT)")
+        .unwrap();
+    let recorder = Recorder::new(SqliteBackend::open(&path).unwrap());
+    let kv = namespace(&recorder, "broken", None);
+    for _ in 0..2 {
+        let error = kv.put("k", "v").unwrap().execute().await.unwrap_err();
+        assert!(matches!(error, Error::Database(_)), "{error:?}");
+    }
+    let sizes: Vec<usize> = recorder.batches().iter().map(Vec::len).collect();
+    assert_eq!(
+        sizes,
+        [3, 3],
+        "each attempt tries to create the schema again"
+    );
+
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch("DROP TABLE broken_kv_entries")
+        .unwrap();
+    kv.put("k", "v").unwrap().await.unwrap();
+    assert_eq!(kv.get("k").text().await.unwrap().as_deref(), Some("v"));
+}
+
+#[tokio::test]
+async fn k34_without_auto_create_a_missing_table_is_an_error_until_migrated() {
+    let path = scratch_db("k34_no_auto_create");
+    let backend = Arc::new(SqliteBackend::open(&path).unwrap());
+    let kv = D1Namespace::builder(backend.clone())
+        .namespace("manual")
+        .auto_create(false)
+        .build()
+        .unwrap();
+    let error = kv.put("k", "v").unwrap().execute().await.unwrap_err();
+    match &error {
+        Error::Database(e) => assert!(e.is_missing_table(), "{e}"),
+        other => panic!("expected a database error, got {other:?}"),
+    }
+    assert!(table_names(&path).is_empty(), "nothing was created");
+
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch(&kv.schema_sql())
+        .unwrap();
+    kv.put("k", "v").unwrap().await.unwrap();
+    assert_eq!(kv.get("k").text().await.unwrap().as_deref(), Some("v"));
+}
+
+#[test]
+fn the_migration_file_is_the_schema_of_the_default_table() {
+    let migration = include_str!("../migrations/0001_d1ns.sql");
+    let kv = D1Namespace::new(SqliteBackend::open_in_memory().unwrap());
+    let statements: Vec<String> = migration
+        .lines()
+        .filter(|line| !line.starts_with("--"))
+        .collect::<Vec<_>>()
+        .join("\n")
+        .split(';')
+        .map(|s| s.split_whitespace().collect::<Vec<_>>().join(" "))
+        .filter(|s| !s.is_empty())
+        .collect();
+    let expected: Vec<String> = kv
+        .schema_sql()
+        .split(';')
+        .map(|s| s.split_whitespace().collect::<Vec<_>>().join(" "))
+        .filter(|s| !s.is_empty())
+        .collect();
+    assert_eq!(statements, expected);
+}
+
+// ---- Persistence ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_persisted_sqlite_file_keeps_its_entries_when_reopened() {
+    let path = scratch_db("reopen");
+    {
+        let kv = namespace(SqliteBackend::open(&path).unwrap(), "keep", None);
+        kv.put("text", "v")
+            .unwrap()
+            .metadata(json!({"m": true}))
+            .unwrap()
+            .await
+            .unwrap();
+        kv.put_bytes("bytes", &[0, 1, 255])
+            .unwrap()
+            .expiration_ttl(3600)
+            .await
+            .unwrap();
+    }
+    let kv = namespace(SqliteBackend::open(&path).unwrap(), "keep", None);
+    let (text, meta) = kv.get("text").text_with_metadata::<Value>().await.unwrap();
+    assert_eq!(
+        (text.as_deref(), meta),
+        (Some("v"), Some(json!({"m": true})))
+    );
+    assert_eq!(
+        kv.get("bytes").bytes().await.unwrap(),
+        Some(vec![0, 1, 255])
+    );
+    assert_eq!(
+        kv.list().await.unwrap().keys[0].expiration,
+        Some(T0 / 1000 + 3600)
+    );
+}
+
+#[tokio::test]
+async fn values_are_plain_sql_text_and_blobs() {
+    let path = scratch_db("plain_sql");
+    let kv = namespace(SqliteBackend::open(&path).unwrap(), "plain", None);
+    kv.put("user", json!({"id": 7})).unwrap().await.unwrap();
+    kv.put_bytes("raw", b"\x00\x01").unwrap().await.unwrap();
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let (kind, id): (String, i64) = conn
+        .query_row(
+            "SELECT typeof(value), json_extract(value, '$.id') FROM plain_kv_entries WHERE key = 'user'",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((kind.as_str(), id), ("text", 7));
+    let kind: String = conn
+        .query_row(
+            "SELECT typeof(value) FROM plain_kv_entries WHERE key = 'raw'",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert_eq!(kind, "blob");
+}
+
+// ---- Expired rows: reads never write, purge_expired removes -------------------------------
+
+#[tokio::test]
+async fn k31a_reads_of_expired_keys_write_nothing_and_purge_removes_them_in_bounded_steps() {
+    let path = scratch_db("purge");
+    let clock = ManualClock::new(T0);
+    let kv = D1Namespace::builder(SqliteBackend::open(&path).unwrap())
+        .namespace("purge")
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    for i in 0..5 {
+        kv.put(&format!("old{i}"), "v")
+            .unwrap()
+            .expiration_ttl(1)
+            .await
+            .unwrap();
+    }
+    kv.put("live", "v").unwrap().await.unwrap();
+    kv.put("later", "v")
+        .unwrap()
+        .expiration_ttl(60)
+        .await
+        .unwrap();
+    clock.advance(Duration::from_secs(1));
+
+    let rows = || -> i64 {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.query_row("SELECT count(*) FROM purge_kv_entries", [], |r| r.get(0))
+            .unwrap()
+    };
+    assert_eq!(kv.get("old0").text().await.unwrap(), None);
+    kv.get_bulk(&["old1", "old2"]).text().await.unwrap();
+    kv.list().await.unwrap();
+    assert_eq!(rows(), 7, "reads left the expired rows in place");
+
+    assert_eq!(kv.purge_expired(3).await.unwrap(), 3);
+    assert_eq!(kv.purge_expired(100).await.unwrap(), 2);
+    assert_eq!(kv.purge_expired(100).await.unwrap(), 0);
+    assert_eq!(rows(), 2);
+    assert_eq!(kv.get("later").text().await.unwrap().as_deref(), Some("v"));
+}
+
+// ---- Cost rules ----------------------------------------------------------------------------
+
+/// Every operation of the API, on `kv`, in steady state.
+async fn every_operation<B: d1ns::Backend + Sync>(kv: &D1Namespace<B>) {
+    kv.put("a", "1").unwrap().await.unwrap();
+    kv.put("b", json!({"x": 1}))
+        .unwrap()
+        .expiration_ttl(5)
+        .metadata(1)
+        .unwrap()
+        .await
+        .unwrap();
+    kv.put_bytes("c", b"\x00")
+        .unwrap()
+        .expiration(T0 / 1000 + 50)
+        .await
+        .unwrap();
+    kv.get("a").text().await.unwrap();
+    kv.get("b")
+        .json_with_metadata::<Value, Value>()
+        .await
+        .unwrap();
+    kv.get("c").bytes().await.unwrap();
+    let keys: Vec<String> = (0..100).map(|i| format!("bulk{i}")).collect();
+    kv.get_bulk(&keys).text().await.unwrap();
+    kv.get_bulk(&["a", "b"])
+        .text_with_metadata::<Value>()
+        .await
+        .unwrap();
+    kv.list().await.unwrap();
+    let page = kv.list().prefix(String::new()).limit(1).await.unwrap();
+    kv.list()
+        .prefix("a".to_string())
+        .cursor(page.cursor.unwrap())
+        .await
+        .unwrap();
+    kv.delete("a").await.unwrap();
+    kv.purge_expired(10).await.unwrap();
+}
+
+#[tokio::test]
+async fn every_operation_is_one_round_trip_of_one_statement_with_at_most_100_parameters() {
+    let recorder = Recorder::new(SqliteBackend::open_in_memory().unwrap());
+    let kv = namespace(&recorder, "cost", None);
+    kv.get("warm-up").text().await.unwrap();
+    recorder.clear();
+    every_operation(&kv).await;
+    let batches = recorder.batches();
+    assert_eq!(batches.len(), 13, "one round trip per operation");
+    for batch in &batches {
+        assert_eq!(batch.len(), 1, "one statement: {batch:?}");
+        assert!(batch[0].1 <= 100, "too many parameters: {batch:?}");
+    }
+}
+
+#[tokio::test]
+async fn no_statement_scans_the_table() {
+    let path = scratch_db("query_plans");
+    let recorder = Recorder::new(SqliteBackend::open(&path).unwrap());
+    let kv = namespace(&recorder, "plans", Some("plans_table"));
+    every_operation(&kv).await;
+    kv.put("fill", "v").unwrap().await.unwrap();
+    let mut statements: Vec<String> = recorder
+        .batches()
+        .into_iter()
+        .flatten()
+        .map(|(sql, _)| sql)
+        .collect();
+    statements.sort();
+    statements.dedup();
+    assert!(statements.len() >= 8, "{statements:#?}");
+
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    for sql in &statements {
+        let lower = sql.to_lowercase();
+        assert!(!lower.contains(" like "), "LIKE in {sql}");
+        assert!(
+            !lower.contains("unixepoch") && !lower.contains("'now'"),
+            "SQL clock in {sql}"
+        );
+        if lower.starts_with("create") {
+            continue;
+        }
+        let mut explain = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        // Parameters stay unbound (NULL): the plan depends on the statement, not the values.
+        let mut rows = explain.raw_query();
+        let mut plan = Vec::new();
+        while let Some(row) = rows.next().unwrap() {
+            plan.push(row.get::<_, String>(3).unwrap());
+        }
+        for step in &plan {
+            assert!(
+                !step.starts_with("SCAN plans_table"),
+                "{sql}\nscans the table: {plan:?}"
+            );
+        }
+        if !lower.starts_with("insert") {
+            // Reads and deletes reach the table through the key or the expiration index.
+            assert!(
+                plan.iter()
+                    .any(|step| step.starts_with("SEARCH plans_table")),
+                "{sql}: {plan:?}"
+            );
+        }
+        println!("{sql}\n  {plan:?}");
+    }
+}
+
+// ---- Threads -------------------------------------------------------------------------------
+
+#[test]
+fn the_sqlite_namespace_and_its_futures_are_send_and_sync() {
+    fn send_sync<T: Send + Sync>(_: &T) {}
+    fn send<T: Send>(_: T) {}
+    let (kv, _) = kv();
+    send_sync(&kv);
+    send(kv.get("k").text());
+    send(kv.get("k").json_with_metadata::<Value, Value>());
+    send(kv.get_bulk(&["k"]).json::<Value>());
+    send(kv.put("k", "v").unwrap().execute());
+    send(std::future::IntoFuture::into_future(
+        kv.put("k", "v").unwrap(),
+    ));
+    send(kv.list().execute());
+    send(std::future::IntoFuture::into_future(kv.list()));
+    send(kv.delete("k"));
+    send(kv.purge_expired(1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn works_from_many_tasks_of_a_multi_threaded_runtime() {
+    let kv = Arc::new(D1Namespace::new(SqliteBackend::open_in_memory().unwrap()));
+    let tasks: Vec<_> = (0..8)
+        .map(|t| {
+            let kv = kv.clone();
+            tokio::spawn(async move {
+                for i in 0..25 {
+                    kv.put(&format!("t{t}-{i}"), i).unwrap().await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    assert_eq!(kv.list().await.unwrap().keys.len(), 200);
+}
