@@ -31,4 +31,5 @@
 //! Features: `d1` (the `worker::D1Database` backend) and `sqlite` (the embedded backend; not
 //! built on wasm32), both on by default.
 
+pub use d1ns_macros::d1_namespace;
 pub use d1ns_runtime::*;

@@ -16,7 +16,6 @@ pub(crate) struct StoredEntry {
     pub value: Value,
     pub metadata: Option<String>,
     /// In whole seconds since the Unix epoch (K15).
-    #[allow(dead_code)] // read by the typed API
     pub expiration: Option<u64>,
 }
 

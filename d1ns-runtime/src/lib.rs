@@ -33,6 +33,7 @@ mod list;
 mod namespace;
 mod put;
 mod sql;
+mod typed;
 
 #[cfg(all(feature = "sqlite", not(target_arch = "wasm32")))]
 pub use backend::SqliteBackend;
@@ -43,3 +44,17 @@ pub use get::{GetBulkOptionsBuilder, GetOptionsBuilder};
 pub use list::{Key, ListOptionsBuilder, ListResponse};
 pub use namespace::{D1Namespace, D1NamespaceBuilder};
 pub use put::PutOptionsBuilder;
+pub use typed::{
+    Entry, Namespace, NoMetadata, TypedKey, TypedListBuilder, TypedListResponse, TypedNamespace,
+    TypedPutBuilder,
+};
+
+/// What `#[d1_namespace]`'s output refers to. Not public API: it may change in any release.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::backend::Backend;
+    pub use crate::error::Error;
+    pub use crate::namespace::D1NamespaceBuilder;
+    pub use crate::typed::{Namespace, NoMetadata, TypedNamespace};
+    pub use ::core;
+}

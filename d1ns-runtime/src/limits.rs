@@ -141,32 +141,39 @@ pub(crate) fn list_limit(limit: Option<u64>) -> Result<u64, Error> {
 /// K33: a plain identifier of at most 64 characters, not reserved by D1 (`_cf`) or SQLite
 /// (`sqlite_`). Names become part of SQL text, so nothing else may pass.
 pub(crate) fn check_name(kind: NameKind, name: &str) -> Result<(), Error> {
-    let refuse = |reason| {
-        Err(Error::InvalidName {
+    match name_problem(name) {
+        Some(reason) => Err(Error::InvalidName {
             kind,
             name: name.to_owned(),
             reason,
-        })
-    };
+        }),
+        None => Ok(()),
+    }
+}
+
+/// What is wrong with a namespace or table name (K33), if anything. Shared with
+/// `#[d1_namespace]`, which checks names at compile time.
+#[doc(hidden)]
+pub fn name_problem(name: &str) -> Option<&'static str> {
     let mut chars = name.chars();
     match chars.next() {
-        None => return refuse("it is empty"),
+        None => return Some("it is empty"),
         Some(c) if !(c.is_ascii_alphabetic() || c == '_') => {
-            return refuse("it must start with an ASCII letter or `_`");
+            return Some("it must start with an ASCII letter or `_`");
         }
         _ => {}
     }
     if !chars.all(|c| c.is_ascii_alphanumeric() || c == '_') {
-        return refuse("only ASCII letters, digits and `_` are allowed");
+        return Some("only ASCII letters, digits and `_` are allowed");
     }
     if name.len() > MAX_NAME_CHARS {
-        return refuse("it is longer than 64 characters");
+        return Some("it is longer than 64 characters");
     }
     let lower = name.to_ascii_lowercase();
     if lower.starts_with("_cf") || lower.starts_with("sqlite_") {
-        return refuse("names starting with `_cf` or `sqlite_` are reserved by D1 and SQLite");
+        return Some("names starting with `_cf` or `sqlite_` are reserved by D1 and SQLite");
     }
-    Ok(())
+    None
 }
 
 #[cfg(test)]

@@ -319,15 +319,27 @@ impl<B: Backend> D1NamespaceBuilder<B> {
         if !self.namespace.is_empty() {
             limits::check_name(NameKind::Namespace, &self.namespace)?;
         }
-        let table = self.table.unwrap_or_else(|| default_table(&self.namespace));
-        limits::check_name(NameKind::Table, &table)?;
-        Ok(D1Namespace::assemble(
+        limits::check_name(NameKind::Table, &self.table_name())?;
+        Ok(self.build_unchecked())
+    }
+
+    /// Makes the namespace without checking the names: for names `#[d1_namespace]` checked at
+    /// compile time. (SQL quotes table names, so even an unchecked name cannot alter a statement.)
+    pub(crate) fn build_unchecked(self) -> D1Namespace<B> {
+        let table = self.table_name();
+        D1Namespace::assemble(
             self.backend,
             self.namespace,
             table,
             self.auto_create,
             self.clock,
-        ))
+        )
+    }
+
+    fn table_name(&self) -> String {
+        self.table
+            .clone()
+            .unwrap_or_else(|| default_table(&self.namespace))
     }
 }
 

@@ -51,7 +51,7 @@ impl<B: Backend> D1Namespace<B> {
         Ok(self.put_value(key, Value::Blob(value.to_vec())))
     }
 
-    fn put_value(&self, key: &str, value: Value) -> PutOptionsBuilder<'_, B> {
+    pub(crate) fn put_value(&self, key: &str, value: Value) -> PutOptionsBuilder<'_, B> {
         PutOptionsBuilder {
             namespace: self,
             key: key.to_owned(),
@@ -92,14 +92,19 @@ impl<'a, B: Backend> PutOptionsBuilder<'a, B> {
 
     /// Metadata stored with the value: any JSON of at most 1024 bytes (K10, K11); `null` means
     /// none.
-    pub fn metadata<T: Serialize>(mut self, metadata: T) -> Result<Self, Error> {
+    pub fn metadata<T: Serialize>(self, metadata: T) -> Result<Self, Error> {
         let json = serde_json::to_string(&metadata).map_err(|source| Error::Serialize {
             key: self.key.clone(),
             part: "metadata",
             source,
         })?;
+        Ok(self.metadata_json(json))
+    }
+
+    /// Metadata already serialized; `null` means none (K10).
+    pub(crate) fn metadata_json(mut self, json: String) -> Self {
         self.metadata = (json != "null").then_some(json);
-        Ok(self)
+        self
     }
 
     /// Writes the entry, replacing any value, metadata and expiration the key had (K16).

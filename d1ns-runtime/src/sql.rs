@@ -28,9 +28,11 @@ pub(crate) struct Sql {
 }
 
 impl Sql {
-    /// The statements for `table`, which must have passed `limits::check_name`.
+    /// The statements for `table`. Names are checked identifiers (K33); they are quoted anyway,
+    /// so that no name can ever change a statement.
     pub fn for_table(table: &str) -> Sql {
-        let t = format!("\"{table}\"");
+        let t = quote(table);
+        let index = quote(&format!("{table}_expiration"));
         let live = "(expiration IS NULL OR expiration > ?3)";
         Sql {
             create_table: format!(
@@ -44,7 +46,7 @@ impl Sql {
                  ) WITHOUT ROWID"
             ),
             create_index: format!(
-                "CREATE INDEX IF NOT EXISTS \"{table}_expiration\" ON {t} (expiration) \
+                "CREATE INDEX IF NOT EXISTS {index} ON {t} (expiration) \
                  WHERE expiration IS NOT NULL"
             ),
             get: format!(
@@ -81,4 +83,9 @@ impl Sql {
     pub fn schema_script(&self) -> String {
         format!("{};\n{};\n", self.create_table, self.create_index)
     }
+}
+
+/// `name` as a quoted SQL identifier.
+fn quote(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
 }

@@ -114,6 +114,7 @@ impl<B: Backend + Send + Sync> Backend for Arc<B> {
 
 /// A process-wide counter for database ids that have no natural name (in-memory databases,
 /// D1 bindings).
+#[cfg(any(feature = "d1", feature = "sqlite"))]
 pub(crate) fn next_database_id() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(1);

@@ -1,0 +1,104 @@
+//! Writes the macro's output: the item unchanged, then in `const _: () = { ... };` one impl of
+//! `Namespace` and the constructors `namespace` and `namespace_with`. Paths go through the facade
+//! (`::d1ns::__private`, or the `crate` argument), so users need no other dependency.
+
+use proc_macro2::TokenStream;
+use quote::{quote, quote_spanned};
+use syn::spanned::Spanned;
+
+use crate::errors::Errors;
+use crate::{attr, valid};
+
+pub(crate) fn d1_namespace(args: TokenStream, item: TokenStream) -> TokenStream {
+    let mut errors = Errors::default();
+    let args = attr::parse(args, &mut errors);
+    let parsed = match syn::parse2::<syn::Item>(item.clone()) {
+        Ok(parsed) => parsed,
+        Err(error) => {
+            errors.push(error);
+            return with_errors(item, &errors);
+        }
+    };
+    let target = valid::item(&parsed, &mut errors);
+    let config = valid::config(args, &mut errors);
+    let Some((ident, vis)) = target else {
+        // Nothing to implement for: the item and the mistakes only.
+        return with_errors(item, &errors);
+    };
+    // With mistakes in the arguments, stand-ins keep the impl valid so that code using the
+    // namespace still compiles and the user sees only the real mistakes.
+    let expansion = namespace_impl(&config, &ident, &vis);
+    let mut output = with_errors(item, &errors);
+    output.extend(expansion);
+    output
+}
+
+fn with_errors(item: TokenStream, errors: &Errors) -> TokenStream {
+    let mut output = errors.to_compile_errors();
+    output.extend(item);
+    output
+}
+
+fn namespace_impl(
+    config: &valid::Config,
+    ident: &syn::Ident,
+    vis: &syn::Visibility,
+) -> TokenStream {
+    let krate = &config.krate;
+    let private = quote!(#krate::__private);
+    let name = &config.name;
+    let table = match &config.table {
+        Some(table) => quote!(#private::core::option::Option::Some(#table)),
+        None => quote!(#private::core::option::Option::None),
+    };
+    let ttl = match config.ttl {
+        Some(ttl) => quote!(#private::core::option::Option::Some(#ttl)),
+        None => quote!(#private::core::option::Option::None),
+    };
+    let auto_create = config.auto_create;
+    // Spanned at the types, so a type that is not Serialize + DeserializeOwned is pointed at.
+    let metadata = match &config.metadata {
+        Some(ty) => quote_spanned!(ty.span()=> #ty),
+        None => quote!(#private::NoMetadata),
+    };
+    let trait_impl = quote_spanned! {ident.span()=>
+        #[automatically_derived]
+        impl #private::Namespace for #ident
+    };
+    quote! {
+        const _: () = {
+            #trait_impl {
+                const NAME: &'static str = #name;
+                const TABLE: #private::core::option::Option<&'static str> = #table;
+                const TTL: #private::core::option::Option<u64> = #ttl;
+                const AUTO_CREATE: bool = #auto_create;
+                type Metadata = #metadata;
+            }
+
+            #[automatically_derived]
+            impl #ident {
+                /// This type's KV namespace on `backend` (a `worker::D1Database`, or a
+                /// `SqliteBackend` natively).
+                #vis fn namespace<B: #private::Backend>(
+                    backend: B,
+                ) -> #private::TypedNamespace<#ident, B> {
+                    #private::TypedNamespace::new(backend)
+                }
+
+                /// This type's KV namespace on `backend`, with the builder handed to
+                /// `configure` first (to set a clock, say).
+                #vis fn namespace_with<B: #private::Backend>(
+                    backend: B,
+                    configure: impl #private::core::ops::FnOnce(
+                        #private::D1NamespaceBuilder<B>,
+                    ) -> #private::D1NamespaceBuilder<B>,
+                ) -> #private::core::result::Result<
+                    #private::TypedNamespace<#ident, B>,
+                    #private::Error,
+                > {
+                    #private::TypedNamespace::with(backend, configure)
+                }
+            }
+        };
+    }
+}

@@ -1,0 +1,382 @@
+//! Typed namespaces: values and metadata as Rust types, stored as JSON in the same table layout
+//! as the untyped API. `#[d1_namespace]` implements [`Namespace`] for a type; everything else is
+//! the generic code here, over [`D1Namespace`].
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::{Future, IntoFuture};
+use std::marker::PhantomData;
+use std::pin::Pin;
+
+use serde::de::{DeserializeOwned, IgnoredAny};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::backend::{Backend, Value};
+use crate::error::Error;
+use crate::get::{json, metadata};
+use crate::namespace::{D1Namespace, D1NamespaceBuilder};
+
+/// A type stored in its own KV namespace; implemented by `#[d1_namespace]`.
+///
+/// ```
+/// use d1ns_runtime::{Namespace, NoMetadata};
+/// # #[derive(serde::Serialize, serde::Deserialize)] struct Session;
+/// // What #[d1_namespace(name = "sessions", ttl = 30)] writes:
+/// impl Namespace for Session {
+///     const NAME: &'static str = "sessions";
+///     const TABLE: Option<&'static str> = None;
+///     const TTL: Option<u64> = Some(30);
+///     const AUTO_CREATE: bool = true;
+///     type Metadata = NoMetadata;
+/// }
+/// ```
+pub trait Namespace: Serialize + DeserializeOwned {
+    /// The namespace name (K33); also names the default table, `{NAME}_kv_entries`.
+    const NAME: &'static str;
+    /// The table, when not `{NAME}_kv_entries`.
+    const TABLE: Option<&'static str>;
+    /// The expiration TTL every put gets unless it says otherwise, in seconds.
+    const TTL: Option<u64>;
+    /// Whether to create the table on first use.
+    const AUTO_CREATE: bool;
+    /// The metadata stored with each value; [`NoMetadata`] for none.
+    type Metadata: Serialize + DeserializeOwned;
+}
+
+/// The metadata type of a namespace without metadata: stores nothing, reads as itself whatever
+/// is stored.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct NoMetadata;
+
+impl Serialize for NoMetadata {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_unit()
+    }
+}
+
+impl<'de> Deserialize<'de> for NoMetadata {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        IgnoredAny::deserialize(deserializer).map(|_| NoMetadata)
+    }
+}
+
+/// A stored value with its metadata and expiration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry<T, M> {
+    /// The value.
+    pub value: T,
+    /// The metadata, if the value was written with some.
+    pub metadata: Option<M>,
+    /// When it expires, in seconds since the Unix epoch (rounded up), if it does.
+    pub expiration: Option<u64>,
+}
+
+/// A listed key of a typed namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TypedKey<M> {
+    /// The key.
+    pub name: String,
+    /// When it expires, in seconds since the Unix epoch, if it does.
+    pub expiration: Option<u64>,
+    /// Its metadata, if any.
+    pub metadata: Option<M>,
+}
+
+/// One page of keys of a typed namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TypedListResponse<M> {
+    /// The keys of this page, in UTF-8 byte order.
+    pub keys: Vec<TypedKey<M>>,
+    /// `true` on the last page.
+    pub list_complete: bool,
+    /// Where the next page starts; `None` on the last page.
+    pub cursor: Option<String>,
+}
+
+/// A namespace whose values are `T` and whose metadata is `T::Metadata`, checked at compile
+/// time and stored as JSON. Made by the `namespace` constructors `#[d1_namespace]` generates.
+pub struct TypedNamespace<T, B> {
+    raw: D1Namespace<B>,
+    _values: PhantomData<fn() -> T>,
+}
+
+impl<T: Namespace, B: Backend> TypedNamespace<T, B> {
+    /// The namespace of `T` on `backend`, with `T`'s name, table and auto-create setting.
+    pub fn new(backend: B) -> Self {
+        TypedNamespace {
+            raw: Self::builder(backend).build_unchecked(),
+            _values: PhantomData,
+        }
+    }
+
+    /// Like [`new`](Self::new), with the builder handed to `configure` first (to set a
+    /// [`ManualClock`](crate::ManualClock), say).
+    pub fn with(
+        backend: B,
+        configure: impl FnOnce(D1NamespaceBuilder<B>) -> D1NamespaceBuilder<B>,
+    ) -> Result<Self, Error> {
+        let raw = configure(Self::builder(backend)).build()?;
+        Ok(TypedNamespace {
+            raw,
+            _values: PhantomData,
+        })
+    }
+
+    fn builder(backend: B) -> D1NamespaceBuilder<B> {
+        let builder = D1Namespace::builder(backend)
+            .namespace(T::NAME)
+            .auto_create(T::AUTO_CREATE);
+        match T::TABLE {
+            Some(table) => builder.table(table),
+            None => builder,
+        }
+    }
+
+    /// The untyped KV API over the same namespace.
+    pub fn raw(&self) -> &D1Namespace<B> {
+        &self.raw
+    }
+
+    /// The value under `key`; `None` if missing or expired. A stored value that does not
+    /// decode into `T` is an error naming the key.
+    pub async fn get(&self, key: &str) -> Result<Option<T>, Error> {
+        self.raw.get(key).json().await
+    }
+
+    /// The value under `key` with its metadata and expiration.
+    pub async fn get_with_metadata(
+        &self,
+        key: &str,
+    ) -> Result<Option<Entry<T, T::Metadata>>, Error> {
+        let Some(entry) = self.raw.get(key).entry().await? else {
+            return Ok(None);
+        };
+        Ok(Some(Entry {
+            value: json(key, entry.value)?,
+            metadata: metadata(key, entry.metadata)?,
+            expiration: entry.expiration,
+        }))
+    }
+
+    /// Up to 100 values in one round trip; `None` for missing keys.
+    pub async fn get_bulk(
+        &self,
+        keys: &[impl AsRef<str>],
+    ) -> Result<HashMap<String, Option<T>>, Error> {
+        self.raw.get_bulk(keys).json().await
+    }
+
+    /// Writes `value` under `key`, with the namespace's TTL unless the builder says otherwise.
+    /// Finish with `.execute().await` or `.await`.
+    pub fn put<'a>(&'a self, key: &'a str, value: &'a T) -> TypedPutBuilder<'a, T, B> {
+        TypedPutBuilder {
+            namespace: self,
+            key,
+            value,
+            expiry: Expiry::Default,
+            metadata: Ok(None),
+        }
+    }
+
+    /// Deletes `key`; deleting a missing key succeeds.
+    pub async fn delete(&self, key: &str) -> Result<(), Error> {
+        self.raw.delete(key).await
+    }
+
+    /// Lists keys with their typed metadata. Finish with `.execute().await` or `.await`.
+    pub fn list(&self) -> TypedListBuilder<'_, T, B> {
+        TypedListBuilder {
+            namespace: self,
+            prefix: None,
+            limit: None,
+            cursor: None,
+        }
+    }
+}
+
+impl<T, B> fmt::Debug for TypedNamespace<T, B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TypedNamespace")
+            .field("type", &std::any::type_name::<T>())
+            .field("raw", &self.raw)
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Expiry {
+    Default,
+    Ttl(u64),
+    At(u64),
+    Never,
+}
+
+/// Options of a typed `put`; made by [`TypedNamespace::put`].
+#[must_use = "a put does nothing until you .execute().await (or .await) it"]
+pub struct TypedPutBuilder<'a, T: Namespace, B> {
+    namespace: &'a TypedNamespace<T, B>,
+    key: &'a str,
+    value: &'a T,
+    expiry: Expiry,
+    /// Serialized when given, reported at `execute`.
+    metadata: Result<Option<String>, serde_json::Error>,
+}
+
+impl<'a, T: Namespace, B: Backend> TypedPutBuilder<'a, T, B> {
+    /// Expire this many seconds from now (any value from 1 up), instead of the namespace's TTL.
+    pub fn expiration_ttl(mut self, seconds: u64) -> Self {
+        self.expiry = Expiry::Ttl(seconds);
+        self
+    }
+
+    /// Expire at this time, in seconds since the Unix epoch, instead of the namespace's TTL.
+    pub fn expiration(mut self, unix_seconds: u64) -> Self {
+        self.expiry = Expiry::At(unix_seconds);
+        self
+    }
+
+    /// Never expire, whatever the namespace's TTL.
+    pub fn no_expiration(mut self) -> Self {
+        self.expiry = Expiry::Never;
+        self
+    }
+
+    /// Metadata stored with the value (at most 1024 bytes of JSON).
+    pub fn metadata(mut self, metadata: impl std::borrow::Borrow<T::Metadata>) -> Self {
+        self.metadata = serde_json::to_string(metadata.borrow()).map(Some);
+        self
+    }
+
+    /// Writes the entry.
+    pub async fn execute(self) -> Result<(), Error> {
+        let key = self.key;
+        let serialize_error = |part| {
+            move |source| Error::Serialize {
+                key: key.to_owned(),
+                part,
+                source,
+            }
+        };
+        let value = serde_json::to_string(self.value).map_err(serialize_error("value"))?;
+        let mut put = self.namespace.raw.put_value(key, Value::Text(value));
+        if let Some(json) = self.metadata.map_err(serialize_error("metadata"))? {
+            put = put.metadata_json(json);
+        }
+        put = match self.expiry {
+            Expiry::Default => match T::TTL {
+                Some(ttl) => put.expiration_ttl(ttl),
+                None => put,
+            },
+            Expiry::Ttl(seconds) => put.expiration_ttl(seconds),
+            Expiry::At(unix_seconds) => put.expiration(unix_seconds),
+            Expiry::Never => put,
+        };
+        put.execute().await
+    }
+}
+
+impl<'a, T: Namespace + Sync, B: Backend + Sync + 'a> IntoFuture for TypedPutBuilder<'a, T, B> {
+    type Output = Result<(), Error>;
+    type IntoFuture = Pin<Box<dyn Future<Output = Self::Output> + Send + 'a>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(self.execute())
+    }
+}
+
+impl<T: Namespace, B> fmt::Debug for TypedPutBuilder<'_, T, B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TypedPutBuilder")
+            .field("key", &self.key)
+            .field("expiry", &self.expiry)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Options of a typed `list`; made by [`TypedNamespace::list`].
+#[must_use = "a list does nothing until you .execute().await (or .await) it"]
+pub struct TypedListBuilder<'a, T, B> {
+    namespace: &'a TypedNamespace<T, B>,
+    prefix: Option<String>,
+    limit: Option<u64>,
+    cursor: Option<String>,
+}
+
+impl<'a, T: Namespace, B: Backend> TypedListBuilder<'a, T, B> {
+    /// Only keys that start with `prefix`.
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = Some(prefix.into());
+        self
+    }
+
+    /// Keys per page: 1 to 1000; 0 means 1000.
+    pub fn limit(mut self, limit: u64) -> Self {
+        self.limit = Some(limit);
+        self
+    }
+
+    /// Continue after the page that returned this cursor.
+    pub fn cursor(mut self, cursor: impl Into<String>) -> Self {
+        self.cursor = Some(cursor.into());
+        self
+    }
+
+    /// Reads one page.
+    pub async fn execute(self) -> Result<TypedListResponse<T::Metadata>, Error> {
+        let mut list = self.namespace.raw.list();
+        if let Some(prefix) = self.prefix {
+            list = list.prefix(prefix);
+        }
+        if let Some(limit) = self.limit {
+            list = list.limit(limit);
+        }
+        if let Some(cursor) = self.cursor {
+            list = list.cursor(cursor);
+        }
+        let page = list.execute().await?;
+        let keys = page
+            .keys
+            .into_iter()
+            .map(|key| {
+                let metadata = key
+                    .metadata
+                    .map(|m| serde_json::from_value(m))
+                    .transpose()
+                    .map_err(|source| Error::Decode {
+                        key: key.name.clone(),
+                        part: "metadata",
+                        source,
+                    })?;
+                Ok(TypedKey {
+                    name: key.name,
+                    expiration: key.expiration,
+                    metadata,
+                })
+            })
+            .collect::<Result<_, Error>>()?;
+        Ok(TypedListResponse {
+            keys,
+            list_complete: page.list_complete,
+            cursor: page.cursor,
+        })
+    }
+}
+
+impl<'a, T: Namespace + 'a, B: Backend + Sync + 'a> IntoFuture for TypedListBuilder<'a, T, B> {
+    type Output = Result<TypedListResponse<T::Metadata>, Error>;
+    type IntoFuture = Pin<Box<dyn Future<Output = Self::Output> + Send + 'a>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(self.execute())
+    }
+}
+
+impl<T, B> fmt::Debug for TypedListBuilder<'_, T, B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TypedListBuilder")
+            .field("prefix", &self.prefix)
+            .field("limit", &self.limit)
+            .field("cursor", &self.cursor)
+            .finish_non_exhaustive()
+    }
+}
