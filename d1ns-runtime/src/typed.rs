@@ -340,7 +340,7 @@ impl<'a, T: Namespace, B: Backend> TypedListBuilder<'a, T, B> {
             .map(|key| {
                 let metadata = key
                     .metadata
-                    .map(|m| serde_json::from_value(m))
+                    .map(serde_json::from_value)
                     .transpose()
                     .map_err(|source| Error::Decode {
                         key: key.name.clone(),
