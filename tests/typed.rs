@@ -133,7 +133,7 @@ async fn get_bulk_list_and_delete() {
     for (i, key) in ["a1", "a2", "b1"].iter().enumerate() {
         sessions
             .put(key, &session(i as u64))
-            .metadata(&meta(key))
+            .metadata(meta(key))
             .await
             .unwrap();
     }
@@ -311,7 +311,7 @@ fn the_trait_carries_the_attribute_arguments() {
     assert_eq!(Session::NAME, "sessions");
     assert_eq!(Session::TTL, Some(30));
     assert_eq!(Session::TABLE, None);
-    assert!(Session::AUTO_CREATE);
+    const { assert!(Session::AUTO_CREATE) };
     assert_eq!(Counter::TTL, None);
     assert_eq!(Event::TABLE, Some("shared_kv"));
 }
