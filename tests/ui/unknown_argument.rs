@@ -1,0 +1,12 @@
+use d1ns::d1_namespace;
+use serde::{Deserialize, Serialize};
+
+#[d1_namespace(name = "sessions", nmae = "typo", tll = 5)]
+#[derive(Serialize, Deserialize)]
+struct Session;
+
+#[d1_namespace(name = "other", colour = "blue")]
+#[derive(Serialize, Deserialize)]
+struct Other;
+
+fn main() {}
