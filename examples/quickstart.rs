@@ -1,0 +1,89 @@
+//! d1ns in five minutes, natively on an embedded SQLite file: a typed namespace with a TTL and
+//! metadata, an untyped namespace in the same database, and a list read page by page.
+//!
+//! ```sh
+//! cargo run --example quickstart
+//! ```
+//!
+//! The same calls run in a Worker on D1: replace `SqliteBackend::open(..)` with `env.d1("DB")?`.
+
+use std::sync::Arc;
+
+use d1ns::{D1Namespace, SqliteBackend, d1_namespace};
+use serde::{Deserialize, Serialize};
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+struct SessionMeta {
+    user_agent: String,
+}
+
+/// Sessions expire 30 seconds after they are written unless a put says otherwise.
+#[d1_namespace(name = "sessions", ttl = 30, metadata = SessionMeta)]
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+struct Session {
+    user_id: u64,
+    roles: Vec<String>,
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let path = std::env::temp_dir().join("d1ns-quickstart.sqlite");
+    println!("database: {} (SQLite, the same SQL as D1)", path.display());
+    let db = Arc::new(SqliteBackend::open(&path)?);
+
+    // An untyped namespace: the Workers KV API, in the table `_kv_entries`.
+    let kv = D1Namespace::new(db.clone());
+    let runs = kv.get("quickstart:runs").json::<u64>().await?.unwrap_or(0) + 1;
+    kv.put("quickstart:runs", runs)?.await?;
+    println!("\nuntyped: this is run {runs} on this database (the count survives restarts)");
+
+    kv.put("greeting", "hello from d1ns")?.expiration_ttl(1).metadata("any JSON")?.await?;
+    let (greeting, note) = kv.get("greeting").text_with_metadata::<String>().await?;
+    println!("untyped: greeting = {greeting:?}, metadata = {note:?} (expires in 1 s: no 60 s minimum)");
+
+    // A typed namespace in the same database: values and metadata are Rust types.
+    let sessions = Session::namespace(db.clone());
+    let session = Session { user_id: 42, roles: vec!["admin".into()] };
+    let meta = SessionMeta { user_agent: "quickstart".into() };
+    sessions.put("abc", &session).metadata(meta).await?;
+    let entry = sessions.get_with_metadata("abc").await?.ok_or("the session just written is missing")?;
+    println!(
+        "\ntyped:   sessions[\"abc\"] = {:?}, metadata = {:?}, expires at {:?} (the 30 s default TTL)",
+        entry.value, entry.metadata, entry.expiration
+    );
+    sessions.put("long-lived", &session).no_expiration().await?;
+
+    // Lists come in pages, in key order; the cursor continues where a page stopped.
+    for i in 0..25 {
+        kv.put(&format!("user:{i:03}"), i)?.await?;
+    }
+    println!("\nlist:    keys with prefix \"user:\", 10 per page");
+    let mut cursor = None;
+    let mut page_number = 1;
+    loop {
+        let mut request = kv.list().prefix("user:".to_string()).limit(10);
+        if let Some(cursor) = cursor.take() {
+            request = request.cursor(cursor);
+        }
+        let page = request.await?;
+        let names: Vec<&str> = page.keys.iter().map(|k| k.name.as_str()).collect();
+        println!(
+            "  page {page_number}: {} keys, {} .. {}",
+            names.len(),
+            names.first().unwrap_or(&"-"),
+            names.last().unwrap_or(&"-")
+        );
+        if page.list_complete {
+            break;
+        }
+        cursor = page.cursor;
+        page_number += 1;
+    }
+
+    println!("\nSQL:     the data is plain SQL; for instance:");
+    println!(
+        "  sqlite3 {} \"SELECT key, json_extract(value, '$.user_id') FROM sessions_kv_entries\"",
+        path.display()
+    );
+    Ok(())
+}
