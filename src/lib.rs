@@ -28,8 +28,55 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Features: `d1` (the `worker::D1Database` backend) and `sqlite` (the embedded backend; not
-//! built on wasm32), both on by default.
+//! ## Typed namespaces
+//!
+//! [`macro@d1_namespace`] on a serde type makes a namespace whose values and metadata are Rust
+//! types, checked at compile time and stored as JSON (so SQL can read them with `json_extract`):
+//!
+//! ```
+//! use d1ns::{SqliteBackend, d1_namespace};
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Serialize, Deserialize, Debug, PartialEq)]
+//! struct SessionMeta { user_agent: String }
+//!
+//! #[d1_namespace(name = "sessions", ttl = 30, metadata = SessionMeta)]
+//! #[derive(Serialize, Deserialize, Debug, PartialEq)]
+//! struct Session { user_id: u64 }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), d1ns::Error> {
+//! let sessions = Session::namespace(SqliteBackend::open_in_memory()?);
+//! let meta = SessionMeta { user_agent: "curl".into() };
+//! sessions.put("abc", &Session { user_id: 7 }).metadata(meta).await?; // expires in 30 s
+//! let entry = sessions.get_with_metadata("abc").await?.unwrap();
+//! assert_eq!(entry.value, Session { user_id: 7 });
+//! assert_eq!(entry.metadata.unwrap().user_agent, "curl");
+//! # Ok(()) }
+//! ```
+//!
+//! Arguments of `#[d1_namespace(...)]`:
+//!
+//! | argument      | meaning                                                                     |
+//! |---------------|-----------------------------------------------------------------------------|
+//! | `name`        | required; the namespace, and the default table `{name}_kv_entries`          |
+//! | `ttl`         | seconds (1 or more) every put expires after, unless the put says otherwise  |
+//! | `metadata`    | the metadata type (`Serialize + DeserializeOwned`); without it, none        |
+//! | `table`       | the table, when not `{name}_kv_entries`; namespaces may share one           |
+//! | `auto_create` | `true` (default) creates the table on first use                             |
+//! | `crate`       | the path to this crate when it is renamed, e.g. `crate = "::my_d1ns"`       |
+//!
+//! Names are checked at compile time (plain identifiers of up to 64 characters, not starting
+//! with `_cf` or `sqlite_`). The type gets `Type::namespace(backend)` and
+//! `Type::namespace_with(backend, |builder| builder.clock(..))`, both giving a
+//! [`TypedNamespace`]; [`TypedNamespace::raw`] is the untyped API over the same namespace.
+//!
+//! ## Features
+//!
+//! `d1` (the `worker::D1Database` backend) and `sqlite` (the embedded backend; not built on
+//! wasm32), both on by default. A Worker can use `default-features = false, features = ["d1"]`.
+
+#![warn(missing_docs)]
 
 pub use d1ns_macros::d1_namespace;
 pub use d1ns_runtime::*;
