@@ -37,16 +37,29 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     kv.put("quickstart:runs", runs)?.await?;
     println!("\nuntyped: this is run {runs} on this database (the count survives restarts)");
 
-    kv.put("greeting", "hello from d1ns")?.expiration_ttl(1).metadata("any JSON")?.await?;
+    kv.put("greeting", "hello from d1ns")?
+        .expiration_ttl(1)
+        .metadata("any JSON")?
+        .await?;
     let (greeting, note) = kv.get("greeting").text_with_metadata::<String>().await?;
-    println!("untyped: greeting = {greeting:?}, metadata = {note:?} (expires in 1 s: no 60 s minimum)");
+    println!(
+        "untyped: greeting = {greeting:?}, metadata = {note:?} (expires in 1 s: no 60 s minimum)"
+    );
 
     // A typed namespace in the same database: values and metadata are Rust types.
     let sessions = Session::namespace(db.clone());
-    let session = Session { user_id: 42, roles: vec!["admin".into()] };
-    let meta = SessionMeta { user_agent: "quickstart".into() };
+    let session = Session {
+        user_id: 42,
+        roles: vec!["admin".into()],
+    };
+    let meta = SessionMeta {
+        user_agent: "quickstart".into(),
+    };
     sessions.put("abc", &session).metadata(meta).await?;
-    let entry = sessions.get_with_metadata("abc").await?.ok_or("the session just written is missing")?;
+    let entry = sessions
+        .get_with_metadata("abc")
+        .await?
+        .ok_or("the session just written is missing")?;
     println!(
         "\ntyped:   sessions[\"abc\"] = {:?}, metadata = {:?}, expires at {:?} (the 30 s default TTL)",
         entry.value, entry.metadata, entry.expiration
