@@ -31,6 +31,9 @@ fn table_names(path: &std::path::Path) -> Vec<String> {
         .collect()
 }
 
+/// The statements of a first operation: five that create the schema, then the operation's.
+const WITH_SCHEMA: usize = 6;
+
 // ---- K32: namespaces and tables ------------------------------------------------------------
 
 #[tokio::test]
@@ -43,7 +46,15 @@ async fn k32_default_tables_are_named_after_the_namespace() {
     assert_eq!(sessions.table(), "sessions_kv_entries");
     default.put("k", "v").unwrap().await.unwrap();
     sessions.put("k", "v").unwrap().await.unwrap();
-    assert_eq!(table_names(&path), ["_kv_entries", "sessions_kv_entries"]);
+    assert_eq!(
+        table_names(&path),
+        [
+            "_kv_entries",
+            "_kv_entries_chunks",
+            "sessions_kv_entries",
+            "sessions_kv_entries_chunks"
+        ]
+    );
 }
 
 #[tokio::test]
@@ -171,10 +182,13 @@ async fn k34_table_is_created_in_the_same_round_trip_as_the_first_operation() {
     let batches = recorder.batches();
     assert_eq!(batches.len(), 1, "one round trip");
     let sql: Vec<&str> = batches[0].iter().map(|(s, _)| s.as_str()).collect();
-    assert_eq!(sql.len(), 3);
+    assert_eq!(sql.len(), WITH_SCHEMA);
     assert!(sql[0].starts_with("CREATE TABLE IF NOT EXISTS \"first_kv_entries\""));
     assert!(sql[1].starts_with("CREATE INDEX IF NOT EXISTS"));
-    assert!(sql[2].starts_with("INSERT INTO"));
+    assert!(sql[2].starts_with("CREATE TABLE IF NOT EXISTS \"first_kv_entries_chunks\""));
+    assert!(sql[3].starts_with("CREATE TRIGGER IF NOT EXISTS"));
+    assert!(sql[4].starts_with("CREATE TRIGGER IF NOT EXISTS"));
+    assert!(sql[5].starts_with("INSERT INTO"));
 
     recorder.clear();
     kv.get("k").text().await.unwrap();
@@ -195,7 +209,7 @@ async fn k34_a_fresh_namespace_per_request_sends_no_schema_after_the_first() {
         kv.put(&format!("k{request}"), "v").unwrap().await.unwrap();
     }
     let sizes: Vec<usize> = recorder.batches().iter().map(Vec::len).collect();
-    assert_eq!(sizes, [3, 1, 1, 1, 1]);
+    assert_eq!(sizes, [WITH_SCHEMA, 1, 1, 1, 1]);
 }
 
 #[tokio::test]
@@ -211,7 +225,7 @@ async fn k34_the_same_table_name_in_two_databases_is_two_tables() {
     kv_two.put("k", "2").unwrap().await.unwrap();
     assert_eq!(
         two.batches()[0].len(),
-        3,
+        WITH_SCHEMA,
         "the second database gets its own table"
     );
     assert_eq!(kv_two.get("k").text().await.unwrap().as_deref(), Some("2"));
@@ -231,7 +245,11 @@ async fn k34_a_table_dropped_by_hand_is_created_again_and_the_operation_retried(
     recorder.clear();
     kv.put("k", "again").unwrap().await.unwrap();
     let sizes: Vec<usize> = recorder.batches().iter().map(Vec::len).collect();
-    assert_eq!(sizes, [1, 3], "one failed attempt, then schema + operation");
+    assert_eq!(
+        sizes,
+        [1, WITH_SCHEMA],
+        "one failed attempt, then schema + operation"
+    );
     assert_eq!(kv.get("k").text().await.unwrap().as_deref(), Some("again"));
     // Other namespaces on the same table learn it exists again.
     recorder.clear();
@@ -260,7 +278,7 @@ async fn k34_a_failed_creation_is_retried_never_cached() {
     let sizes: Vec<usize> = recorder.batches().iter().map(Vec::len).collect();
     assert_eq!(
         sizes,
-        [3, 3],
+        [WITH_SCHEMA, WITH_SCHEMA],
         "each attempt tries to create the schema again"
     );
 
@@ -298,24 +316,20 @@ async fn k34_without_auto_create_a_missing_table_is_an_error_until_migrated() {
 
 #[test]
 fn the_migration_file_is_the_schema_of_the_default_table() {
+    let normalize = |sql: &str| -> String {
+        let code: Vec<&str> = sql.lines().filter(|line| !line.starts_with("--")).collect();
+        code.join(" ")
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
     let migration = include_str!("../migrations/0001_d1ns.sql");
-    let kv = D1Namespace::new(SqliteBackend::open_in_memory().unwrap());
-    let statements: Vec<String> = migration
-        .lines()
-        .filter(|line| !line.starts_with("--"))
-        .collect::<Vec<_>>()
-        .join("\n")
-        .split(';')
-        .map(|s| s.split_whitespace().collect::<Vec<_>>().join(" "))
-        .filter(|s| !s.is_empty())
-        .collect();
-    let expected: Vec<String> = kv
-        .schema_sql()
-        .split(';')
-        .map(|s| s.split_whitespace().collect::<Vec<_>>().join(" "))
-        .filter(|s| !s.is_empty())
-        .collect();
-    assert_eq!(statements, expected);
+    let schema = D1Namespace::new(SqliteBackend::open_in_memory().unwrap()).schema_sql();
+    assert_eq!(
+        normalize(migration),
+        normalize(&schema),
+        "expected:\n{schema}"
+    );
 }
 
 // ---- Persistence ---------------------------------------------------------------------------
@@ -483,6 +497,22 @@ async fn no_statement_scans_the_table() {
     let kv = namespace(&recorder, "plans", Some("plans_table"));
     every_operation(&kv).await;
     kv.put("fill", "v").unwrap().await.unwrap();
+    // Values stored in parts: written, overwritten both ways, read, bulk-read, deleted, purged.
+    let long = "x".repeat(d1ns::limits::MAX_ROW_VALUE_BYTES + 1);
+    kv.put("long", long.as_str()).unwrap().await.unwrap();
+    kv.put("long", long.as_str())
+        .unwrap()
+        .expiration_ttl(1)
+        .await
+        .unwrap();
+    kv.get("long").text().await.unwrap();
+    kv.get_bulk(&["long", "a"]).text().await.unwrap();
+    kv.put("long", "short").unwrap().await.unwrap();
+    kv.put_bytes("long", long.as_bytes())
+        .unwrap()
+        .await
+        .unwrap();
+    kv.delete("long").await.unwrap();
     let mut statements: Vec<String> = recorder
         .batches()
         .into_iter()

@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use serde::de::DeserializeOwned;
 
 use crate::backend::{Backend, Statement, Value};
-use crate::error::{Error, Operation};
+use crate::chunk;
+use crate::error::{DatabaseError, Error, Operation};
 use crate::limits;
 use crate::namespace::{D1Namespace, to_i64};
 
@@ -126,30 +127,61 @@ impl<'a, B: Backend> GetOptionsBuilder<'a, B> {
         }
     }
 
-    /// The live entry under the key, in one statement.
+    /// The live entry under the key, in one statement (parts of a long value included).
     pub(crate) async fn entry(self) -> Result<Option<StoredEntry>, Error> {
         limits::check_key(Operation::Get, self.key)?;
         limits::check_cache_ttl(Operation::Get, self.cache_ttl)?;
         let ns = self.namespace;
-        let statement = Statement {
-            sql: &ns.sql.get,
-            params: vec![
-                ns.namespace_param(),
-                Value::Text(self.key.to_owned()),
-                Value::Integer(to_i64(ns.now_ms())),
-            ],
-        };
-        let result = ns.run_one(statement).await?;
-        let Some(row) = result.rows.into_iter().next() else {
-            return Ok(None);
-        };
-        let [value, metadata, expiration] = columns(row)?;
-        Ok(Some(StoredEntry {
-            value,
-            metadata: text_column(metadata),
-            expiration: expiration.as_u64().map(limits::expiration_seconds),
-        }))
+        let result = ns.run_one(ns.get_statement(self.key)).await?;
+        decode_entry(self.key, result.rows)
     }
+}
+
+impl<B: Backend> D1Namespace<B> {
+    /// Reads one entry with its parts: see `Sql::get`.
+    fn get_statement(&self, key: &str) -> Statement<'_> {
+        Statement {
+            sql: &self.sql.get,
+            params: vec![
+                self.namespace_param(),
+                Value::Text(key.to_owned()),
+                Value::Integer(to_i64(self.now_ms())),
+            ],
+        }
+    }
+}
+
+/// The entry from the rows of `Sql::get`: the entry's row (part -1), then its parts in order.
+fn decode_entry(key: &str, rows: Vec<Vec<Value>>) -> Result<Option<StoredEntry>, Error> {
+    let mut rows = rows.into_iter();
+    let Some([part, value, metadata, expiration, chunks]) = rows.next().map(columns).transpose()?
+    else {
+        return Ok(None);
+    };
+    if !matches!(part, Value::Integer(-1)) && part != Value::Real(-1.0) {
+        // Only parts: the entry itself is missing or expired.
+        return Ok(None);
+    }
+    let value = match chunks.as_u64() {
+        Some(count) if count > 0 => {
+            let parts = rows
+                .map(|row| columns(row).map(|[_, data, _, _, _]| data))
+                .collect::<Result<Vec<_>, _>>()?;
+            if parts.len() as u64 != count {
+                return Err(Error::Database(DatabaseError::new(format!(
+                    "key {key:?} has {} of its {count} parts",
+                    parts.len()
+                ))));
+            }
+            chunk::join(key, value, parts)?
+        }
+        _ => value,
+    };
+    Ok(Some(StoredEntry {
+        value,
+        metadata: text_column(metadata),
+        expiration: expiration.as_u64().map(limits::expiration_seconds),
+    }))
 }
 
 /// Options of a `get_bulk`; made by [`D1Namespace::get_bulk`].
@@ -227,10 +259,25 @@ impl<B: Backend> GetBulkOptionsBuilder<'_, B> {
         let rows = ns.run_one(statement).await?.rows;
         let mut found: HashMap<String, (Value, Option<String>)> =
             HashMap::with_capacity(rows.len());
+        let mut long_values = Vec::new();
         for row in rows {
-            let [key, value, meta] = columns(row)?;
-            if let Value::Text(key) = key {
-                found.insert(key, (value, text_column(meta)));
+            let [key, value, meta, chunks] = columns(row)?;
+            let Value::Text(key) = key else { continue };
+            match chunks.as_u64() {
+                Some(parts) if parts > 0 => long_values.push((key, parts)),
+                _ => {
+                    found.insert(key, (value, text_column(meta)));
+                }
+            }
+        }
+        // Values stored in parts: read whole, a few per round trip, within D1's result size.
+        for group in group_by_size(long_values) {
+            let statements = group.iter().map(|key| ns.get_statement(key)).collect();
+            let results = ns.run(statements).await?;
+            for (key, result) in group.into_iter().zip(results) {
+                if let Some(entry) = decode_entry(&key, result.rows)? {
+                    found.insert(key, (entry.value, entry.metadata));
+                }
             }
         }
         let mut result = HashMap::with_capacity(self.keys.len());
@@ -245,6 +292,29 @@ impl<B: Backend> GetBulkOptionsBuilder<'_, B> {
         }
         Ok(result)
     }
+}
+
+/// Most bytes of parts read in one round trip: D1 returns at most 50 MB per call.
+const MAX_BYTES_PER_ROUND_TRIP: u64 = 40_000_000;
+
+/// Keys with their part counts, grouped so that each group's parts fit one round trip.
+fn group_by_size(keys: Vec<(String, u64)>) -> Vec<Vec<String>> {
+    let mut groups: Vec<Vec<String>> = Vec::new();
+    let mut current_bytes = 0;
+    for (key, parts) in keys {
+        let bytes = parts * limits::MAX_ROW_VALUE_BYTES as u64;
+        match groups.last_mut() {
+            Some(group) if current_bytes + bytes <= MAX_BYTES_PER_ROUND_TRIP => {
+                group.push(key);
+                current_bytes += bytes;
+            }
+            _ => {
+                groups.push(vec![key]);
+                current_bytes = bytes;
+            }
+        }
+    }
+    groups
 }
 
 /// `Some((v, m))` -> `(Some(v), m)`; a missing key -> `(None, None)` (K22).
@@ -264,7 +334,7 @@ fn split_pairs<T, M>(
 pub(crate) fn columns<const N: usize>(row: Vec<Value>) -> Result<[Value; N], Error> {
     let got = row.len();
     row.try_into().map_err(|_| {
-        Error::Database(crate::error::DatabaseError::new(format!(
+        Error::Database(DatabaseError::new(format!(
             "expected {N} columns in a row, got {got}"
         )))
     })

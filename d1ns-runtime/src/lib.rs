@@ -25,6 +25,7 @@
 #![warn(missing_docs)]
 
 pub mod backend;
+mod chunk;
 pub mod clock;
 mod error;
 mod get;

@@ -7,6 +7,10 @@ use crate::error::{Error, KeyProblem, NameKind, Operation};
 pub const MAX_KEY_BYTES: usize = 512;
 /// Largest value, in bytes (K6).
 pub const MAX_VALUE_BYTES: usize = 26_214_400;
+/// Largest value kept in the entry's own row; longer values are split into parts of at most this
+/// many bytes, because a D1 row holds at most 2,000,000 bytes (K9) and the row also carries the
+/// namespace, the key and the metadata.
+pub const MAX_ROW_VALUE_BYTES: usize = 1_900_000;
 /// Largest metadata, in bytes of serialized JSON (K11).
 pub const MAX_METADATA_BYTES: usize = 1024;
 /// Fewest and most keys of one `get_bulk` (K19).

@@ -9,7 +9,7 @@ use crate::backend::{Backend, QueryResult, Statement, Value};
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, NameKind, Operation};
 use crate::limits;
-use crate::sql::Sql;
+use crate::sql::{SCHEMA_STATEMENTS, Sql};
 
 /// A KV namespace stored in a D1 table: the API of `worker::kv::KvStore`, strongly consistent.
 ///
@@ -196,17 +196,11 @@ impl<B: Backend> D1Namespace<B> {
         }
     }
 
-    fn schema_statements(&self) -> [Statement<'_>; SCHEMA_STATEMENTS] {
-        [
-            Statement {
-                sql: &self.sql.create_table,
-                params: Vec::new(),
-            },
-            Statement {
-                sql: &self.sql.create_index,
-                params: Vec::new(),
-            },
-        ]
+    fn schema_statements(&self) -> impl Iterator<Item = Statement<'_>> {
+        self.sql.schema.iter().map(|sql| Statement {
+            sql,
+            params: Vec::new(),
+        })
     }
 
     fn schema_known(&self) -> bool {
@@ -241,8 +235,6 @@ impl<B: Backend> D1Namespace<B> {
         self.schema_known.store(false, Ordering::Relaxed);
     }
 }
-
-const SCHEMA_STATEMENTS: usize = 2;
 
 /// The tables known to exist, per database, for the life of the process (or Worker isolate), so
 /// that a `D1Namespace` made fresh in every request does not send schema statements each time.

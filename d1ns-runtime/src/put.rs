@@ -7,6 +7,7 @@ use std::pin::Pin;
 use serde::Serialize;
 
 use crate::backend::{Backend, Statement, Value};
+use crate::chunk;
 use crate::error::{Error, Operation};
 use crate::limits;
 use crate::namespace::{D1Namespace, to_i64};
@@ -111,28 +112,46 @@ impl<'a, B: Backend> PutOptionsBuilder<'a, B> {
     pub async fn execute(self) -> Result<(), Error> {
         let ns = self.namespace;
         limits::check_key(Operation::Put, &self.key)?;
-        let length = match &self.value {
-            Value::Text(t) => t.len(),
-            Value::Blob(b) => b.len(),
-            _ => 0,
-        };
-        limits::check_value_len(&self.key, length)?;
+        limits::check_value_len(&self.key, chunk::len(&self.value))?;
         if let Some(metadata) = &self.metadata {
             limits::check_metadata_len(&self.key, metadata.len())?;
         }
         let expiration =
             limits::expiration_ms(&self.key, ns.now_ms(), self.expiration, self.expiration_ttl)?;
-        let statement = Statement {
+        // A value too long for one row goes in parts, written in the same batch: all or nothing.
+        let (value, parts) = match chunk::split(&self.value) {
+            Some((stand_in, parts)) => (stand_in, parts),
+            None => (self.value, Vec::new()),
+        };
+        let part_count = to_i64(parts.len() as u64);
+        let mut statements = Vec::with_capacity(1 + parts.len());
+        statements.push(Statement {
             sql: &ns.sql.put,
             params: vec![
                 ns.namespace_param(),
-                Value::Text(self.key),
-                self.value,
+                Value::Text(self.key.clone()),
+                value,
                 self.metadata.map_or(Value::Null, Value::Text),
                 expiration.map_or(Value::Null, |ms| Value::Integer(to_i64(ms))),
+                if part_count > 0 {
+                    Value::Integer(part_count)
+                } else {
+                    Value::Null
+                },
             ],
-        };
-        ns.run_one(statement).await.map(drop)
+        });
+        for (index, part) in parts.into_iter().enumerate() {
+            statements.push(Statement {
+                sql: &ns.sql.put_chunk,
+                params: vec![
+                    ns.namespace_param(),
+                    Value::Text(self.key.clone()),
+                    Value::Integer(to_i64(index as u64)),
+                    Value::Text(part),
+                ],
+            });
+        }
+        ns.run(statements).await.map(drop)
     }
 }
 

@@ -5,19 +5,29 @@
 //! expirations, never by scanning the table; prefixes are key ranges, not `LIKE`; the current time
 //! is a bound parameter (`now`, in milliseconds), never `unixepoch()`. Table names are checked
 //! identifiers (K33) and quoted; everything else is a parameter.
+//!
+//! Values longer than a D1 row can hold (K9) live in a second table, `{table}_chunks`, as text
+//! parts in order; the entry's row keeps an empty value of the right kind (text or bytes) and
+//! the number of parts in `chunks`. Triggers remove the parts whenever the entry is overwritten
+//! or deleted (by `delete`, a new `put`, or `purge_expired`), so no operation leaves orphans, and
+//! small values never pay for the mechanism: the triggers only fire when `chunks` was set.
 
 /// The statements for one table.
 #[derive(Debug)]
 pub(crate) struct Sql {
-    pub create_table: String,
-    pub create_index: String,
-    /// `?1` namespace, `?2` key, `?3` now -> `value, metadata, expiration`.
+    /// Creates the tables, index and triggers, in order; each is `IF NOT EXISTS`.
+    pub schema: [String; SCHEMA_STATEMENTS],
+    /// `?1` namespace, `?2` key, `?3` now -> `part, value, metadata, expiration, chunks`: the
+    /// entry (part -1) and then its parts (0..), in order, in one statement.
     pub get: String,
-    /// `?1` namespace, `?2` the keys as a JSON array, `?3` now -> `key, value, metadata`.
-    /// The keys travel as one JSON parameter so 100 keys stay within D1's 100 parameters.
+    /// `?1` namespace, `?2` the keys as a JSON array, `?3` now
+    /// -> `key, value, metadata, chunks`. The keys travel as one JSON parameter so 100 keys stay
+    /// within D1's 100 parameters.
     pub get_bulk: String,
-    /// `?1` namespace, `?2` key, `?3` value, `?4` metadata, `?5` expiration.
+    /// `?1` namespace, `?2` key, `?3` value, `?4` metadata, `?5` expiration, `?6` chunks.
     pub put: String,
+    /// `?1` namespace, `?2` key, `?3` part number (from 0), `?4` the part.
+    pub put_chunk: String,
     /// `?1` namespace, `?2` key.
     pub delete: String,
     /// `?1` namespace, `?2` lowest key (inclusive), `?3` key bound (exclusive), `?4` now,
@@ -27,42 +37,78 @@ pub(crate) struct Sql {
     pub purge_expired: String,
 }
 
+/// How many statements create a table's schema.
+pub(crate) const SCHEMA_STATEMENTS: usize = 5;
+
 impl Sql {
     /// The statements for `table`. Names are checked identifiers (K33); they are quoted anyway,
     /// so that no name can ever change a statement.
     pub fn for_table(table: &str) -> Sql {
         let t = quote(table);
+        let chunks = quote(&format!("{table}_chunks"));
         let index = quote(&format!("{table}_expiration"));
+        let on_update = quote(&format!("{table}_chunks_on_update"));
+        let on_delete = quote(&format!("{table}_chunks_on_delete"));
         let live = "(expiration IS NULL OR expiration > ?3)";
+        // Runs in a trigger, for the entry row being replaced or removed.
+        let drop_chunks =
+            format!("DELETE FROM {chunks} WHERE namespace = OLD.namespace AND key = OLD.key");
         Sql {
-            create_table: format!(
-                "CREATE TABLE IF NOT EXISTS {t} (\
-                 namespace TEXT NOT NULL, \
-                 key TEXT NOT NULL, \
-                 value BLOB NOT NULL, \
-                 metadata TEXT, \
-                 expiration INTEGER, \
-                 PRIMARY KEY (namespace, key)\
-                 ) WITHOUT ROWID"
-            ),
-            create_index: format!(
-                "CREATE INDEX IF NOT EXISTS {index} ON {t} (expiration) \
-                 WHERE expiration IS NOT NULL"
-            ),
+            schema: [
+                format!(
+                    "CREATE TABLE IF NOT EXISTS {t} (\
+                     namespace TEXT NOT NULL, \
+                     key TEXT NOT NULL, \
+                     value BLOB NOT NULL, \
+                     metadata TEXT, \
+                     expiration INTEGER, \
+                     chunks INTEGER, \
+                     PRIMARY KEY (namespace, key)\
+                     ) WITHOUT ROWID"
+                ),
+                format!(
+                    "CREATE INDEX IF NOT EXISTS {index} ON {t} (expiration) \
+                     WHERE expiration IS NOT NULL"
+                ),
+                format!(
+                    "CREATE TABLE IF NOT EXISTS {chunks} (\
+                     namespace TEXT NOT NULL, \
+                     key TEXT NOT NULL, \
+                     part INTEGER NOT NULL, \
+                     data TEXT NOT NULL, \
+                     PRIMARY KEY (namespace, key, part)\
+                     ) WITHOUT ROWID"
+                ),
+                format!(
+                    "CREATE TRIGGER IF NOT EXISTS {on_update} AFTER UPDATE ON {t} \
+                     WHEN OLD.chunks > 0 BEGIN {drop_chunks}; END"
+                ),
+                format!(
+                    "CREATE TRIGGER IF NOT EXISTS {on_delete} AFTER DELETE ON {t} \
+                     WHEN OLD.chunks > 0 BEGIN {drop_chunks}; END"
+                ),
+            ],
             get: format!(
-                "SELECT value, metadata, expiration FROM {t} \
-                 WHERE namespace = ?1 AND key = ?2 AND {live}"
+                "SELECT -1, value, metadata, expiration, chunks FROM {t} \
+                 WHERE namespace = ?1 AND key = ?2 AND {live} \
+                 UNION ALL \
+                 SELECT part, data, NULL, NULL, NULL FROM {chunks} \
+                 WHERE namespace = ?1 AND key = ?2 \
+                 ORDER BY 1"
             ),
             get_bulk: format!(
-                "SELECT key, value, metadata FROM {t} \
+                "SELECT key, value, metadata, chunks FROM {t} \
                  WHERE namespace = ?1 AND key IN (SELECT value FROM json_each(?2)) AND {live}"
             ),
             put: format!(
-                "INSERT INTO {t} (namespace, key, value, metadata, expiration) \
-                 VALUES (?1, ?2, ?3, ?4, ?5) \
+                "INSERT INTO {t} (namespace, key, value, metadata, expiration, chunks) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
                  ON CONFLICT (namespace, key) DO UPDATE SET \
                  value = excluded.value, metadata = excluded.metadata, \
-                 expiration = excluded.expiration"
+                 expiration = excluded.expiration, chunks = excluded.chunks"
+            ),
+            put_chunk: format!(
+                "INSERT OR REPLACE INTO {chunks} (namespace, key, part, data) VALUES (?1, ?2, ?3, ?4)"
             ),
             delete: format!("DELETE FROM {t} WHERE namespace = ?1 AND key = ?2"),
             list: format!(
@@ -81,7 +127,10 @@ impl Sql {
 
     /// The schema as a script, for `wrangler d1 migrations apply` when auto-create is off.
     pub fn schema_script(&self) -> String {
-        format!("{};\n{};\n", self.create_table, self.create_index)
+        self.schema
+            .iter()
+            .map(|statement| format!("{statement};\n"))
+            .collect()
     }
 }
 

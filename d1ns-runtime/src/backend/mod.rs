@@ -11,9 +11,11 @@ use crate::error::DatabaseError;
 
 #[cfg(feature = "d1")]
 mod d1;
+mod instrumented;
 #[cfg(all(feature = "sqlite", not(target_arch = "wasm32")))]
 mod sqlite;
 
+pub use instrumented::{Instrumented, Stats};
 #[cfg(all(feature = "sqlite", not(target_arch = "wasm32")))]
 pub use sqlite::SqliteBackend;
 

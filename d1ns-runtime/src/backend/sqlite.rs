@@ -6,6 +6,7 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::Path;
 use std::sync::{Mutex, PoisonError};
 
+use rusqlite::limits::Limit;
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, TransactionBehavior};
 
@@ -15,11 +16,24 @@ use crate::error::{DatabaseError, Error};
 /// Prepared statements kept per connection: d1ns issues about ten per table.
 const STATEMENT_CACHE_CAPACITY: usize = 128;
 
+/// What production D1 refuses, as SQLite limits: the longest string, BLOB or row; the most bound
+/// parameters per statement; the longest statement.
+const D1_LIMITS: [(Limit, i32); 3] = [
+    (Limit::SQLITE_LIMIT_LENGTH, 2_000_000),
+    (Limit::SQLITE_LIMIT_VARIABLE_NUMBER, 100),
+    (Limit::SQLITE_LIMIT_SQL_LENGTH, 100_000),
+];
+
 /// An embedded SQLite database as a d1ns [`Backend`].
 ///
 /// Operations run synchronously on the calling thread (an embedded database answers in
 /// microseconds); the returned futures are ready at their first poll. The connection sits behind a
 /// mutex, so the backend is `Send + Sync` and one instance can serve a multi-threaded server.
+///
+/// By default it refuses what production D1 refuses, with an error like D1's: a string, BLOB or
+/// row over 2,000,000 bytes, more than 100 bound parameters, a statement over 100,000 bytes. So
+/// a query of your own that would fail on D1 fails in local tests too (local workerd does not
+/// enforce the row limit). [`d1_limits(false)`](Self::d1_limits) turns this off.
 ///
 /// ```
 /// use d1ns_runtime::{D1Namespace, SqliteBackend};
@@ -31,6 +45,8 @@ const STATEMENT_CACHE_CAPACITY: usize = 128;
 pub struct SqliteBackend {
     connection: Mutex<Connection>,
     id: u64,
+    /// SQLite's own limits, restored by `d1_limits(false)`.
+    sqlite_limits: [i32; 3],
 }
 
 impl SqliteBackend {
@@ -57,7 +73,7 @@ impl SqliteBackend {
         connection.set_prepared_statement_cache_capacity(STATEMENT_CACHE_CAPACITY);
         connection
             .busy_timeout(std::time::Duration::from_secs(5))
-            .map_err(|e| Error::Database(DatabaseError::new(e.to_string())))?;
+            .map_err(|e| Error::Database(d1_like_error(&e)))?;
         // Two backends on the same file are the same database (K34); in-memory ones never are.
         let id = match connection.path().filter(|p| !p.is_empty()) {
             Some(path) => {
@@ -68,19 +84,52 @@ impl SqliteBackend {
             }
             None => next_database_id(),
         };
-        Ok(SqliteBackend {
+        let mut sqlite_limits = [0; 3];
+        for (slot, (limit, _)) in sqlite_limits.iter_mut().zip(D1_LIMITS) {
+            *slot = connection
+                .limit(limit)
+                .map_err(|e| Error::Database(d1_like_error(&e)))?;
+        }
+        SqliteBackend {
             connection: Mutex::new(connection),
             id,
-        })
+            sqlite_limits,
+        }
+        .d1_limits(true)
+    }
+
+    /// Whether to refuse what production D1 refuses (the default): strings, BLOBs and rows over
+    /// 2,000,000 bytes, more than 100 bound parameters, statements over 100,000 bytes.
+    ///
+    /// ```
+    /// # use d1ns_runtime::SqliteBackend;
+    /// # fn main() -> Result<(), d1ns_runtime::Error> {
+    /// let unlimited = SqliteBackend::open_in_memory()?.d1_limits(false)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn d1_limits(self, enabled: bool) -> Result<Self, Error> {
+        {
+            let connection = self.lock();
+            for ((limit, d1), sqlite) in D1_LIMITS.into_iter().zip(self.sqlite_limits) {
+                let value = if enabled { d1 } else { sqlite };
+                connection
+                    .set_limit(limit, value)
+                    .map_err(|e| Error::Database(d1_like_error(&e)))?;
+            }
+        }
+        Ok(self)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
+        // A panic elsewhere while the lock was held cannot leave a half-done batch behind: the
+        // transaction rolls back when dropped. So a poisoned lock is safe to take over.
+        self.connection
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     fn run(&self, statements: &[Statement<'_>]) -> Result<Vec<QueryResult>, rusqlite::Error> {
-        // A panic elsewhere while the lock was held cannot leave a half-done batch behind: the
-        // transaction rolls back when dropped. So a poisoned lock is safe to take over.
-        let mut connection = self
-            .connection
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut connection = self.lock();
         if let [statement] = statements {
             return Ok(vec![run_statement(&connection, statement)?]);
         }
@@ -146,6 +195,27 @@ impl rusqlite::ToSql for Value {
     }
 }
 
+/// SQLite's error, worded as D1 words it where D1 has its own words (its limits).
+fn d1_like_error(e: &rusqlite::Error) -> DatabaseError {
+    let code = e.sqlite_error_code();
+    let message = match code {
+        Some(rusqlite::ErrorCode::TooBig) => format!(
+            "D1_ERROR: string or blob too big: SQLITE_TOOBIG (D1 rows, strings and BLOBs hold at \
+             most 2,000,000 bytes; SqliteBackend::d1_limits(false) lifts this locally): {e}"
+        ),
+        _ if e.to_string().contains("too many SQL variables")
+            || e.to_string().contains("variable number must be between") =>
+        {
+            format!("D1_ERROR: too many SQL variables (D1 binds at most 100 parameters): {e}")
+        }
+        _ if e.to_string().contains("statement too long") => {
+            format!("D1_ERROR: statement too long (D1 takes at most 100,000 bytes of SQL): {e}")
+        }
+        _ => e.to_string(),
+    };
+    DatabaseError::new(message)
+}
+
 fn database_error(e: &rusqlite::Error, path: &Path) -> Error {
     Error::Database(DatabaseError::new(format!("{}: {e}", path.display())))
 }
@@ -155,9 +225,7 @@ impl Backend for SqliteBackend {
         &self,
         statements: &[Statement<'_>],
     ) -> impl Future<Output = Result<Vec<QueryResult>, DatabaseError>> + Send {
-        let result = self
-            .run(statements)
-            .map_err(|e| DatabaseError::new(e.to_string()));
+        let result = self.run(statements).map_err(|e| d1_like_error(&e));
         std::future::ready(result)
     }
 
