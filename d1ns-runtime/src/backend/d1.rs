@@ -8,9 +8,9 @@ use std::fmt;
 use std::future::Future;
 
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
-use worker::js_sys::{Reflect, Uint8Array};
+use worker::js_sys::{self, Reflect, Uint8Array};
 use worker::send::SendFuture;
-use worker::wasm_bindgen::JsValue;
+use worker::wasm_bindgen::{JsCast, JsValue};
 use worker::{D1Database, D1PreparedStatement};
 
 use super::{Backend, QueryResult, Statement, Value, next_database_id};
@@ -87,9 +87,28 @@ fn query_result(result: &worker::D1Result) -> Result<QueryResult, DatabaseError>
 
 fn database_error(e: worker::Error) -> DatabaseError {
     match e {
-        // The D1 error's Display is D1's own message ("D1_ERROR: no such table: ...").
-        worker::Error::D1(e) => DatabaseError::new(e.to_string()),
+        worker::Error::D1(e) => DatabaseError::new(d1_message(e.as_ref())),
         other => DatabaseError::new(other.to_string()),
+    }
+}
+
+/// D1's own message ("D1_ERROR: no such table: ...: SQLITE_ERROR"), with its cause when it has
+/// one. Not `D1Error`'s `Display`: in workers-rs 0.8.7 that unwraps `cause` as a string and
+/// throws when D1 gives no cause, as local D1 does for a failing batch, which leaves the request
+/// hanging instead of returning the error.
+fn d1_message(error: &js_sys::Error) -> String {
+    let message = String::from(error.message());
+    let cause = error.cause();
+    let cause = cause.as_string().or_else(|| {
+        cause
+            .dyn_ref::<js_sys::Error>()
+            .map(|cause| String::from(cause.message()))
+    });
+    match cause {
+        Some(cause) if !cause.is_empty() && !message.contains(&cause) => {
+            format!("{message}: {cause}")
+        }
+        _ => message,
     }
 }
 

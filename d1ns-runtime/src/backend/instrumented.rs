@@ -60,7 +60,10 @@ pub struct Stats {
 impl<B> Instrumented<B> {
     /// Counts what goes through `inner`.
     pub fn new(inner: B) -> Self {
-        Instrumented { inner, counters: Arc::default() }
+        Instrumented {
+            inner,
+            counters: Arc::default(),
+        }
     }
 
     /// The counts so far.
@@ -100,7 +103,9 @@ impl<B: Backend + Sync> Backend for Instrumented<B> {
     ) -> impl Future<Output = Result<Vec<QueryResult>, DatabaseError>> + Send {
         let counters = &self.counters;
         counters.calls.fetch_add(1, Ordering::Relaxed);
-        counters.statements.fetch_add(statements.len() as u64, Ordering::Relaxed);
+        counters
+            .statements
+            .fetch_add(statements.len() as u64, Ordering::Relaxed);
         let batch = self.inner.batch(statements);
         async move {
             let results = batch.await?;

@@ -197,21 +197,20 @@ impl rusqlite::ToSql for Value {
 
 /// SQLite's error, worded as D1 words it where D1 has its own words (its limits).
 fn d1_like_error(e: &rusqlite::Error) -> DatabaseError {
-    let code = e.sqlite_error_code();
-    let message = match code {
-        Some(rusqlite::ErrorCode::TooBig) => format!(
+    let text = e.to_string();
+    let message = if text.contains("statement too long") {
+        format!("D1_ERROR: statement too long (D1 takes at most 100,000 bytes of SQL): {text}")
+    } else if text.contains("too many SQL variables")
+        || text.contains("variable number must be between")
+    {
+        format!("D1_ERROR: too many SQL variables (D1 binds at most 100 parameters): {text}")
+    } else if e.sqlite_error_code() == Some(rusqlite::ErrorCode::TooBig) {
+        format!(
             "D1_ERROR: string or blob too big: SQLITE_TOOBIG (D1 rows, strings and BLOBs hold at \
-             most 2,000,000 bytes; SqliteBackend::d1_limits(false) lifts this locally): {e}"
-        ),
-        _ if e.to_string().contains("too many SQL variables")
-            || e.to_string().contains("variable number must be between") =>
-        {
-            format!("D1_ERROR: too many SQL variables (D1 binds at most 100 parameters): {e}")
-        }
-        _ if e.to_string().contains("statement too long") => {
-            format!("D1_ERROR: statement too long (D1 takes at most 100,000 bytes of SQL): {e}")
-        }
-        _ => e.to_string(),
+             most 2,000,000 bytes; SqliteBackend::d1_limits(false) lifts this locally): {text}"
+        )
+    } else {
+        text
     };
     DatabaseError::new(message)
 }
