@@ -1,0 +1,722 @@
+// The workerd suite's driver: starts the test Worker in `wrangler dev --local` on 127.0.0.1 with
+// a fresh local D1, runs every scenario against it, checks what it observed, prints D1's cost of
+// each operation, asserts the cost rules, stops the server by its process group, and exits
+// non-zero on any mismatch. Run it through scripts/workerd-e2e.sh, which builds the Worker first.
+//
+// Rules cited as in shared/kv-semantics.md (K1-K35). The Worker's API is in worker/src/ops.rs.
+
+import { spawn } from "node:child_process";
+import { deepStrictEqual } from "node:assert/strict";
+import fs from "node:fs";
+import net from "node:net";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const STATE = path.join(HERE, ".state");
+const WRANGLER = path.join(HERE, "node_modules", "wrangler", "bin", "wrangler.js");
+
+// ---------------------------------------------------------------- the harness
+
+let passed = 0;
+let failed = 0;
+let skipped = 0;
+let current = "";
+
+function check(name, actual, expected) {
+  try {
+    deepStrictEqual(actual, expected);
+    passed++;
+  } catch {
+    failed++;
+    console.log(`  FAIL ${current}: ${name}`);
+    console.log(`    expected ${JSON.stringify(expected)}`);
+    console.log(`    actual   ${JSON.stringify(actual)}`);
+  }
+}
+
+const scenarios = [];
+function scenario(name, run) {
+  scenarios.push({ name, run });
+}
+
+// ---------------------------------------------------------------- talking to the Worker
+
+let base = "";
+
+async function post(route, body) {
+  const res = await fetch(base + route, { method: "POST", body: JSON.stringify(body ?? {}) });
+  const text = await res.text();
+  let json;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    throw new Error(`${route}: HTTP ${res.status}: ${text.slice(0, 500)}`);
+  }
+  if (!res.ok) throw new Error(`${route}: HTTP ${res.status}: ${json.error ?? text}`);
+  return json;
+}
+
+// Every operation result of the run, for the cost rules at the end.
+const allOps = [];
+// (binding, table) pairs whose table the Worker has created (K34): the first operation on each
+// sends the schema statements with it, no other does.
+const tablesCreated = new Set();
+
+function tableOf(opts) {
+  return `${opts.binding ?? "DB"}/${opts.table ?? `${opts.namespace ?? ""}_kv_entries`}`;
+}
+
+/** Runs `list` in one request; returns the results (each `{ok, result|error, cost}`). */
+async function ops(opts, list, { recovery = false } = {}) {
+  const { results } = await post("/ops", { ...opts, ops: list });
+  results.forEach((r, i) => {
+    const table = tableOf(opts);
+    // Refused before reaching D1, or a namespace without auto-create: no schema involved.
+    let schema = false;
+    if (r.cost.calls > 0 && opts.auto_create !== false && !tablesCreated.has(table)) {
+      schema = true;
+      tablesCreated.add(table);
+    }
+    allOps.push({ op: list[i], r, schema, recovery: recovery && i === 0, scenario: current });
+  });
+  return results;
+}
+
+async function op(opts, one, flags) {
+  return (await ops(opts, [one], flags))[0];
+}
+
+/** The result of an operation that must succeed. */
+function ok(r) {
+  if (!r.ok) throw new Error(`operation failed: ${r.error}`);
+  return r.result;
+}
+
+async function sql(binding, statement, params = []) {
+  return post("/sql", { binding, sql: statement, params });
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+const utf8 = (s) => [...Buffer.from(s, "utf8")];
+const byteOrder = (keys) => [...keys].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+
+// ---------------------------------------------------------------- cost figures
+
+const costRows = [];
+/** Adds an operation's D1 cost to the printed table. */
+function cost(label, r) {
+  costRows.push({ label, ...r.cost });
+  return r;
+}
+
+// ---------------------------------------------------------------- scenarios
+
+scenario("auto-create on an empty database, a fresh D1Namespace per request (K34)", async () => {
+  const db2 = { binding: "DB2" };
+  const first = cost("first operation on an empty database (put + schema)", await op(db2, { op: "put", key: "k", text: "v" }));
+  check("first operation: one D1 call", first.cost.calls, 1);
+  check("first operation: the schema travels with it (3 statements)", first.cost.statements, 3);
+  const tables = await sql("DB2", "SELECT name FROM sqlite_master WHERE type IN ('table', 'index') AND name LIKE '%kv_entries%' ORDER BY name");
+  check("table and index created", tables.rows.map((r) => r.name), ["_kv_entries", "_kv_entries_expiration"]);
+  for (let i = 0; i < 3; i++) {
+    const r = await op(db2, { op: "get", key: "k" });
+    if (i === 0) cost("get, a new D1Namespace in a later request", r);
+    check(`request ${i + 2}: value`, ok(r).value, "v");
+    check(`request ${i + 2}: no schema statements`, r.cost.statements, 1);
+  }
+  const fresh = await ops({ ...db2, fresh_per_op: true }, [
+    { op: "get", key: "k" },
+    { op: "put", key: "k2", text: "w" },
+    { op: "get", key: "k2" },
+  ]);
+  check("a new D1Namespace per operation: one statement each", fresh.map((r) => r.cost.statements), [1, 1, 1]);
+
+  // The same table name in another binding is another table: DB's is created on its first use.
+  const other = await op({}, { op: "get", key: "k" });
+  check("DB has its own _kv_entries: created on first use, one call", [ok(other).value, other.cost.calls, other.cost.statements], [null, 1, 3]);
+
+  // Dropped behind d1ns's back: the operation creates the table again and retries once.
+  await sql("DB2", 'DROP TABLE "_kv_entries"');
+  tablesCreated.delete("DB2/_kv_entries");
+  const again = cost("put after the table was dropped (retry with schema)", await op(db2, { op: "put", key: "k", text: "again" }, { recovery: true }));
+  check("after DROP TABLE: put succeeds with one retry (2 calls, 1 + 3 statements)", [again.ok, again.cost.calls, again.cost.statements], [true, 2, 4]);
+  check("after DROP TABLE: the value is back", ok(await op(db2, { op: "get", key: "k" })).value, "again");
+
+  // Without auto-create a missing table is D1's error, passed through.
+  const manual = await op({ namespace: "manual", auto_create: false }, { op: "get", key: "k" });
+  check("auto_create(false) on a missing table: D1's error", [manual.ok, /^database error: .*no such table: manual_kv_entries/.test(manual.error)], [false, true]);
+});
+
+scenario("value kinds: text, empty string, JSON, bytes (K6-K8)", async () => {
+  const all256 = Array.from({ length: 256 }, (_, i) => i);
+  const r = await ops({}, [
+    { op: "put", key: "text", text: "hello, d1ns" },
+    { op: "put", key: "text", text: "héllo, d1ns ✓" },
+    { op: "put", key: "empty", text: "" },
+    { op: "put", key: "json", json: '{"b":[true,null,1.5],"a":{"c":"é"}}' },
+    { op: "put", key: "bytes", bytes: all256 },
+    { op: "put", key: "utf8-bytes", bytes: utf8("bytes é") },
+    { op: "put", key: "no-bytes", bytes: [] },
+    { op: "put", key: "number", json: "42" },
+    { op: "put", key: "bool", json: "true" },
+    { op: "put", key: "string", json: '"as is"' },
+    { op: "put", key: "array", json: "[1,\"two\"]" },
+  ]);
+  cost("put, new key, text", r[0]);
+  cost("put, overwrite, text", r[1]);
+  cost("put, JSON", r[3]);
+  cost("put_bytes, 256 bytes", r[4]);
+  check("every put succeeds", r.map((x) => x.ok), r.map(() => true));
+
+  const g = await ops({}, [
+    { op: "get", key: "text" },
+    { op: "get", key: "text", as: "bytes" },
+    { op: "get", key: "empty" },
+    { op: "get", key: "json", as: "json" },
+    { op: "get", key: "json" },
+    { op: "get", key: "bytes", as: "bytes" },
+    { op: "get", key: "bytes" },
+    { op: "get", key: "utf8-bytes" },
+    { op: "get", key: "no-bytes", as: "bytes" },
+    { op: "get", key: "number" },
+    { op: "get", key: "bool" },
+    { op: "get", key: "string" },
+    { op: "get", key: "array", as: "json" },
+    { op: "get", key: "text", as: "json" },
+    { op: "get", key: "missing" },
+    { op: "get", key: "bytes", as: "bytes", with_metadata: true },
+  ]);
+  cost("get hit, text", g[0]);
+  cost("get hit, bytes (256)", g[5]);
+  cost("get hit, JSON", g[3]);
+  cost("get miss", g[14]);
+  cost("get_with_metadata hit", g[15]);
+  check("text", ok(g[0]).value, "héllo, d1ns ✓");
+  check("text read as bytes is its UTF-8 (K7)", ok(g[1]).value, utf8("héllo, d1ns ✓"));
+  check("the empty string is a value (K6)", ok(g[2]).value, "");
+  check("JSON read back", ok(g[3]).value, '{"a":{"c":"é"},"b":[true,null,1.5]}');
+  check("JSON stored as JSON text (K8)", ok(g[4]).value, '{"a":{"c":"é"},"b":[true,null,1.5]}');
+  check("all 256 byte values", ok(g[5]).value, all256);
+  check("bytes that are not UTF-8 never read as text (K7)", g[6].error, 'the value of key "bytes" is bytes that are not UTF-8; read it with bytes()');
+  check("UTF-8 bytes read as text (K7)", ok(g[7]).value, "bytes é");
+  check("empty bytes", ok(g[8]).value, []);
+  check("a number is stored as its text (K8)", ok(g[9]).value, "42");
+  check("a bool is stored as its text (K8)", ok(g[10]).value, "true");
+  check("a string is stored as is (K8)", ok(g[11]).value, "as is");
+  check("an array is JSON (K8)", ok(g[12]).value, '[1,"two"]');
+  check("json read of text that is not JSON names the key (K7)", g[13].error.startsWith('the value of key "text" is not JSON'), true);
+  check("missing key is None (K17)", ok(g[14]).value, null);
+  check("bytes with metadata (none)", ok(g[15]), { value: all256, metadata: null });
+
+  const stored = await sql("DB", "SELECT key, typeof(value) AS type FROM _kv_entries WHERE namespace = '' AND key IN ('text', 'bytes', 'empty', 'no-bytes') ORDER BY key");
+  check("text is stored as TEXT, bytes as BLOB", stored.rows, [
+    { key: "bytes", type: "blob" },
+    { key: "empty", type: "text" },
+    { key: "no-bytes", type: "blob" },
+    { key: "text", type: "text" },
+  ]);
+});
+
+scenario("JSON with integers above 2^53 comes back exactly", async () => {
+  const text = '{"big":9007199254740993,"max":18446744073709551615,"neg":-9007199254740993}';
+  ok(await op({}, { op: "put", key: "big-ints", json: text, metadata: { note: "ids" } }));
+  const r = await ops({}, [
+    { op: "get", key: "big-ints", as: "json" },
+    { op: "get", key: "big-ints" },
+    { op: "get_bulk", keys: ["big-ints"], as: "json" },
+    { op: "get", key: "big-ints", as: "json", with_metadata: true },
+  ]);
+  check("get json", ok(r[0]).value, text);
+  check("get text", ok(r[1]).value, text);
+  check("get_bulk json", ok(r[2]).values, { "big-ints": text });
+  check("get json with metadata", ok(r[3]), { value: text, metadata: { note: "ids" } });
+});
+
+scenario("large values (K6, K9)", async () => {
+  const r = await ops({ namespace: "large" }, [
+    { op: "put", key: "3mb", repeat: 3_000_000 },
+    { op: "get", key: "3mb", as: "bytes" },
+  ]);
+  cost("put, 3,000,000-byte text", r[0]);
+  check("a 3,000,000-byte value is stored (local D1 has no 2 MB row limit)", r[0].ok, true);
+  check("and reads back whole", r[1].ok && r[1].result.value.length, 3_000_000);
+  const over = await op({ namespace: "large" }, { op: "put", key: "huge", repeat: 26_214_401 });
+  check("K6: over 25 MiB", over.error, "KV PUT failed: 413 Value length of 26214401 exceeds limit of 26214400.");
+  await op({ namespace: "large" }, { op: "delete", key: "3mb" });
+});
+
+scenario("metadata of every JSON kind (K10-K12)", async () => {
+  const kinds = {
+    object: { user: 1, tags: ["a"] },
+    number: 123,
+    float: 1.5,
+    string: "web",
+    bool: true,
+    false: false,
+    array: [1, "two", null],
+    null: null,
+  };
+  const puts = await ops({ namespace: "meta" }, Object.entries(kinds).map(([key, metadata]) => ({ op: "put", key, text: `v-${key}`, metadata })));
+  cost("put with metadata", puts[0]);
+  check("every put succeeds", puts.map((x) => x.ok), puts.map(() => true));
+  const gets = await ops({ namespace: "meta" }, Object.keys(kinds).map((key) => ({ op: "get", key, with_metadata: true })));
+  for (const [i, [key, metadata]] of Object.entries(kinds).entries()) {
+    check(`get_with_metadata: ${key}`, ok(gets[i]), { value: `v-${key}`, metadata });
+  }
+  const listed = ok(await op({ namespace: "meta" }, { op: "list" }));
+  check("list shows each metadata", Object.fromEntries(listed.keys.map((k) => [k.name, k.metadata])), kinds);
+  const bulk = ok(await op({ namespace: "meta" }, { op: "get_bulk", keys: ["number", "array", "null", "nope"], with_metadata: true }));
+  check("get_bulk with metadata; a missing key is (None, None) (K22)", bulk.values, {
+    number: ["v-number", 123],
+    array: ["v-array", [1, "two", null]],
+    null: ["v-null", null],
+    nope: [null, null],
+  });
+  const limit = await ops({ namespace: "meta" }, [
+    { op: "put", key: "m", text: "v", metadata: "x".repeat(1022) },
+    { op: "put", key: "m", text: "v", metadata: "x".repeat(1023) },
+  ]);
+  check("K11: 1024 bytes of metadata pass", limit[0].ok, true);
+  check("K11: 1025 bytes fail", limit[1].error, "KV PUT failed: 413 Metadata length of 1025 exceeds limit of 1024.");
+});
+
+scenario("expiration and expiration_ttl in real time (K13-K16, K31, K31a)", async () => {
+  const ns = { namespace: "ttl" };
+  const nowS = Math.floor(Date.now() / 1000);
+  const absolute = nowS + 3;
+  const r = await ops(ns, [
+    { op: "put", key: "ttl1", text: "soon gone", expiration_ttl: 1 },
+    { op: "put", key: "abs", text: "later gone", expiration: absolute, metadata: { m: 1 } },
+    { op: "put", key: "both", text: "ttl wins", expiration: nowS + 3600, expiration_ttl: 1 },
+    { op: "put", key: "cleared", text: "first", expiration_ttl: 1 },
+    { op: "put", key: "cleared", text: "second" },
+    { op: "put", key: "stays", text: "forever" },
+  ]);
+  cost("put with expiration_ttl", r[0]);
+  cost("put with expiration, overwrite of a key with one", r[4]);
+  check("every put succeeds", r.map((x) => x.ok), r.map(() => true));
+  const typed = await sql("DB", "SELECT key, typeof(expiration) AS type, expiration FROM ttl_kv_entries WHERE key = 'abs'");
+  check("expiration is stored as an INTEGER of milliseconds, not REAL", typed.rows, [{ key: "abs", type: "integer", expiration: absolute * 1000 }]);
+  const listed = ok(await op(ns, { op: "list" }));
+  check("list reports the expiration in seconds (K15)", listed.keys.find((k) => k.name === "abs"), { name: "abs", expiration: absolute, metadata: { m: 1 } });
+  check("overwrite without expiration clears it (K16)", listed.keys.find((k) => k.name === "cleared").expiration, null);
+  check("all visible before expiry", ok(await op(ns, { op: "get", key: "ttl1" })).value, "soon gone");
+
+  await sleep(1200);
+  const after = await ops(ns, [
+    { op: "get", key: "ttl1" },
+    { op: "get", key: "ttl1", with_metadata: true },
+    { op: "get", key: "both" },
+    { op: "get", key: "abs" },
+    { op: "get", key: "cleared" },
+    { op: "get_bulk", keys: ["ttl1", "abs"] },
+    { op: "list" },
+  ]);
+  cost("get of an expired key", after[0]);
+  check("1 s TTL: get is None after 1.2 s (K15)", ok(after[0]).value, null);
+  check("1 s TTL: get_with_metadata is (None, None) (K17)", ok(after[1]), { value: null, metadata: null });
+  check("expiration_ttl wins over expiration (K13)", ok(after[2]).value, null);
+  check("absolute expiration still ahead: visible", ok(after[3]).value, "later gone");
+  check("cleared expiration: visible", ok(after[4]).value, "second");
+  check("get_bulk hides the expired key", ok(after[5]).values, { ttl1: null, abs: "later gone" });
+  check("list hides expired keys (K31)", ok(after[6]).keys.map((k) => k.name), ["abs", "cleared", "stays"]);
+  check("reads of expired keys write nothing (K31a)", after.map((x) => x.cost.rows_written), after.map(() => 0));
+
+  await sleep(Math.max(0, absolute * 1000 - Date.now()) + 200);
+  check("absolute expiration passed: None", ok(await op(ns, { op: "get", key: "abs" })).value, null);
+  const rows = await sql("DB", "SELECT count(*) AS n FROM ttl_kv_entries WHERE namespace = 'ttl'");
+  check("expired rows stay until purged (K31a)", rows.rows[0].n, 5);
+  const purge = cost("purge_expired (3 expired rows)", await op(ns, { op: "purge_expired", max_rows: 100 }));
+  check("purge_expired removes the 3 expired rows", ok(purge).removed, 3);
+  check("the live keys remain", ok(await op(ns, { op: "list" })).keys.map((k) => k.name), ["cleared", "stays"]);
+
+  const errors = await ops(ns, [
+    { op: "put", key: "k", text: "v", expiration_ttl: 0 },
+    { op: "put", key: "k", text: "v", expiration: 1000 },
+    { op: "put", key: "k", text: "v", expiration: Math.floor(Date.now() / 1000) },
+  ]);
+  check("K14: ttl 0", errors[0].error, "KV PUT failed: 400 Invalid expiration_ttl of 0. Please specify integer greater than 0.");
+  check("K14: expiration in the past", errors[1].error, "KV PUT failed: 400 Invalid expiration of 1000. Please specify integer greater than the current number of seconds since the UNIX epoch.");
+  check("K14: expiration now", errors[2].ok, false);
+});
+
+scenario("get_bulk: 100 keys, missing keys, duplicates, falsy values (K19-K23)", async () => {
+  const ns = { namespace: "bulk" };
+  const present = Array.from({ length: 50 }, (_, i) => `p${i}`);
+  const puts = await ops(ns, [
+    ...present.map((key) => ({ op: "put", key, text: `value ${key}`, metadata: { n: key } })),
+    { op: "put", key: "zero", json: "0" },
+    { op: "put", key: "false", json: "false" },
+    { op: "put", key: "empty", text: "" },
+    { op: "put", key: "not-json", text: "{oops" },
+  ]);
+  check("puts succeed", puts.every((x) => x.ok), true);
+  const keys = [...present, ...Array.from({ length: 50 }, (_, i) => `missing${i}`)];
+  const hundred = cost("get_bulk, 100 keys (50 present)", await op(ns, { op: "get_bulk", keys }));
+  check("get_bulk of 100 keys is one D1 call", hundred.cost.calls, 1);
+  const values = ok(hundred).values;
+  check("an entry for every key (K20)", Object.keys(values).length, 100);
+  check("present and missing", [values.p0, values.p49, values.missing0], ["value p0", "value p49", null]);
+  const r = await ops(ns, [
+    { op: "get_bulk", keys: ["p1", "p1", "missing"] },
+    { op: "get_bulk", keys: ["p1", "missing"], with_metadata: true },
+    { op: "get_bulk", keys: ["zero", "false", "missing"], as: "json" },
+    { op: "get_bulk", keys: ["empty"] },
+    { op: "get_bulk", keys: ["zero", "not-json"], as: "json" },
+    { op: "get_bulk", keys: ["p1", "missing"], as: "json", with_metadata: true },
+    { op: "get_bulk", keys: ["p1"], cache_ttl: 30 },
+  ]);
+  cost("get_bulk with metadata, 2 keys", r[1]);
+  check("duplicates collapse (K20)", ok(r[0]).values, { p1: "value p1", missing: null });
+  check("with metadata; missing is (None, None) (K22)", ok(r[1]).values, { p1: ["value p1", { n: "p1" }], missing: [null, null] });
+  check("falsy JSON survives (K23)", ok(r[2]).values, { zero: "0", false: "false", missing: null });
+  check("the empty string survives (K23)", ok(r[3]).values, { empty: "" });
+  check("K21: a non-JSON value fails json", r[4].error, "KV GET_BULK failed: 400 At least one of the requested keys corresponds to a non-json value");
+  check("K21: json with metadata where a text is not JSON fails", r[5].ok, false);
+  check("K18: cache_ttl 30 is accepted", ok(r[6]).values, { p1: "value p1" });
+});
+
+scenario("delete (K24)", async () => {
+  const ns = { namespace: "del" };
+  const r = await ops(ns, [
+    { op: "put", key: "gone", text: "v", metadata: { a: 1 } },
+    { op: "put", key: "gone-ttl", text: "v", expiration_ttl: 3600 },
+    { op: "delete", key: "gone" },
+    { op: "delete", key: "gone-ttl" },
+    { op: "delete", key: "never-was" },
+    { op: "get", key: "gone" },
+    { op: "list" },
+  ]);
+  cost("delete hit", r[2]);
+  cost("delete hit, key with expiration", r[3]);
+  cost("delete miss", r[4]);
+  check("deletes succeed, a missing key too", [r[2].ok, r[3].ok, r[4].ok], [true, true, true]);
+  check("after delete: None", ok(r[5]).value, null);
+  check("after delete: not listed", ok(r[6]).keys, []);
+});
+
+scenario("list over 2,500 keys: prefix, limit, cursor (K25-K30)", async () => {
+  const ns = { namespace: "big" };
+  const keys = Array.from({ length: 2500 }, (_, i) => `item:${String(i).padStart(5, "0")}`);
+  // Ten requests of 250 puts, each request with its own D1Namespace.
+  for (let i = 0; i < keys.length; i += 250) {
+    const r = await ops(ns, keys.slice(i, i + 250).map((key) => ({ op: "put", key, text: "" })));
+    if (!r.every((x) => x.ok)) throw new Error(`put failed: ${r.find((x) => !x.ok).error}`);
+  }
+  ok(await op(ns, { op: "put", key: "other:1", text: "" }));
+  ok(await op(ns, { op: "put", key: "aaa", text: "" }));
+
+  const pages = [];
+  let cursor;
+  do {
+    const r = await op(ns, { op: "list", prefix: "item:", limit: 1000, ...(cursor ? { cursor } : {}) });
+    if (pages.length === 0) cost("list, 1000 keys", r);
+    const page = ok(r);
+    pages.push(page);
+    cursor = page.cursor;
+    if (pages.length > 5) throw new Error("list does not end");
+  } while (cursor);
+  check("pages of 1000, 1000, 500", pages.map((p) => p.keys.length), [1000, 1000, 500]);
+  check("list_complete only on the last page (K29)", pages.map((p) => p.list_complete), [false, false, true]);
+  check("a cursor on every page but the last (K29)", pages.map((p) => p.cursor !== null), [true, true, false]);
+  check("every key exactly once, in order (K29)", pages.flatMap((p) => p.keys.map((k) => k.name)), keys);
+
+  const everything = ok(await op(ns, { op: "list" }));
+  check("default limit is 1000 (K28)", [everything.keys.length, everything.list_complete], [1000, false]);
+  check("no prefix starts at the lowest key", everything.keys[0].name, "aaa");
+  check("limit 0 means the default (K28)", ok(await op(ns, { op: "list", limit: 0 })).keys.length, 1000);
+
+  const small = cost("list, prefix, limit 10", await op(ns, { op: "list", prefix: "item:", limit: 10 }));
+  const first = ok(small);
+  check("limit 10", first.keys.map((k) => k.name), keys.slice(0, 10));
+  // K30: a key inserted after the cursor's position is seen on the next page; the limit may change.
+  ok(await op(ns, { op: "put", key: "item:00009a", text: "" }));
+  const next = ok(await op(ns, { op: "list", prefix: "item:", limit: 3, cursor: first.cursor }));
+  check("a key written after the cursor appears next (K30)", next.keys.map((k) => k.name), ["item:00009a", "item:00010", "item:00011"]);
+  const tail = ok(await op(ns, { op: "list", prefix: "item:024", cursor: next.cursor }));
+  check("the cursor continues within another prefix", tail.keys.length, 100);
+  check("prefix 'other:'", ok(await op(ns, { op: "list", prefix: "other:" })).keys.map((k) => k.name), ["other:1"]);
+
+  const errors = await ops(ns, [
+    { op: "list", limit: 1001 },
+    { op: "list", cursor: "not a cursor!" },
+    { op: "list", prefix: "x".repeat(513) },
+  ]);
+  check("K28: limit 1001", errors[0].error, "KV GET failed: 400 Invalid key_count_limit of 1001. Please specify an integer less than 1000.");
+  check("K30: a malformed cursor is an error", errors[1].error?.startsWith("KV GET failed: 400 Invalid cursor"), true);
+  check("K5: prefix over 512 bytes", errors[2].error, "KV GET failed: 414 UTF-8 encoded length of 513 exceeds key length limit of 512.");
+});
+
+scenario("multi-byte keys, up to U+10FFFF and 512 bytes (K1, K4, K26)", async () => {
+  const ns = { namespace: "mb" };
+  const max = "\u{10FFFF}";
+  const keys = ["é", "日本語", "😀", max, `a${max}b`, max.repeat(128), "z", "KEY", "key"];
+  const puts = await ops(ns, keys.map((key, i) => ({ op: "put", key, text: `v${i}` })));
+  check("all stored (512 bytes of U+10FFFF included)", puts.map((x) => x.ok), keys.map(() => true));
+  const gets = await ops(ns, keys.map((key) => ({ op: "get", key })));
+  check("all read back", gets.map((x) => ok(x).value), keys.map((_, i) => `v${i}`));
+  check("list in UTF-8 byte order (K26)", ok(await op(ns, { op: "list" })).keys.map((k) => k.name), byteOrder(keys));
+  check("get_bulk of multi-byte keys", ok(await op(ns, { op: "get_bulk", keys: [max, "😀"] })).values, { [max]: "v3", "😀": "v2" });
+  check("prefix U+10FFFF", ok(await op(ns, { op: "list", prefix: max })).keys.map((k) => k.name), [max, max.repeat(128)]);
+  const long = await ops(ns, [
+    { op: "put", key: max.repeat(128) + "a", text: "v" },
+    { op: "get", key: "😀".repeat(129) },
+  ]);
+  check("K4: 513 bytes", long[0].error, "KV PUT failed: 414 UTF-8 encoded length of 513 exceeds key length limit of 512.");
+  check("K4: the length is in bytes", long[1].error, "KV GET failed: 414 UTF-8 encoded length of 516 exceeds key length limit of 512.");
+});
+
+scenario("order and literal prefixes (K26, K27)", async () => {
+  const ns = { namespace: "order" };
+  const keys = ["!", ", ", "KEY", "key", "z", "é", "a%", "a%b", "a_b", "a\\b", "ab", "p", "pé", "p\u{10FFFF}", "p\u{10FFFF}x", "q"];
+  const puts = await ops(ns, keys.map((key) => ({ op: "put", key, text: "" })));
+  check("stored", puts.every((x) => x.ok), true);
+  const names = async (prefix) => ok(await op(ns, { op: "list", prefix })).keys.map((k) => k.name);
+  check("byte order: '!' < ', ', 'KEY' < 'key', 'z' < 'é' (K26)", await names(""), byteOrder(keys));
+  check("'%' is literal (K27)", await names("a%"), ["a%", "a%b"]);
+  check("'_' is literal (K27)", await names("a_"), ["a_b"]);
+  check("'\\' is literal (K27)", await names("a\\"), ["a\\b"]);
+  check("multi-byte characters after the prefix are included (K27)", await names("p"), ["p", "pé", "p\u{10FFFF}", "p\u{10FFFF}x"]);
+  check("prefixes are case-sensitive (K27)", [await names("K"), await names("k")], [["KEY"], ["key"]]);
+});
+
+scenario("namespaces sharing a table; default table names (K32, K33)", async () => {
+  const alpha = { namespace: "alpha", table: "shared_kv" };
+  const beta = { namespace: "beta", table: "shared_kv" };
+  ok(await op(alpha, { op: "put", key: "same", text: "from alpha" }));
+  ok(await op(beta, { op: "put", key: "same", text: "from beta" }));
+  ok(await op(beta, { op: "put", key: "only-beta", text: "b" }));
+  check("alpha sees its value", ok(await op(alpha, { op: "get", key: "same" })).value, "from alpha");
+  check("beta sees its value", ok(await op(beta, { op: "get", key: "same" })).value, "from beta");
+  check("alpha lists only its keys", ok(await op(alpha, { op: "list" })).keys.map((k) => k.name), ["same"]);
+  check("alpha's get_bulk does not see beta's keys", ok(await op(alpha, { op: "get_bulk", keys: ["same", "only-beta"] })).values, { same: "from alpha", "only-beta": null });
+  ok(await op(alpha, { op: "delete", key: "same" }));
+  check("delete in alpha leaves beta's key", ok(await op(beta, { op: "get", key: "same" })).value, "from beta");
+  const tables = await sql("DB", "SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ('shared_kv', 'alpha_kv_entries', 'ttl_kv_entries') ORDER BY name");
+  check("an explicit table; {namespace}_kv_entries by default", tables.rows.map((r) => r.name), ["shared_kv", "ttl_kv_entries"]);
+
+  const refused = async (opts) => {
+    try {
+      await ops(opts, [{ op: "get", key: "k" }]);
+      return "accepted";
+    } catch (e) {
+      return e.message.replace(/^\/ops: HTTP 400: /, "");
+    }
+  };
+  check("K33: namespace not an identifier", await refused({ namespace: "bad-name" }), 'invalid namespace name "bad-name": only ASCII letters, digits and `_` are allowed');
+  check("K33: reserved table name", await refused({ table: "_cf_kv" }), 'invalid table name "_cf_kv": names starting with `_cf` or `sqlite_` are reserved by D1 and SQLite');
+  check("K33: table name with a quote", await refused({ table: 'x"; DROP TABLE shared_kv; --' }), 'invalid table name "x\\"; DROP TABLE shared_kv; --": only ASCII letters, digits and `_` are allowed');
+});
+
+scenario("every error path of K2-K28, with KV's text and no D1 call", async () => {
+  const long = "x".repeat(513);
+  const cases = [
+    ["K2 get", { op: "get", key: "" }, "Key name cannot be empty."],
+    ["K2 put", { op: "put", key: "", text: "v" }, "Key name cannot be empty."],
+    ["K2 delete", { op: "delete", key: "" }, "Key name cannot be empty."],
+    ["K2 get_bulk", { op: "get_bulk", keys: ["a", ""] }, "Key name cannot be empty."],
+    ["K3 get .", { op: "get", key: "." }, '"." is not allowed as a key name.'],
+    ["K3 put ..", { op: "put", key: "..", text: "v" }, '".." is not allowed as a key name.'],
+    ["K3 delete .", { op: "delete", key: "." }, '"." is not allowed as a key name.'],
+    ["K4 get", { op: "get", key: long }, "KV GET failed: 414 UTF-8 encoded length of 513 exceeds key length limit of 512."],
+    ["K4 get_with_metadata", { op: "get", key: long, with_metadata: true }, "KV GET failed: 414 UTF-8 encoded length of 513 exceeds key length limit of 512."],
+    ["K4 put", { op: "put", key: long, text: "v" }, "KV PUT failed: 414 UTF-8 encoded length of 513 exceeds key length limit of 512."],
+    ["K4 put_bytes", { op: "put", key: long, bytes: [1] }, "KV PUT failed: 414 UTF-8 encoded length of 513 exceeds key length limit of 512."],
+    ["K4 delete", { op: "delete", key: long }, "KV DELETE failed: 414 UTF-8 encoded length of 513 exceeds key length limit of 512."],
+    ["K5 get_bulk", { op: "get_bulk", keys: [long] }, "KV GET_BULK failed: 414 UTF-8 encoded length of 513 exceeds key length limit of 512."],
+    ["K5 list prefix", { op: "list", prefix: long }, "KV GET failed: 414 UTF-8 encoded length of 513 exceeds key length limit of 512."],
+    ["K6 value", { op: "put", key: "k", repeat: 26_214_401 }, "KV PUT failed: 413 Value length of 26214401 exceeds limit of 26214400."],
+    ["K11 metadata", { op: "put", key: "k", text: "v", metadata: { x: "y".repeat(1017) } }, "KV PUT failed: 413 Metadata length of 1025 exceeds limit of 1024."],
+    ["K14 ttl 0", { op: "put", key: "k", text: "v", expiration_ttl: 0 }, "KV PUT failed: 400 Invalid expiration_ttl of 0. Please specify integer greater than 0."],
+    ["K14 expiration 1000", { op: "put", key: "k", text: "v", expiration: 1000 }, "KV PUT failed: 400 Invalid expiration of 1000. Please specify integer greater than the current number of seconds since the UNIX epoch."],
+    ["K18 get cache_ttl", { op: "get", key: "k", cache_ttl: 10 }, "KV GET failed: 400 Invalid cache_ttl of 10. Cache TTL must be at least 30."],
+    ["K18 get_bulk cache_ttl", { op: "get_bulk", keys: ["k"], cache_ttl: 10 }, "KV GET_BULK failed: 400 Invalid cache_ttl of 10. Cache TTL must be at least 30."],
+    ["K19 no keys", { op: "get_bulk", keys: [] }, "KV GET_BULK failed: 400 You must request a minimum of 1 key"],
+    ["K19 101 keys", { op: "get_bulk", keys: Array.from({ length: 101 }, (_, i) => `k${i}`) }, "KV GET_BULK failed: 400 You can request a maximum of 100 keys"],
+    ["K28 list limit", { op: "list", limit: 1001 }, "KV GET failed: 400 Invalid key_count_limit of 1001. Please specify an integer less than 1000."],
+  ];
+  const results = await ops({ namespace: "errors" }, cases.map(([, o]) => o));
+  cases.forEach(([name, , expected], i) => {
+    check(`${name}: error text`, results[i].error, expected);
+    check(`${name}: refused before D1 (0 calls)`, results[i].cost.calls, 0);
+  });
+  // K21 needs a stored value that is not JSON, so it reaches D1.
+  ok(await op({ namespace: "errors" }, { op: "put", key: "text", text: "plain" }));
+  const k21 = await op({ namespace: "errors" }, { op: "get_bulk", keys: ["text"], as: "json" });
+  check("K21 get_bulk json of a non-JSON value", k21.error, "KV GET_BULK failed: 400 At least one of the requested keys corresponds to a non-json value");
+});
+
+scenario("Rust-side scenarios (worker/src/scenarios.rs)", async () => {
+  const names = await (await fetch(`${base}/scenarios`)).json();
+  check("the Worker lists its scenarios", names.includes("typed_namespace"), true);
+  for (const name of names) {
+    const observed = await post(`/scenario/${name}`);
+    if (observed.skipped) {
+      skipped++;
+      console.log(`  SKIP ${name}: ${observed.skipped}`);
+      continue;
+    }
+    for (const c of observed.checks) check(`${name}: ${c.name}`, c.actual, c.expected);
+  }
+});
+
+// ---------------------------------------------------------------- cost rules over the whole run
+
+function costRules() {
+  current = "cost rules";
+  const reached = allOps.filter((x) => x.r.ok && !x.recovery);
+  const bad = (pred) => reached.filter((x) => !pred(x)).map((x) => ({ scenario: x.scenario, op: x.op.op, key: x.op.key, cost: x.r.cost }));
+  check("every operation is exactly one D1 call", bad((x) => x.r.cost.calls === 1), []);
+  check(
+    "schema statements only on the first operation per database and table (a new D1Namespace per request adds none)",
+    bad((x) => x.r.cost.statements === (x.schema ? 3 : 1)),
+    [],
+  );
+  const plain = reached.filter((x) => !x.schema);
+  const badOf = (list, pred) => list.filter((x) => !pred(x)).map((x) => ({ scenario: x.scenario, key: x.op.key, cost: x.r.cost }));
+  const gets = plain.filter((x) => x.op.op === "get" && x.r.result.value !== null);
+  check(`get hit reads 1 row (${gets.length} gets)`, badOf(gets, (x) => x.r.cost.rows_read === 1), []);
+  const puts = plain.filter((x) => x.op.op === "put");
+  check(`put writes at most 2 rows (${puts.length} puts)`, badOf(puts, (x) => x.r.cost.rows_written <= 2), []);
+  const deletes = plain.filter((x) => x.op.op === "delete");
+  check(`delete writes at most 2 rows (${deletes.length} deletes)`, badOf(deletes, (x) => x.r.cost.rows_written <= 2), []);
+  const reads = plain.filter((x) => ["get", "get_bulk", "list"].includes(x.op.op));
+  check(`reads never write (${reads.length} reads)`, badOf(reads, (x) => x.r.cost.rows_written === 0), []);
+  const bulk100 = plain.filter((x) => x.op.op === "get_bulk" && x.op.keys.length === 100);
+  check("get_bulk of 100 keys was measured, one call each", [bulk100.length > 0, bulk100.every((x) => x.r.cost.calls === 1)], [true, true]);
+}
+
+function printCostTable() {
+  const head = ["operation", "D1 calls", "statements", "rows_read", "rows_written"];
+  const rows = costRows.map((r) => [r.label, r.calls, r.statements, r.rows_read, r.rows_written].map(String));
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (cells) => `| ${cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join(" | ")} |`;
+  console.log("\nD1 cost per operation (D1's own meta.rows_read / meta.rows_written):\n");
+  console.log(line(head));
+  console.log(`|${widths.map((w, i) => (i === 0 ? "-".repeat(w + 2) : `${"-".repeat(w + 1)}:`)).join("|")}|`);
+  for (const r of rows) console.log(line(r));
+  console.log();
+}
+
+// ---------------------------------------------------------------- the server
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+let server = null;
+
+async function startServer() {
+  fs.mkdirSync(STATE, { recursive: true });
+  // A fresh D1 state directory every run: the suite starts from an empty database.
+  const persist = path.join(STATE, "d1");
+  fs.rmSync(persist, { recursive: true, force: true });
+  const home = path.join(STATE, "home");
+  fs.mkdirSync(home, { recursive: true });
+  const port = Number(process.env.D1NS_WORKERD_PORT) || (await freePort());
+  const logPath = path.join(STATE, "wrangler.log");
+  const log = fs.openSync(logPath, "w");
+  const child = spawn(
+    process.execPath,
+    [WRANGLER, "dev", "--local", "--ip", "127.0.0.1", "--port", String(port), "--persist-to", persist, "--show-interactive-dev-session=false"],
+    {
+      cwd: HERE,
+      detached: true, // its own process group, so that stopping it stops workerd too
+      stdio: ["ignore", log, log],
+      env: { ...process.env, WRANGLER_SEND_METRICS: "false", CI: "1", HOME: home, NO_COLOR: "1" },
+    },
+  );
+  server = child;
+  fs.writeFileSync(path.join(STATE, "wrangler.pid"), `${child.pid}\n`);
+  let exited = null;
+  child.once("exit", (code, signal) => (exited = signal ?? code));
+  base = `http://127.0.0.1:${port}`;
+  const started = Date.now();
+  while (Date.now() - started < 90_000) {
+    if (exited !== null) break;
+    try {
+      const res = await fetch(`${base}/ready`);
+      if (res.ok && (await res.text()) === "ok") {
+        console.log(`workerd ready on ${base} (pid ${child.pid}, ${Date.now() - started} ms)`);
+        return;
+      }
+    } catch {
+      // not listening yet
+    }
+    await sleep(200);
+  }
+  console.log(fs.readFileSync(logPath, "utf8").split("\n").slice(-40).join("\n"));
+  throw new Error(exited !== null ? `wrangler exited (${exited}) before it was ready` : "wrangler was not ready within 90 s");
+}
+
+async function stopServer() {
+  if (!server || server.exitCode !== null || server.signalCode !== null) return;
+  const gone = new Promise((resolve) => server.once("exit", resolve));
+  try {
+    process.kill(-server.pid, "SIGTERM");
+  } catch {
+    return;
+  }
+  const timeout = sleep(5000).then(() => "timeout");
+  if ((await Promise.race([gone, timeout])) === "timeout") {
+    try {
+      process.kill(-server.pid, "SIGKILL");
+    } catch {
+      // already gone
+    }
+  }
+  fs.rmSync(path.join(STATE, "wrangler.pid"), { force: true });
+}
+
+// A driver stopped by a signal still stops its server.
+for (const signal of ["SIGINT", "SIGTERM"]) {
+  process.on(signal, () => {
+    if (server) {
+      try {
+        process.kill(-server.pid, "SIGKILL");
+      } catch {
+        // already gone
+      }
+    }
+    process.exit(130);
+  });
+}
+
+// ---------------------------------------------------------------- main
+
+const only = process.argv[2];
+const t0 = Date.now();
+try {
+  await startServer();
+  for (const s of scenarios) {
+    if (only && !s.name.includes(only)) continue;
+    current = s.name;
+    const started = Date.now();
+    const before = failed;
+    try {
+      await s.run();
+    } catch (e) {
+      failed++;
+      console.log(`  FAIL ${s.name}: ${e.stack ?? e}`);
+    }
+    console.log(`${failed === before ? "ok  " : "FAIL"} ${s.name} (${Date.now() - started} ms)`);
+  }
+  if (!only) costRules();
+  printCostTable();
+} catch (e) {
+  failed++;
+  console.log(`FAIL: ${e.stack ?? e}`);
+} finally {
+  await stopServer();
+}
+console.log(`suite time ${((Date.now() - t0) / 1000).toFixed(1)} s${skipped ? `; ${skipped} skipped (see SKIP lines)` : ""}`);
+console.log(`${passed} passed, ${failed} failed`);
+process.exitCode = failed === 0 ? 0 : 1;

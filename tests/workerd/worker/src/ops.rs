@@ -1,0 +1,295 @@
+//! `POST /ops`: runs KV operations through d1ns on a D1 binding, one result and one D1 cost per
+//! operation. The driver (`tests/workerd/driver.mjs`) composes its scenarios from these.
+//!
+//! A request names the binding and the namespace options, then lists operations:
+//! `{"binding": "DB", "namespace": "ns", "table": "t", "ops": [{"op": "put", "key": "k", "text": "v"}]}`.
+//! Without `namespace`, `table` and `auto_create` the namespace is `D1Namespace::new(env.d1(..)?)`,
+//! the one-line move from KV. JSON values travel as JSON *text* in both directions (`json`
+//! fields), so integers above 2^53 are never a JavaScript number on the way.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use d1ns::D1Namespace;
+use serde::{Deserialize, Deserializer};
+use serde_json::{Value, json};
+use worker::Env;
+
+use crate::counting::{Counters, CountingD1};
+
+/// The body of `POST /ops`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpsRequest {
+    /// The D1 binding (`DB` or `DB2` in wrangler.toml).
+    #[serde(default = "default_binding")]
+    binding: String,
+    namespace: Option<String>,
+    table: Option<String>,
+    auto_create: Option<bool>,
+    /// A new `D1Namespace` on a new `env.d1()` handle for every operation, as a Worker that builds
+    /// one per request does; otherwise one namespace serves the whole request.
+    #[serde(default)]
+    fresh_per_op: bool,
+    ops: Vec<Op>,
+}
+
+fn default_binding() -> String {
+    "DB".to_owned()
+}
+
+/// How a read returns its value.
+#[derive(Debug, Default, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Kind {
+    #[default]
+    Text,
+    /// Read with `json::<serde_json::Value>()`, answered as JSON text.
+    Json,
+    Bytes,
+}
+
+/// One KV operation. Unknown fields are refused, so a typo in the driver fails loudly.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+enum Op {
+    /// `put` (`text`, `json` as JSON text, or `repeat` bytes of `x`) or `put_bytes` (`bytes`).
+    Put {
+        key: String,
+        text: Option<String>,
+        json: Option<String>,
+        bytes: Option<Vec<u8>>,
+        /// A text value of this many `x`, made here rather than sent (K6 limits).
+        repeat: Option<usize>,
+        expiration: Option<u64>,
+        expiration_ttl: Option<u64>,
+        /// Any JSON, `null` included (which means no metadata).
+        #[serde(default, deserialize_with = "present")]
+        metadata: Option<Value>,
+    },
+    Get {
+        key: String,
+        #[serde(default, rename = "as")]
+        kind: Kind,
+        #[serde(default)]
+        with_metadata: bool,
+        cache_ttl: Option<u64>,
+    },
+    GetBulk {
+        keys: Vec<String>,
+        #[serde(default, rename = "as")]
+        kind: Kind,
+        #[serde(default)]
+        with_metadata: bool,
+        cache_ttl: Option<u64>,
+    },
+    Delete {
+        key: String,
+    },
+    List {
+        prefix: Option<String>,
+        limit: Option<u64>,
+        cursor: Option<String>,
+    },
+    PurgeExpired {
+        max_rows: u64,
+    },
+}
+
+/// A field that is present, even as `null`, is `Some`.
+fn present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(deserializer).map(Some)
+}
+
+/// Runs the request's operations in order; each result carries the D1 cost of that operation.
+/// A refused namespace (K33) is an error for the whole request.
+pub async fn run(env: &Env, request: OpsRequest) -> Result<Value, String> {
+    let counters = Arc::new(Counters::default());
+    let mut shared = None;
+    let mut results = Vec::with_capacity(request.ops.len());
+    for op in &request.ops {
+        if shared.is_none() || request.fresh_per_op {
+            shared = Some(namespace(env, &request, counters.clone())?);
+        }
+        let Some(ns) = shared.as_ref() else {
+            return Err("no namespace".to_owned());
+        };
+        let before = counters.snapshot();
+        let outcome = execute(ns, op).await;
+        let cost = counters.snapshot().since(before);
+        results.push(match outcome {
+            Ok(result) => json!({ "ok": true, "result": result, "cost": cost }),
+            Err(e) => json!({ "ok": false, "error": e.to_string(), "cost": cost }),
+        });
+    }
+    Ok(json!({ "results": results }))
+}
+
+fn namespace(
+    env: &Env,
+    request: &OpsRequest,
+    counters: Arc<Counters>,
+) -> Result<D1Namespace<CountingD1>, String> {
+    let db = env.d1(&request.binding).map_err(|e| e.to_string())?;
+    let backend = CountingD1::new(db, counters);
+    if request.namespace.is_none() && request.table.is_none() && request.auto_create.is_none() {
+        return Ok(D1Namespace::new(backend));
+    }
+    let mut builder = D1Namespace::builder(backend);
+    if let Some(namespace) = &request.namespace {
+        builder = builder.namespace(namespace.as_str());
+    }
+    if let Some(table) = &request.table {
+        builder = builder.table(table.as_str());
+    }
+    if let Some(auto_create) = request.auto_create {
+        builder = builder.auto_create(auto_create);
+    }
+    builder.build().map_err(|e| e.to_string())
+}
+
+async fn execute(ns: &D1Namespace<CountingD1>, op: &Op) -> Result<Value, d1ns::Error> {
+    match op {
+        Op::Put {
+            key,
+            text,
+            json,
+            bytes,
+            repeat,
+            expiration,
+            expiration_ttl,
+            metadata,
+        } => {
+            let mut put = match (text, json, bytes, repeat) {
+                (Some(text), None, None, None) => ns.put(key, text.as_str())?,
+                (None, Some(json), None, None) => {
+                    let value: Value =
+                        serde_json::from_str(json).map_err(|source| d1ns::Error::Serialize {
+                            key: key.clone(),
+                            part: "value",
+                            source,
+                        })?;
+                    ns.put(key, &value)?
+                }
+                (None, None, Some(bytes), None) => ns.put_bytes(key, bytes)?,
+                (None, None, None, Some(n)) => ns.put(key, "x".repeat(*n))?,
+                _ => {
+                    return Err(bad_request(
+                        "a put needs exactly one of text, json, bytes, repeat",
+                    ));
+                }
+            };
+            if let Some(expiration) = expiration {
+                put = put.expiration(*expiration);
+            }
+            if let Some(ttl) = expiration_ttl {
+                put = put.expiration_ttl(*ttl);
+            }
+            if let Some(metadata) = metadata {
+                put = put.metadata(metadata)?;
+            }
+            put.execute().await?;
+            Ok(Value::Null)
+        }
+        Op::Get {
+            key,
+            kind,
+            with_metadata,
+            cache_ttl,
+        } => {
+            let mut get = ns.get(key);
+            if let Some(cache_ttl) = cache_ttl {
+                get = get.cache_ttl(*cache_ttl);
+            }
+            Ok(match (kind, with_metadata) {
+                (Kind::Text, false) => json!({ "value": get.text().await? }),
+                (Kind::Json, false) => {
+                    json!({ "value": get.json::<Value>().await?.map(|v| v.to_string()) })
+                }
+                (Kind::Bytes, false) => json!({ "value": get.bytes().await? }),
+                (Kind::Text, true) => {
+                    let (value, metadata) = get.text_with_metadata::<Value>().await?;
+                    json!({ "value": value, "metadata": metadata })
+                }
+                (Kind::Json, true) => {
+                    let (value, metadata) = get.json_with_metadata::<Value, Value>().await?;
+                    json!({ "value": value.map(|v| v.to_string()), "metadata": metadata })
+                }
+                (Kind::Bytes, true) => {
+                    let (value, metadata) = get.bytes_with_metadata::<Value>().await?;
+                    json!({ "value": value, "metadata": metadata })
+                }
+            })
+        }
+        Op::GetBulk {
+            keys,
+            kind,
+            with_metadata,
+            cache_ttl,
+        } => {
+            let mut get = ns.get_bulk(keys);
+            if let Some(cache_ttl) = cache_ttl {
+                get = get.cache_ttl(*cache_ttl);
+            }
+            Ok(match (kind, with_metadata) {
+                (Kind::Text, false) => json!({ "values": get.text().await? }),
+                (Kind::Json, false) => {
+                    json!({ "values": json_texts(get.json::<Value>().await?) })
+                }
+                (Kind::Text, true) => json!({ "values": get.text_with_metadata::<Value>().await? }),
+                (Kind::Json, true) => {
+                    let found = get.json_with_metadata::<Value, Value>().await?;
+                    let found: HashMap<String, (Option<String>, Option<Value>)> = found
+                        .into_iter()
+                        .map(|(k, (v, m))| (k, (v.map(|v| v.to_string()), m)))
+                        .collect();
+                    json!({ "values": found })
+                }
+                (Kind::Bytes, _) => return Err(bad_request("get_bulk reads text or json")),
+            })
+        }
+        Op::Delete { key } => {
+            ns.delete(key).await?;
+            Ok(Value::Null)
+        }
+        Op::List {
+            prefix,
+            limit,
+            cursor,
+        } => {
+            let mut list = ns.list();
+            if let Some(prefix) = prefix {
+                list = list.prefix(prefix.clone());
+            }
+            if let Some(limit) = limit {
+                list = list.limit(*limit);
+            }
+            if let Some(cursor) = cursor {
+                list = list.cursor(cursor.clone());
+            }
+            let page = list.execute().await?;
+            serde_json::to_value(page).map_err(|source| d1ns::Error::Serialize {
+                key: String::new(),
+                part: "list response",
+                source,
+            })
+        }
+        Op::PurgeExpired { max_rows } => {
+            Ok(json!({ "removed": ns.purge_expired(*max_rows).await? }))
+        }
+    }
+}
+
+fn json_texts(values: HashMap<String, Option<Value>>) -> HashMap<String, Option<String>> {
+    values
+        .into_iter()
+        .map(|(k, v)| (k, v.map(|v| v.to_string())))
+        .collect()
+}
+
+/// A mistake in the driver's request, reported in the operation's result.
+fn bad_request(message: &str) -> d1ns::Error {
+    d1ns::Error::Database(d1ns::DatabaseError::new(format!(
+        "bad test request: {message}"
+    )))
+}
