@@ -74,6 +74,9 @@ enum Op {
         #[serde(default)]
         with_metadata: bool,
         cache_ttl: Option<u64>,
+        /// Answer `{"length", "same_byte"}` instead of the value (for values of megabytes).
+        #[serde(default)]
+        summary: bool,
     },
     GetBulk {
         keys: Vec<String>,
@@ -196,10 +199,18 @@ async fn execute(ns: &D1Namespace<CountingD1>, op: &Op) -> Result<Value, d1ns::E
             kind,
             with_metadata,
             cache_ttl,
+            summary,
         } => {
             let mut get = ns.get(key);
             if let Some(cache_ttl) = cache_ttl {
                 get = get.cache_ttl(*cache_ttl);
+            }
+            if *summary {
+                let value = get.bytes().await?;
+                return Ok(json!({
+                    "length": value.as_ref().map(Vec::len),
+                    "same_byte": value.as_deref().and_then(same_byte),
+                }));
             }
             Ok(match (kind, with_metadata) {
                 (Kind::Text, false) => json!({ "value": get.text().await? }),
@@ -278,6 +289,12 @@ async fn execute(ns: &D1Namespace<CountingD1>, op: &Op) -> Result<Value, d1ns::E
             Ok(json!({ "removed": ns.purge_expired(*max_rows).await? }))
         }
     }
+}
+
+/// The byte every position of `value` holds, if it is one byte repeated.
+fn same_byte(value: &[u8]) -> Option<u8> {
+    let first = *value.first()?;
+    value.iter().all(|&b| b == first).then_some(first)
 }
 
 fn json_texts(values: HashMap<String, Option<Value>>) -> HashMap<String, Option<String>> {

@@ -3,7 +3,7 @@
 //! `{"skipped": "why"}`.
 //!
 //! To add one: write an `async fn(&Env) -> Observed` below, and list it in [`NAMES`] and
-//! [`run`]. The driver runs every name that `GET /scenarios` lists.
+//! [`run`]. The driver runs every name that `GET /scenarios` lists, so nothing changes there.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -89,10 +89,57 @@ async fn error_into_worker_error(env: &Env) -> Observed {
     ]}))
 }
 
-/// TODO(typed namespace): `#[d1_namespace]` (d1ns-macros) is being written. When it lands,
-/// declare a typed namespace here (e.g. `#[d1_namespace] struct Sessions` holding a serde
-/// struct), put one value with metadata and a TTL, read it back, list it, and return the checks
-/// as the scenarios above do. The driver already runs this name and reports it as skipped.
-async fn typed_namespace(_env: &Env) -> Observed {
-    Ok(json!({ "skipped": "the #[d1_namespace] macro does not exist yet (TODO in scenarios.rs)" }))
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+struct SessionMeta {
+    client: String,
+}
+
+/// A typed namespace: values and metadata are Rust types, the TTL is the namespace's default.
+#[d1ns::d1_namespace(name = "typed_sessions", ttl = 60, metadata = SessionMeta)]
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+struct Session {
+    user_id: u64,
+    roles: Vec<String>,
+}
+
+/// The `#[d1_namespace]` round trip on D1: put with metadata and the default TTL, read back
+/// with metadata and expiration, bulk read, list, delete.
+async fn typed_namespace(env: &Env) -> Observed {
+    let e = |e: d1ns::Error| e.to_string();
+    let sessions = Session::namespace(env.d1("DB").map_err(|e| e.to_string())?);
+    let session = Session {
+        user_id: 9_007_199_254_740_993,
+        roles: vec!["admin".to_owned(), "é".to_owned()],
+    };
+    let now_s = (worker::js_sys::Date::now() / 1000.0) as u64;
+    sessions
+        .put("s1", &session)
+        .metadata(SessionMeta {
+            client: "web".to_owned(),
+        })
+        .await
+        .map_err(e)?;
+    let entry = sessions.get_with_metadata("s1").await.map_err(e)?;
+    let bulk = sessions.get_bulk(&["s1", "s2"]).await.map_err(e)?;
+    let page = sessions.list().await.map_err(e)?;
+    sessions.delete("s1").await.map_err(e)?;
+    let gone = sessions.get("s1").await.map_err(e)?;
+    let expiration = entry.as_ref().and_then(|entry| entry.expiration);
+    Ok(json!({ "checks": [
+        check("value round trip", true, entry.as_ref().map(|entry| &entry.value) == Some(&session)),
+        check(
+            "metadata round trip",
+            true,
+            entry.as_ref().and_then(|entry| entry.metadata.as_ref())
+                == Some(&SessionMeta { client: "web".to_owned() }),
+        ),
+        check(
+            "the namespace's TTL of 60 s applies",
+            true,
+            expiration.is_some_and(|at| at > now_s + 58 && at <= now_s + 62),
+        ),
+        check("get_bulk", json!([true, true]), json!([bulk.get("s1").is_some_and(|v| v.as_ref() == Some(&session)), bulk.get("s2") == Some(&None)])),
+        check("list", json!(["s1"]), page.keys.iter().map(|k| k.name.clone()).collect::<Vec<_>>()),
+        check("deleted", true, gone.is_none()),
+    ]}))
 }
