@@ -151,22 +151,31 @@ impl<B: Backend> D1Namespace<B> {
     }
 }
 
-/// The entry from the rows of `Sql::get`: the entry's row (part -1), then its parts in order.
+/// The entry from the rows of `Sql::get`: the entry's row (part -1) and its parts, in any order.
 fn decode_entry(key: &str, rows: Vec<Vec<Value>>) -> Result<Option<StoredEntry>, Error> {
+    let mut rows: Vec<(i64, [Value; 5])> = rows
+        .into_iter()
+        .map(|row| {
+            let row = columns(row)?;
+            let part = match row[0] {
+                Value::Integer(part) => part,
+                Value::Real(part) => part as i64,
+                _ => i64::MIN,
+            };
+            Ok((part, row))
+        })
+        .collect::<Result<_, Error>>()?;
+    if rows.len() > 1 {
+        rows.sort_unstable_by_key(|(part, _)| *part);
+    }
     let mut rows = rows.into_iter();
-    let Some([part, value, metadata, expiration, chunks]) = rows.next().map(columns).transpose()?
-    else {
+    let Some((-1, [_, value, metadata, expiration, chunks])) = rows.next() else {
+        // No row, or only parts: the entry itself is missing or expired.
         return Ok(None);
     };
-    if !matches!(part, Value::Integer(-1)) && part != Value::Real(-1.0) {
-        // Only parts: the entry itself is missing or expired.
-        return Ok(None);
-    }
     let value = match chunks.as_u64() {
         Some(count) if count > 0 => {
-            let parts = rows
-                .map(|row| columns(row).map(|[_, data, _, _, _]| data))
-                .collect::<Result<Vec<_>, _>>()?;
+            let parts: Vec<Value> = rows.map(|(_, [_, data, _, _, _])| data).collect();
             if parts.len() as u64 != count {
                 return Err(Error::Database(DatabaseError::new(format!(
                     "key {key:?} has {} of its {count} parts",

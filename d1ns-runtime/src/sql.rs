@@ -18,7 +18,8 @@ pub(crate) struct Sql {
     /// Creates the tables, index and triggers, in order; each is `IF NOT EXISTS`.
     pub schema: [String; SCHEMA_STATEMENTS],
     /// `?1` namespace, `?2` key, `?3` now -> `part, value, metadata, expiration, chunks`: the
-    /// entry (part -1) and then its parts (0..), in order, in one statement.
+    /// entry (part -1) and its parts (0..), in one statement. The rows are put in order in Rust:
+    /// an `ORDER BY` here makes SQLite prepare the statement again at every use.
     pub get: String,
     /// `?1` namespace, `?2` the keys as a JSON array, `?3` now
     /// -> `key, value, metadata, chunks`. The keys travel as one JSON parameter so 100 keys stay
@@ -93,8 +94,7 @@ impl Sql {
                  WHERE namespace = ?1 AND key = ?2 AND {live} \
                  UNION ALL \
                  SELECT part, data, NULL, NULL, NULL FROM {chunks} \
-                 WHERE namespace = ?1 AND key = ?2 \
-                 ORDER BY 1"
+                 WHERE namespace = ?1 AND key = ?2"
             ),
             get_bulk: format!(
                 "SELECT key, value, metadata, chunks FROM {t} \
