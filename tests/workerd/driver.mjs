@@ -147,7 +147,7 @@ scenario("auto-create on an empty database, a fresh D1Namespace per request (K34
   // Dropped behind d1ns's back: the operation creates the table again and retries once.
   await sql("DB2", 'DROP TABLE "_kv_entries"');
   tablesCreated.delete("DB2/_kv_entries");
-  const again = cost("put after the table was dropped (retry with schema)", await op(db2, { op: "put", key: "k", text: "again" }, { recovery: true }));
+  const again = cost("put after DROP TABLE (fails, recreates, retries)", await op(db2, { op: "put", key: "k", text: "again" }, { recovery: true }));
   check("after DROP TABLE: put succeeds with one retry (2 calls, the put, then schema + put)", [again.ok, again.cost.calls, again.cost.statements], [true, 2, 2 + schemaStatements]);
   check("after DROP TABLE: the value is back", ok(await op(db2, { op: "get", key: "k" })).value, "again");
 
