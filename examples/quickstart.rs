@@ -28,14 +28,19 @@ struct Session {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let path = std::env::temp_dir().join("d1ns-quickstart.sqlite");
+    // A fresh database each run, so the output is always the same.
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
     println!("database: {} (SQLite, the same SQL as D1)", path.display());
     let db = Arc::new(SqliteBackend::open(&path)?);
 
     // An untyped namespace: the Workers KV API, in the table `_kv_entries`.
     let kv = D1Namespace::new(db.clone());
-    let runs = kv.get("quickstart:runs").json::<u64>().await?.unwrap_or(0) + 1;
-    kv.put("quickstart:runs", runs)?.await?;
-    println!("\nuntyped: this is run {runs} on this database (the count survives restarts)");
+    kv.put("visits", 1)?.await?;
+    let visits = kv.get("visits").json::<u64>().await?.unwrap_or(0) + 1;
+    kv.put("visits", visits)?.await?;
+    println!("\nuntyped: visits = {visits} (read after write: always the latest value)");
 
     kv.put("greeting", "hello from d1ns")?
         .expiration_ttl(1)
@@ -92,6 +97,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         cursor = page.cursor;
         page_number += 1;
     }
+
+    // The data is in the file: a new backend on it (a restart, say) sees everything.
+    drop((kv, sessions, db));
+    let reopened = D1Namespace::new(SqliteBackend::open(&path)?);
+    let visits = reopened.get("visits").text().await?;
+    println!("\nreopen:  after reopening the file, visits = {visits:?}");
 
     println!("\nSQL:     the data is plain SQL; for instance:");
     println!(
