@@ -10,7 +10,6 @@
 //!
 //! Nothing a request sends may panic the Worker: every failure becomes a JSON error response.
 
-mod counting;
 mod ops;
 mod scenarios;
 mod sql;

@@ -11,11 +11,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use d1ns::D1Namespace;
+use d1ns::backend::{Instrumented, Stats};
 use serde::{Deserialize, Deserializer};
 use serde_json::{Value, json};
-use worker::Env;
+use worker::{D1Database, Env};
 
-use crate::counting::{Counters, CountingD1};
+/// The D1 binding, counted by d1ns's own public wrapper: every figure the driver prints is D1's
+/// `meta.rows_read` / `meta.rows_written` as [`Instrumented`] sums them, as a user would see them.
+type Counted = Arc<Instrumented<D1Database>>;
 
 /// The body of `POST /ops`.
 #[derive(Debug, Deserialize)]
@@ -107,19 +110,19 @@ fn present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Value>, 
 /// Runs the request's operations in order; each result carries the D1 cost of that operation.
 /// A refused namespace (K33) is an error for the whole request.
 pub async fn run(env: &Env, request: OpsRequest) -> Result<Value, String> {
-    let counters = Arc::new(Counters::default());
-    let mut shared = None;
+    let mut shared: Option<(Counted, D1Namespace<Counted>)> = None;
     let mut results = Vec::with_capacity(request.ops.len());
     for op in &request.ops {
         if shared.is_none() || request.fresh_per_op {
-            shared = Some(namespace(env, &request, counters.clone())?);
+            shared = Some(namespace(env, &request)?);
         }
-        let Some(ns) = shared.as_ref() else {
+        let Some((db, ns)) = shared.as_ref() else {
             return Err("no namespace".to_owned());
         };
-        let before = counters.snapshot();
+        // Whatever an earlier operation left in the counters is not this one's.
+        db.take_stats();
         let outcome = execute(ns, op).await;
-        let cost = counters.snapshot().since(before);
+        let cost = cost(db.take_stats());
         results.push(match outcome {
             Ok(result) => json!({ "ok": true, "result": result, "cost": cost }),
             Err(e) => json!({ "ok": false, "error": e.to_string(), "cost": cost }),
@@ -128,15 +131,26 @@ pub async fn run(env: &Env, request: OpsRequest) -> Result<Value, String> {
     Ok(json!({ "results": results }))
 }
 
-fn namespace(
-    env: &Env,
-    request: &OpsRequest,
-    counters: Arc<Counters>,
-) -> Result<D1Namespace<CountingD1>, String> {
+/// An operation's cost as the driver reads it: round trips (`batch()` calls, failed ones
+/// included), statements sent (schema statements included), and D1's rows read and written,
+/// summed over the statements of successful calls.
+fn cost(stats: Stats) -> Value {
+    json!({
+        "calls": stats.calls,
+        "statements": stats.statements,
+        "rows_read": stats.rows_read,
+        "rows_written": stats.rows_written,
+    })
+}
+
+/// A namespace on a new `env.d1()` handle, wrapped in [`Instrumented`]; the caller keeps one
+/// handle on the wrapper to read its counts, the namespace holds the other.
+fn namespace(env: &Env, request: &OpsRequest) -> Result<(Counted, D1Namespace<Counted>), String> {
     let db = env.d1(&request.binding).map_err(|e| e.to_string())?;
-    let backend = CountingD1::new(db, counters);
+    let counted: Counted = Arc::new(Instrumented::new(db));
+    let backend = Arc::clone(&counted);
     if request.namespace.is_none() && request.table.is_none() && request.auto_create.is_none() {
-        return Ok(D1Namespace::new(backend));
+        return Ok((counted, D1Namespace::new(backend)));
     }
     let mut builder = D1Namespace::builder(backend);
     if let Some(namespace) = &request.namespace {
@@ -148,10 +162,11 @@ fn namespace(
     if let Some(auto_create) = request.auto_create {
         builder = builder.auto_create(auto_create);
     }
-    builder.build().map_err(|e| e.to_string())
+    let ns = builder.build().map_err(|e| e.to_string())?;
+    Ok((counted, ns))
 }
 
-async fn execute(ns: &D1Namespace<CountingD1>, op: &Op) -> Result<Value, d1ns::Error> {
+async fn execute(ns: &D1Namespace<Counted>, op: &Op) -> Result<Value, d1ns::Error> {
     match op {
         Op::Put {
             key,
