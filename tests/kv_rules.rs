@@ -759,14 +759,7 @@ async fn k24_delete_removes_the_key_and_deleting_a_missing_key_succeeds() {
     kv.put("other", "v").unwrap().await.unwrap();
     kv.delete("k").await.unwrap();
     assert_eq!(kv.get("k").text().await.unwrap(), None);
-    let names: Vec<String> = kv
-        .list()
-        .await
-        .unwrap()
-        .keys
-        .into_iter()
-        .map(|k| k.name)
-        .collect();
+    let names = common::names(&kv, "").await;
     assert_eq!(names, ["other"]);
 }
 

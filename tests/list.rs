@@ -5,15 +5,9 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use common::kv;
+use common::{kv, names};
 use d1ns::{D1Namespace, Error, ListResponse, SqliteBackend};
 use serde_json::json;
-
-async fn names(kv: &D1Namespace<SqliteBackend>, prefix: &str) -> Vec<String> {
-    let page = kv.list().prefix(prefix.to_string()).await.unwrap();
-    assert!(page.list_complete);
-    page.keys.into_iter().map(|k| k.name).collect()
-}
 
 async fn put_all(kv: &D1Namespace<SqliteBackend>, keys: &[&str]) {
     for key in keys {

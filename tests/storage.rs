@@ -81,14 +81,7 @@ async fn k32_namespaces_sharing_a_table_never_see_each_other() {
         b.get_bulk(&["k", "only-a"]).text().await.unwrap()["only-a"],
         None
     );
-    let b_keys: Vec<String> = b
-        .list()
-        .await
-        .unwrap()
-        .keys
-        .into_iter()
-        .map(|k| k.name)
-        .collect();
+    let b_keys = common::names(&b, "").await;
     assert_eq!(b_keys, ["k"]);
 
     b.delete("k").await.unwrap();

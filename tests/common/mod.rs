@@ -26,6 +26,13 @@ pub fn kv() -> (D1Namespace<SqliteBackend>, ManualClock) {
 /// One recorded batch: each statement's SQL and parameter count.
 pub type Batch = Vec<(String, usize)>;
 
+/// The names of the keys listed with `prefix`, which must fit one page.
+pub async fn names<B: Backend + Sync>(kv: &D1Namespace<B>, prefix: &str) -> Vec<String> {
+    let page = kv.list().prefix(prefix.to_string()).await.unwrap();
+    assert!(page.list_complete);
+    page.keys.into_iter().map(|k| k.name).collect()
+}
+
 /// Records the SQL of every batch, then hands it to the wrapped backend.
 #[derive(Debug, Clone)]
 pub struct Recorder<B> {
