@@ -8,6 +8,8 @@
 #   - wrangler and a Node 22 from tests/workerd/package-lock.json (npm ci).
 # Then builds the test Worker and the size baselines, serves, tests, and stops the server.
 # Usage: bash scripts/workerd-e2e.sh [SCENARIO-NAME-FILTER]
+#        bash scripts/workerd-e2e.sh --bench   (d1ns against Workers KV instead of the suite;
+#        D1NS_BENCH_ROUNDS=N, default 5; see BENCHMARKS.md)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD

@@ -622,6 +622,179 @@ function printCostTable() {
   console.log();
 }
 
+// ---------------------------------------------------------------- --bench: d1ns against Workers KV
+
+// `node driver.mjs --bench` (or `bash scripts/workerd-e2e.sh --bench`): instead of the suite, the
+// same operations through Workers KV (wrangler's local KV, binding KV) and through d1ns (binding
+// DB), in one run of one Worker, timed inside the Worker (worker/src/bench.rs), ROUNDS rounds
+// alternating which side goes first. Prints medians and the ratio d1ns / KV; the small cases
+// also run d1ns's own statements by hand on D1, to tell D1's share from d1ns's.
+const ROUNDS = Number(process.env.D1NS_BENCH_ROUNDS) || 5;
+const SMALL_OPS = 1000;
+const SMALL_BATCH = 250; // operations per request
+const SMALL_LEN = 100;
+const MIB = 1024 * 1024;
+const LARGE = [
+  ["1 MiB", MIB],
+  ["10 MiB", 10 * MIB],
+  ["25 MiB", 26_214_400],
+];
+const KINDS = ["bytes", "text"];
+
+async function timed(body) {
+  const started = performance.now();
+  const r = await post("/bench", body);
+  return { ...r, http_ms: performance.now() - started };
+}
+
+async function small(side, op) {
+  let ms = 0;
+  let http = 0;
+  for (let from = 0; from < SMALL_OPS; from += SMALL_BATCH) {
+    const r = await timed({ case: `small_${op}`, side, from, count: SMALL_BATCH, value_len: SMALL_LEN });
+    if (r.ops !== SMALL_BATCH) throw new Error(`small_${op} on ${side}: ${r.ops} operations`);
+    ms += r.ms;
+    http += r.http_ms;
+  }
+  return { ms, http_ms: http };
+}
+
+async function large(side, kind, size, seed) {
+  const key = `large:${kind}:${size}`;
+  const put = await timed({ case: "large_put", side, kind, key, size, seed });
+  const get = await timed({ case: "large_get", side, kind, key, size, seed });
+  // The Worker answers an error unless the value read is the value written, byte for byte.
+  check(`${side}: ${kind} ${size} bytes round-trip exactly`, [get.exact, get.length], [true, size]);
+  return { put, get };
+}
+
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const n = s.length;
+  return n % 2 ? s[(n - 1) / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+};
+
+// d1ns's get statement and its two halves, by hand on D1, over the small keys: shows what the
+// large values stored in the same tables do to small gets.
+const probes = [];
+async function probeGets(when) {
+  const row = { when };
+  for (const sql of ["union", "entries", "chunks", "chunks_rowid"]) {
+    const r = await timed({ case: "probe_gets", count: SMALL_OPS, sql });
+    row[sql] = r.ms;
+    row[`${sql}_rows`] = r.rows_read;
+  }
+  probes.push(row);
+}
+
+/** Writes the large values again (d1ns side), for the phase profile below. */
+async function restoreLarge() {
+  for (const [, size] of LARGE) {
+    for (const kind of KINDS) await timed({ case: "large_put", side: "d1ns", kind, key: `large:${kind}:${size}`, size, seed: 1000 + ROUNDS - 1 });
+  }
+}
+
+async function runBench() {
+  current = "bench";
+  // Does Rust work between two awaits move Date.now() in this workerd? If not, a timed section
+  // would miss the decoding done after its last I/O.
+  const probe = await timed({ case: "clock", spin: 200_000_000 });
+  console.log(
+    `clock probe: ${Math.round(probe.http_ms)} ms of computation seen from the driver; Date.now() inside the Worker moved ` +
+      `${probe.spin_ms} ms across it, ${probe.spin_then_io_ms} ms across it and one KV read`,
+  );
+  // Warm-up: the isolate, d1ns's table (created by its first operation), KV's storage; the
+  // small keys exist on both sides before the first timed round.
+  for (const side of ["kv", "d1ns"]) {
+    await small(side, "put");
+    await small(side, "get");
+  }
+  // The parts table's rows again, in a rowid table with an index (see probeGets).
+  await sql("DB", "CREATE TABLE bench_chunks_rowid (namespace TEXT NOT NULL, key TEXT NOT NULL, part INTEGER NOT NULL, data TEXT NOT NULL)");
+  await sql("DB", "CREATE UNIQUE INDEX bench_chunks_rowid_key ON bench_chunks_rowid (namespace, key, part)");
+  await probeGets("before any large value was stored");
+  const cases = [
+    [`${SMALL_OPS} gets, ${SMALL_LEN}-byte text`, (side) => small(side, "get"), "get"],
+    [`${SMALL_OPS} puts, ${SMALL_LEN}-byte text`, (side) => small(side, "put"), "put"],
+  ];
+  const samples = new Map(); // label -> { kv: [{ms, http_ms}], d1ns: [...] }
+  const add = (label, side, sample) => {
+    if (!samples.has(label)) samples.set(label, { kv: [], d1ns: [], d1: [] });
+    samples.get(label)[side].push(sample);
+  };
+  for (let round = 0; round < ROUNDS; round++) {
+    const order = round % 2 === 0 ? ["kv", "d1ns"] : ["d1ns", "kv"];
+    const started = Date.now();
+    // Small cases also run d1ns's statements by hand on D1 ("d1"), in a rotating order.
+    const three = ["kv", "d1ns", "d1"].map((_, i, all) => all[(i + round) % 3]);
+    // Puts first: the gets read what the puts of this round wrote.
+    for (const side of three) add(cases[1][0], side, await cases[1][1](side));
+    for (const side of three) add(cases[0][0], side, await cases[0][1](side));
+    for (const [name, size] of LARGE) {
+      for (const kind of KINDS) {
+        for (const side of order) {
+          const { put, get } = await large(side, kind, size, 1000 + round);
+          add(`put, ${name} ${kind}`, side, put);
+          add(`get, ${name} ${kind}`, side, get);
+        }
+      }
+    }
+    console.log(`round ${round + 1}/${ROUNDS} (${order.join(" first, ")} second): ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  }
+  const order = [cases[0][0], cases[1][0], ...LARGE.flatMap(([name]) => KINDS.flatMap((kind) => [`put, ${name} ${kind}`, `get, ${name} ${kind}`]))];
+  const fmt = (ms) => (ms >= 100 ? ms.toFixed(0) : ms.toFixed(1));
+  const table = (title, field) => {
+    console.log(`\n${title}\n`);
+    console.log("| operation | KV median (ms) | d1ns median (ms) | d1ns / KV | D1 by hand (ms) | d1ns / D1 by hand |");
+    console.log("|---|---:|---:|---:|---:|---:|");
+    for (const label of order) {
+      const s = samples.get(label);
+      if (!s) continue;
+      const kv = median(s.kv.map((x) => x[field]));
+      const d1 = median(s.d1ns.map((x) => x[field]));
+      const hand = s.d1.length ? median(s.d1.map((x) => x[field])) : null;
+      const byHand = hand === null ? "| | |" : `| ${fmt(hand)} | ${(d1 / hand).toFixed(2)} |`;
+      console.log(`| ${label} | ${fmt(kv)} | ${fmt(d1)} | ${(d1 / kv).toFixed(2)} ${byHand}`);
+    }
+  };
+  table(`Timed inside the Worker (Date.now() around the operations), median of ${ROUNDS} rounds:`, "ms");
+  table(`Timed from the driver (HTTP request to response; includes making and checking the values), median of ${ROUNDS} rounds:`, "http_ms");
+
+  await sql("DB", "INSERT INTO bench_chunks_rowid SELECT namespace, key, part, data FROM _kv_entries_chunks");
+  await probeGets("after the rounds (large values stored)");
+  // Delete the large values (their parts go with them, by trigger) and look again.
+  await sql("DB", "DELETE FROM _kv_entries WHERE key >= 'large:' AND key < 'large;'");
+  await sql("DB", "DELETE FROM bench_chunks_rowid");
+  await probeGets("after deleting the large values");
+  await small("d1ns", "get").then((r) => console.log(`\nd1ns, ${SMALL_OPS} small gets after deleting the large values: ${fmt(r.ms)} ms`));
+  console.log(`\n${SMALL_OPS} small gets by hand on D1 (ms; rows_read summed), d1ns's get statement and its halves:\n`);
+  console.log("| when | whole statement (UNION ALL) | entry row only | parts only | parts only, in a rowid table + index |");
+  console.log("|---|---:|---:|---:|---:|");
+  for (const p of probes) {
+    console.log(`| ${p.when} | ${fmt(p.union)} (${p.union_rows}) | ${fmt(p.entries)} (${p.entries_rows}) | ${fmt(p.chunks)} (${p.chunks_rows}) | ${fmt(p.chunks_rowid)} (${p.chunks_rowid_rows}) |`);
+  }
+  await restoreLarge();
+
+  // Where a d1ns get of a large value spends its time (d1ns side only).
+  console.log(`\nd1ns get, by phase (median of 3 reads; worker/src/bench.rs, profile):\n`);
+  console.log("| value | whole get | inside batch() | D1 call to JS result | serde decode (d1ns's way) | one Uint8Array copy |");
+  console.log("|---|---:|---:|---:|---:|---:|");
+  for (const [name, size] of LARGE) {
+    for (const kind of KINDS) {
+      const p = await timed({ case: "profile", kind, key: `large:${kind}:${size}`, size, seed: 1000 + ROUNDS - 1 });
+      console.log(`| ${name} ${kind} | ${fmt(p.d1ns_get_ms)} | ${fmt(p.d1ns_batch_ms)} | ${fmt(p.raw_all_ms)} | ${fmt(p.serde_decode_ms)} | ${fmt(p.typed_array_decode_ms)} |`);
+    }
+  }
+  // A bytes value in one row: D1's BLOB (an array of numbers in JS) against hex text.
+  console.log(`\nA 1 MiB bytes value straight on the D1 binding, BLOB against hex text (median of 3):\n`);
+  const b = await timed({ case: "blob_profile", size: MIB, seed: 7 });
+  console.log("| | put (ms) | get (ms) |");
+  console.log("|---|---:|---:|");
+  console.log(`| bound as Uint8Array, read as BLOB (d1ns now) | ${fmt(b.put_blob_ms)} | ${fmt(b.get_blob_ms)} |`);
+  console.log(`| bound as hex text, unhex() / hex() in SQL | ${fmt(b.put_hex_ms)} | ${fmt(b.get_hex_ms)} |`);
+  console.log();
+}
+
 // ---------------------------------------------------------------- the server
 
 function freePort() {
@@ -715,11 +888,13 @@ for (const signal of ["SIGINT", "SIGTERM"]) {
 
 // ---------------------------------------------------------------- main
 
-const only = process.argv[2];
+const BENCH = process.argv.includes("--bench");
+const only = process.argv.slice(2).find((arg) => arg !== "--bench");
 const t0 = Date.now();
 try {
   await startServer();
-  for (const s of scenarios) {
+  if (BENCH) await runBench();
+  for (const s of BENCH ? [] : scenarios) {
     // The first scenario runs always: it meets the empty database and learns the schema size.
     if (only && !s.name.includes(only) && s !== scenarios[0]) continue;
     current = s.name;
@@ -733,8 +908,8 @@ try {
     }
     console.log(`${failed === before ? "ok  " : "FAIL"} ${s.name} (${Date.now() - started} ms)`);
   }
-  if (!only) costRules();
-  printCostTable();
+  if (!BENCH && !only) costRules();
+  if (!BENCH) printCostTable();
 } catch (e) {
   failed++;
   console.log(`FAIL: ${e.stack ?? e}`);

@@ -3,6 +3,8 @@
 //!
 //! - `GET /ready`: `ok`, once the Worker is loaded.
 //! - `POST /ops`: KV operations through d1ns, each with its D1 cost (see [`ops`]).
+//! - `POST /bench`: KV against d1ns, timed inside the Worker (see [`bench`]); not part of the
+//!   CI suite, only of the driver's `--bench` mode.
 //! - `POST /sql`: one statement straight on a D1 binding, to look at what d1ns stored (`typeof`)
 //!   and to drop tables behind its back (K34).
 //! - `GET /scenarios`, `POST /scenario/NAME`: scenarios that need Rust types of their own
@@ -10,6 +12,7 @@
 //!
 //! Nothing a request sends may panic the Worker: every failure becomes a JSON error response.
 
+mod bench;
 mod ops;
 mod scenarios;
 mod sql;
@@ -26,6 +29,10 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
         (Method::Get, "/scenarios") => Ok(json!(scenarios::NAMES)),
         (Method::Post, "/ops") => match body(&mut req).await {
             Ok(request) => ops::run(&env, request).await,
+            Err(e) => Err(e),
+        },
+        (Method::Post, "/bench") => match body(&mut req).await {
+            Ok(request) => bench::run(&env, request).await,
             Err(e) => Err(e),
         },
         (Method::Post, "/sql") => match body(&mut req).await {
