@@ -722,14 +722,21 @@ async function runBench() {
     if (!samples.has(label)) samples.set(label, { kv: [], d1ns: [], d1: [] });
     samples.get(label)[side].push(sample);
   };
+  const withLarge = `${SMALL_OPS} gets, ${SMALL_LEN}-byte text, with the large values stored too`;
+  // Small cases first, in a table that holds only small values; they also run d1ns's statements
+  // by hand on D1 ("d1"). The order of the sides rotates from round to round.
   for (let round = 0; round < ROUNDS; round++) {
-    const order = round % 2 === 0 ? ["kv", "d1ns"] : ["d1ns", "kv"];
     const started = Date.now();
-    // Small cases also run d1ns's statements by hand on D1 ("d1"), in a rotating order.
     const three = ["kv", "d1ns", "d1"].map((_, i, all) => all[(i + round) % 3]);
     // Puts first: the gets read what the puts of this round wrote.
     for (const side of three) add(cases[1][0], side, await cases[1][1](side));
     for (const side of three) add(cases[0][0], side, await cases[0][1](side));
+    console.log(`small round ${round + 1}/${ROUNDS} (${three.join(", ")}): ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  }
+  // Large values: the same keys every round (after the first, puts overwrite).
+  for (let round = 0; round < ROUNDS; round++) {
+    const order = round % 2 === 0 ? ["kv", "d1ns"] : ["d1ns", "kv"];
+    const started = Date.now();
     for (const [name, size] of LARGE) {
       for (const kind of KINDS) {
         for (const side of order) {
@@ -739,9 +746,14 @@ async function runBench() {
         }
       }
     }
-    console.log(`round ${round + 1}/${ROUNDS} (${order.join(" first, ")} second): ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    console.log(`large round ${round + 1}/${ROUNDS} (${order.join(", ")}): ${((Date.now() - started) / 1000).toFixed(1)} s`);
   }
-  const order = [cases[0][0], cases[1][0], ...LARGE.flatMap(([name]) => KINDS.flatMap((kind) => [`put, ${name} ${kind}`, `get, ${name} ${kind}`]))];
+  // Small gets again, now that the large values sit in the same stores.
+  for (let round = 0; round < ROUNDS; round++) {
+    const three = ["kv", "d1ns", "d1"].map((_, i, all) => all[(i + round) % 3]);
+    for (const side of three) add(withLarge, side, await small(side, "get"));
+  }
+  const order = [cases[0][0], cases[1][0], ...LARGE.flatMap(([name]) => KINDS.flatMap((kind) => [`put, ${name} ${kind}`, `get, ${name} ${kind}`])), withLarge];
   const fmt = (ms) => (ms >= 100 ? ms.toFixed(0) : ms.toFixed(1));
   const table = (title, field) => {
     console.log(`\n${title}\n`);
@@ -773,6 +785,14 @@ async function runBench() {
   for (const p of probes) {
     console.log(`| ${p.when} | ${fmt(p.union)} (${p.union_rows}) | ${fmt(p.entries)} (${p.entries_rows}) | ${fmt(p.chunks)} (${p.chunks_rows}) | ${fmt(p.chunks_rowid)} (${p.chunks_rowid_rows}) |`);
   }
+  const puts = {};
+  for (let i = 0; i < ROUNDS; i++) {
+    for (const batch of i % 2 ? [true, false] : [false, true]) {
+      const r = await timed({ case: "probe_puts", count: SMALL_OPS, value_len: SMALL_LEN, batch });
+      (puts[batch] ??= []).push(r.ms);
+    }
+  }
+  console.log(`\n${SMALL_OPS} small puts by hand on D1 with d1ns's put statement (median of ${ROUNDS}): run() ${fmt(median(puts[false]))} ms, batch() of one statement ${fmt(median(puts[true]))} ms`);
   await restoreLarge();
 
   // Where a d1ns get of a large value spends its time (d1ns side only).

@@ -72,6 +72,13 @@ pub enum BenchRequest {
     /// one of its two halves (`entries`: the entry's row, `chunks`: its parts), to see which
     /// half of the statement a get pays for.
     ProbeGets { count: u32, sql: ProbeSql },
+    /// `count` small puts of d1ns's put statement by hand, sent with `run()` or as a `batch()`
+    /// of one statement (as d1ns sends every operation).
+    ProbePuts {
+        count: u32,
+        value_len: usize,
+        batch: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -132,6 +139,13 @@ pub async fn run(env: &Env, request: BenchRequest) -> Result<Value, String> {
             count, value_len, ..
         }
         | BenchRequest::SmallGet {
+            count, value_len, ..
+        } if *count > MAX_SMALL_COUNT || *value_len > MAX_SMALL_LEN => {
+            return Err(format!(
+                "at most {MAX_SMALL_COUNT} operations of at most {MAX_SMALL_LEN} bytes a request"
+            ));
+        }
+        BenchRequest::ProbePuts {
             count, value_len, ..
         } if *count > MAX_SMALL_COUNT || *value_len > MAX_SMALL_LEN => {
             return Err(format!(
@@ -238,6 +252,11 @@ pub async fn run(env: &Env, request: BenchRequest) -> Result<Value, String> {
         } => profile(env, kind, &key, size, seed).await,
         BenchRequest::BlobProfile { size, seed } => blob_profile(env, size, seed).await,
         BenchRequest::ProbeGets { count, sql } => probe_gets(env, count, sql).await,
+        BenchRequest::ProbePuts {
+            count,
+            value_len,
+            batch,
+        } => probe_puts(env, count, value_len, batch).await,
     }
 }
 
@@ -727,4 +746,32 @@ async fn probe_gets(env: &Env, count: u32, sql: ProbeSql) -> Result<Value, Strin
             .unwrap_or(0);
     }
     Ok(json!({ "ms": now() - started, "rows_read": rows_read }))
+}
+
+/// See [`BenchRequest::ProbePuts`].
+async fn probe_puts(env: &Env, count: u32, value_len: usize, batch: bool) -> Result<Value, String> {
+    let db = env.d1("DB").map_err(text)?;
+    let values: Vec<(String, String)> = (0..count)
+        .map(|i| (small_key(i), small_value(i, value_len)))
+        .collect();
+    let started = now();
+    for (key, value) in &values {
+        let statement = db
+            .prepare(PUT_SQL)
+            .bind(&[
+                JsValue::from_str(""),
+                JsValue::from_str(key),
+                JsValue::from_str(value),
+                JsValue::NULL,
+                JsValue::NULL,
+                JsValue::NULL,
+            ])
+            .map_err(text)?;
+        if batch {
+            db.batch(vec![statement]).await.map_err(text)?;
+        } else {
+            statement.run().await.map_err(text)?;
+        }
+    }
+    Ok(json!({ "ms": now() - started }))
 }
