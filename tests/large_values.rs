@@ -180,7 +180,7 @@ async fn large_values_expire_list_and_purge_like_small_ones() {
 #[tokio::test]
 async fn get_bulk_reads_large_values_with_their_metadata() {
     let recorder = Recorder::new(Arc::new(SqliteBackend::open_in_memory().unwrap()));
-    let kv = D1Namespace::builder(&recorder)
+    let kv = D1Namespace::builder(recorder.clone())
         .clock(ManualClock::new(T0))
         .build()
         .unwrap();
@@ -221,7 +221,7 @@ async fn get_bulk_reads_large_values_with_their_metadata() {
 #[tokio::test]
 async fn a_large_put_and_get_are_one_round_trip_each_and_small_ones_one_statement() {
     let db = Instrumented::new(SqliteBackend::open_in_memory().unwrap());
-    let kv = D1Namespace::new(&db);
+    let kv = D1Namespace::new(db.clone());
     kv.get("warm-up").text().await.unwrap();
     db.take_stats();
 

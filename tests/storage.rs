@@ -170,7 +170,7 @@ fn k33_names_must_be_plain_identifiers_and_not_reserved() {
 #[tokio::test]
 async fn k34_table_is_created_in_the_same_round_trip_as_the_first_operation() {
     let recorder = Recorder::new(SqliteBackend::open_in_memory().unwrap());
-    let kv = namespace(&recorder, "first", None);
+    let kv = namespace(recorder.clone(), "first", None);
     kv.put("k", "v").unwrap().await.unwrap();
     let batches = recorder.batches();
     assert_eq!(batches.len(), 1, "one round trip");
@@ -198,7 +198,7 @@ async fn k34_a_fresh_namespace_per_request_sends_no_schema_after_the_first() {
     let recorder = Recorder::new(SqliteBackend::open_in_memory().unwrap());
     for request in 0..5 {
         // The workers-rs pattern: a new D1Namespace in every request.
-        let kv = namespace(&recorder, "per_request", None);
+        let kv = namespace(recorder.clone(), "per_request", None);
         kv.put(&format!("k{request}"), "v").unwrap().await.unwrap();
     }
     let sizes: Vec<usize> = recorder.batches().iter().map(Vec::len).collect();
@@ -209,12 +209,12 @@ async fn k34_a_fresh_namespace_per_request_sends_no_schema_after_the_first() {
 async fn k34_the_same_table_name_in_two_databases_is_two_tables() {
     let one = Recorder::new(SqliteBackend::open_in_memory().unwrap());
     let two = Recorder::new(SqliteBackend::open_in_memory().unwrap());
-    namespace(&one, "twin", None)
+    namespace(one.clone(), "twin", None)
         .put("k", "1")
         .unwrap()
         .await
         .unwrap();
-    let kv_two = namespace(&two, "twin", None);
+    let kv_two = namespace(two.clone(), "twin", None);
     kv_two.put("k", "2").unwrap().await.unwrap();
     assert_eq!(
         two.batches()[0].len(),
@@ -228,7 +228,7 @@ async fn k34_the_same_table_name_in_two_databases_is_two_tables() {
 async fn k34_a_table_dropped_by_hand_is_created_again_and_the_operation_retried() {
     let path = scratch_db("k34_dropped");
     let recorder = Recorder::new(SqliteBackend::open(&path).unwrap());
-    let kv = namespace(&recorder, "dropped", None);
+    let kv = namespace(recorder.clone(), "dropped", None);
     kv.put("k", "v").unwrap().await.unwrap();
     rusqlite::Connection::open(&path)
         .unwrap()
@@ -246,7 +246,7 @@ async fn k34_a_table_dropped_by_hand_is_created_again_and_the_operation_retried(
     assert_eq!(kv.get("k").text().await.unwrap().as_deref(), Some("again"));
     // Other namespaces on the same table learn it exists again.
     recorder.clear();
-    namespace(&recorder, "dropped", None)
+    namespace(recorder.clone(), "dropped", None)
         .get("k")
         .text()
         .await
@@ -263,7 +263,7 @@ async fn k34_a_failed_creation_is_retried_never_cached() {
         .execute_batch("CREATE TABLE broken_kv_entries (namespace TEXT, key TEXT)")
         .unwrap();
     let recorder = Recorder::new(SqliteBackend::open(&path).unwrap());
-    let kv = namespace(&recorder, "broken", None);
+    let kv = namespace(recorder.clone(), "broken", None);
     for _ in 0..2 {
         let error = kv.put("k", "v").unwrap().execute().await.unwrap_err();
         assert!(matches!(error, Error::Database(_)), "{error:?}");
@@ -431,7 +431,7 @@ async fn k31a_reads_of_expired_keys_write_nothing_and_purge_removes_them_in_boun
 // ---- Cost rules ----------------------------------------------------------------------------
 
 /// Every operation of the API, on `kv`, in steady state.
-async fn every_operation<B: d1ns::Backend + Sync>(kv: &D1Namespace<B>) {
+async fn every_operation<B: d1ns::Backend + Send + Sync + 'static>(kv: &D1Namespace<B>) {
     kv.put("a", "1").unwrap().await.unwrap();
     kv.put("b", json!({"x": 1}))
         .unwrap()
@@ -471,7 +471,7 @@ async fn every_operation<B: d1ns::Backend + Sync>(kv: &D1Namespace<B>) {
 #[tokio::test]
 async fn every_operation_is_one_round_trip_of_one_statement_with_at_most_100_parameters() {
     let recorder = Recorder::new(SqliteBackend::open_in_memory().unwrap());
-    let kv = namespace(&recorder, "cost", None);
+    let kv = namespace(recorder.clone(), "cost", None);
     kv.get("warm-up").text().await.unwrap();
     recorder.clear();
     every_operation(&kv).await;
@@ -487,7 +487,7 @@ async fn every_operation_is_one_round_trip_of_one_statement_with_at_most_100_par
 async fn no_statement_scans_the_table() {
     let path = scratch_db("query_plans");
     let recorder = Recorder::new(SqliteBackend::open(&path).unwrap());
-    let kv = namespace(&recorder, "plans", Some("plans_table"));
+    let kv = namespace(recorder.clone(), "plans", Some("plans_table"));
     every_operation(&kv).await;
     kv.put("fill", "v").unwrap().await.unwrap();
     // Values stored in parts: written, overwritten both ways, read, bulk-read, deleted, purged.
@@ -609,4 +609,28 @@ async fn works_from_many_tasks_of_a_multi_threaded_runtime() {
         task.await.unwrap();
     }
     assert_eq!(kv.list().await.unwrap().keys.len(), 200);
+}
+
+#[tokio::test]
+async fn namespaces_are_cheap_handles_and_their_futures_outlive_the_call_like_kvstore() {
+    // As with KvStore: `ctx.wait_until(kv.put(k, v)?.execute())` needs a 'static future.
+    fn static_send<T: Send + 'static>(future: T) -> T {
+        future
+    }
+    let kv = D1Namespace::new(SqliteBackend::open_in_memory().unwrap());
+    let write = {
+        let key = String::from("later");
+        static_send(kv.put(&key, "v").unwrap().execute())
+        // `key` is dropped here; the future owns what it needs.
+    };
+    tokio::spawn(write).await.unwrap().unwrap();
+    let read = static_send(kv.get("later").text());
+    assert_eq!(tokio::spawn(read).await.unwrap().unwrap().as_deref(), Some("v"));
+    static_send(kv.get_bulk(&["later"]).text());
+    static_send(kv.list().execute());
+    static_send(std::future::IntoFuture::into_future(kv.list()));
+
+    let clone = kv.clone();
+    clone.put("via-clone", "v").unwrap().await.unwrap();
+    assert_eq!(kv.get("via-clone").text().await.unwrap().as_deref(), Some("v"));
 }

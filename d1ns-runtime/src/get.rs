@@ -38,19 +38,19 @@ impl<B: Backend> D1Namespace<B> {
     /// assert_eq!(meta, Some(7));
     /// # Ok(()) }
     /// ```
-    pub fn get<'a>(&'a self, key: &'a str) -> GetOptionsBuilder<'a, B> {
+    pub fn get(&self, key: &str) -> GetOptionsBuilder<B> {
         GetOptionsBuilder {
-            namespace: self,
-            key,
+            namespace: self.clone(),
+            key: key.to_owned(),
             cache_ttl: None,
         }
     }
 
     /// Reads up to 100 keys in one round trip. The result has an entry for every requested key,
     /// `None` for a missing or expired one (K19-K23).
-    pub fn get_bulk(&self, keys: &[impl AsRef<str>]) -> GetBulkOptionsBuilder<'_, B> {
+    pub fn get_bulk(&self, keys: &[impl AsRef<str>]) -> GetBulkOptionsBuilder<B> {
         GetBulkOptionsBuilder {
-            namespace: self,
+            namespace: self.clone(),
             keys: keys.iter().map(|k| k.as_ref().to_owned()).collect(),
             cache_ttl: None,
         }
@@ -60,13 +60,13 @@ impl<B: Backend> D1Namespace<B> {
 /// Options of a `get`; made by [`D1Namespace::get`].
 #[derive(Debug)]
 #[must_use = "a get does nothing until you call .text(), .json(), .bytes() or a _with_metadata form"]
-pub struct GetOptionsBuilder<'a, B> {
-    namespace: &'a D1Namespace<B>,
-    key: &'a str,
+pub struct GetOptionsBuilder<B> {
+    namespace: D1Namespace<B>,
+    key: String,
     cache_ttl: Option<u64>,
 }
 
-impl<'a, B: Backend> GetOptionsBuilder<'a, B> {
+impl<B: Backend> GetOptionsBuilder<B> {
     /// Accepted for compatibility with KV; values below 30 fail as in KV (K18). It changes
     /// nothing else: reads are always fresh.
     pub fn cache_ttl(mut self, cache_ttl: u64) -> Self {
@@ -77,14 +77,14 @@ impl<'a, B: Backend> GetOptionsBuilder<'a, B> {
     /// The value as text; `None` if missing or expired (K17). Bytes that are not UTF-8 are an
     /// error, never mangled (K7).
     pub async fn text(self) -> Result<Option<String>, Error> {
-        let key = self.key;
-        self.entry().await?.map(|e| text(key, e.value)).transpose()
+        let entry = self.entry().await?;
+        entry.map(|e| text(&self.key, e.value)).transpose()
     }
 
     /// The value parsed as JSON into `T` (K7).
     pub async fn json<T: DeserializeOwned>(self) -> Result<Option<T>, Error> {
-        let key = self.key;
-        self.entry().await?.map(|e| json(key, e.value)).transpose()
+        let entry = self.entry().await?;
+        entry.map(|e| json(&self.key, e.value)).transpose()
     }
 
     /// The value as bytes (text reads as its UTF-8, K7).
@@ -117,7 +117,7 @@ impl<'a, B: Backend> GetOptionsBuilder<'a, B> {
         self,
         decode: impl FnOnce(&str, Value) -> Result<T, Error>,
     ) -> Result<(Option<T>, Option<M>), Error> {
-        let key = self.key;
+        let key = &self.key;
         match self.entry().await? {
             None => Ok((None, None)),
             Some(entry) => Ok((
@@ -128,12 +128,12 @@ impl<'a, B: Backend> GetOptionsBuilder<'a, B> {
     }
 
     /// The live entry under the key, in one statement (parts of a long value included).
-    pub(crate) async fn entry(self) -> Result<Option<StoredEntry>, Error> {
-        limits::check_key(Operation::Get, self.key)?;
+    pub(crate) async fn entry(&self) -> Result<Option<StoredEntry>, Error> {
+        limits::check_key(Operation::Get, &self.key)?;
         limits::check_cache_ttl(Operation::Get, self.cache_ttl)?;
-        let ns = self.namespace;
-        let result = ns.run_one(ns.get_statement(self.key)).await?;
-        decode_entry(self.key, result.rows)
+        let ns = &self.namespace;
+        let result = ns.run_one(ns.get_statement(&self.key)).await?;
+        decode_entry(&self.key, result.rows)
     }
 }
 
@@ -141,7 +141,7 @@ impl<B: Backend> D1Namespace<B> {
     /// Reads one entry with its parts: see `Sql::get`.
     fn get_statement(&self, key: &str) -> Statement<'_> {
         Statement {
-            sql: &self.sql.get,
+            sql: &self.sql().get,
             params: vec![
                 self.namespace_param(),
                 Value::Text(key.to_owned()),
@@ -196,13 +196,13 @@ fn decode_entry(key: &str, rows: Vec<Vec<Value>>) -> Result<Option<StoredEntry>,
 /// Options of a `get_bulk`; made by [`D1Namespace::get_bulk`].
 #[derive(Debug)]
 #[must_use = "a get_bulk does nothing until you call .text(), .json() or a _with_metadata form"]
-pub struct GetBulkOptionsBuilder<'a, B> {
-    namespace: &'a D1Namespace<B>,
+pub struct GetBulkOptionsBuilder<B> {
+    namespace: D1Namespace<B>,
     keys: Vec<String>,
     cache_ttl: Option<u64>,
 }
 
-impl<B: Backend> GetBulkOptionsBuilder<'_, B> {
+impl<B: Backend> GetBulkOptionsBuilder<B> {
     /// Accepted for compatibility with KV; values below 30 fail as in KV (K18).
     pub fn cache_ttl(mut self, cache_ttl: u64) -> Self {
         self.cache_ttl = Some(cache_ttl);
@@ -258,7 +258,7 @@ impl<B: Backend> GetBulkOptionsBuilder<'_, B> {
             source,
         })?;
         let statement = Statement {
-            sql: &ns.sql.get_bulk,
+            sql: &ns.sql().get_bulk,
             params: vec![
                 ns.namespace_param(),
                 Value::Text(keys_json),

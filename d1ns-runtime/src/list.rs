@@ -57,9 +57,9 @@ impl<B: Backend> D1Namespace<B> {
     /// assert!(rest.list_complete);
     /// # Ok(()) }
     /// ```
-    pub fn list(&self) -> ListOptionsBuilder<'_, B> {
+    pub fn list(&self) -> ListOptionsBuilder<B> {
         ListOptionsBuilder {
-            namespace: self,
+            namespace: self.clone(),
             prefix: None,
             limit: None,
             cursor: None,
@@ -70,14 +70,14 @@ impl<B: Backend> D1Namespace<B> {
 /// Options of a `list`; made by [`D1Namespace::list`]. Run with `.execute().await` or `.await`.
 #[derive(Debug)]
 #[must_use = "a list does nothing until you .execute().await (or .await) it"]
-pub struct ListOptionsBuilder<'a, B> {
-    namespace: &'a D1Namespace<B>,
+pub struct ListOptionsBuilder<B> {
+    namespace: D1Namespace<B>,
     prefix: Option<String>,
     limit: Option<u64>,
     cursor: Option<String>,
 }
 
-impl<'a, B: Backend> ListOptionsBuilder<'a, B> {
+impl<B: Backend> ListOptionsBuilder<B> {
     /// Only keys that start with `prefix` (literal and case-sensitive, K27).
     pub fn prefix(mut self, prefix: String) -> Self {
         self.prefix = Some(prefix);
@@ -109,7 +109,7 @@ impl<'a, B: Backend> ListOptionsBuilder<'a, B> {
             _ => prefix.clone(),
         };
         let statement = Statement {
-            sql: &ns.sql.list,
+            sql: &ns.sql().list,
             params: vec![
                 ns.namespace_param(),
                 Value::Text(low),
@@ -142,9 +142,9 @@ impl<'a, B: Backend> ListOptionsBuilder<'a, B> {
     }
 }
 
-impl<'a, B: Backend + Sync + 'a> IntoFuture for ListOptionsBuilder<'a, B> {
+impl<B: Backend + Send + Sync + 'static> IntoFuture for ListOptionsBuilder<B> {
     type Output = Result<ListResponse, Error>;
-    type IntoFuture = Pin<Box<dyn Future<Output = Self::Output> + Send + 'a>>;
+    type IntoFuture = Pin<Box<dyn Future<Output = Self::Output> + Send>>;
 
     fn into_future(self) -> Self::IntoFuture {
         Box::pin(self.execute())

@@ -32,7 +32,15 @@ use crate::sql::{SCHEMA_STATEMENTS, Sql};
 ///
 /// Many namespaces can share one database, each in its own table or several in one table
 /// ([`builder`](Self::builder)); they never see each other's keys (K32).
+///
+/// Like `KvStore`, a `D1Namespace` is a cheap handle: clones share the backend, and the builders
+/// own what they need, so their futures can outlive the call that made them (`ctx.wait_until`).
 pub struct D1Namespace<B> {
+    pub(crate) inner: Arc<Inner<B>>,
+}
+
+/// What the clones of a [`D1Namespace`] share.
+pub(crate) struct Inner<B> {
     backend: B,
     namespace: String,
     table: String,
@@ -41,6 +49,14 @@ pub struct D1Namespace<B> {
     /// Set once this namespace knows its table exists; saves a lock on the registry per operation.
     schema_known: AtomicBool,
     clock: Arc<dyn Clock>,
+}
+
+impl<B> Clone for D1Namespace<B> {
+    fn clone(&self) -> Self {
+        D1Namespace {
+            inner: Arc::clone(&self.inner),
+        }
+    }
 }
 
 impl<B: Backend> D1Namespace<B> {
@@ -87,7 +103,7 @@ impl<B: Backend> D1Namespace<B> {
         auto_create: bool,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        D1Namespace {
+        let inner = Inner {
             backend,
             sql: Sql::for_table(&table),
             namespace,
@@ -95,44 +111,51 @@ impl<B: Backend> D1Namespace<B> {
             auto_create,
             schema_known: AtomicBool::new(false),
             clock,
+        };
+        D1Namespace {
+            inner: Arc::new(inner),
         }
     }
 
     /// The namespace name (`""` for the default namespace).
     pub fn namespace(&self) -> &str {
-        &self.namespace
+        &self.inner.namespace
     }
 
     /// The table the namespace lives in.
     pub fn table(&self) -> &str {
-        &self.table
+        &self.inner.table
     }
 
     /// The backend, for queries of your own.
     pub fn backend(&self) -> &B {
-        &self.backend
+        &self.inner.backend
     }
 
     /// The `CREATE TABLE` and `CREATE INDEX` statements of this namespace's table, for a D1
     /// migration when auto-create is off.
     pub fn schema_sql(&self) -> String {
-        self.sql.schema_script()
+        self.inner.sql.schema_script()
+    }
+
+    pub(crate) fn sql(&self) -> &Sql {
+        &self.inner.sql
     }
 
     pub(crate) fn now_ms(&self) -> u64 {
-        self.clock.now_ms()
+        self.inner.clock.now_ms()
     }
 
     /// The namespace as the first parameter of a statement.
     pub(crate) fn namespace_param(&self) -> Value {
-        Value::Text(self.namespace.clone())
+        Value::Text(self.inner.namespace.clone())
     }
 
     /// Deletes a key; deleting a missing key succeeds (K24).
     pub async fn delete(&self, key: &str) -> Result<(), Error> {
         limits::check_key(Operation::Delete, key)?;
         let statement = Statement {
-            sql: &self.sql.delete,
+            sql: &self.inner.sql.delete,
             params: vec![self.namespace_param(), Value::Text(key.to_owned())],
         };
         self.run_one(statement).await.map(drop)
@@ -146,7 +169,7 @@ impl<B: Backend> D1Namespace<B> {
     /// removes; call it from a Cron Trigger with a bound that fits one invocation.
     pub async fn purge_expired(&self, max_rows: u64) -> Result<u64, Error> {
         let statement = Statement {
-            sql: &self.sql.purge_expired,
+            sql: &self.inner.sql.purge_expired,
             params: vec![
                 Value::Integer(to_i64(self.now_ms())),
                 Value::Integer(to_i64(max_rows)),
@@ -172,12 +195,12 @@ impl<B: Backend> D1Namespace<B> {
         &'s self,
         mut statements: Vec<Statement<'s>>,
     ) -> Result<Vec<QueryResult>, Error> {
-        let mut with_schema = self.auto_create && !self.schema_known();
+        let mut with_schema = self.inner.auto_create && !self.schema_known();
         loop {
             if with_schema {
                 statements.splice(0..0, self.schema_statements());
             }
-            match self.backend.batch(&statements).await {
+            match self.inner.backend.batch(&statements).await {
                 Ok(mut results) => {
                     if with_schema {
                         self.remember_schema();
@@ -187,7 +210,7 @@ impl<B: Backend> D1Namespace<B> {
                 }
                 // The table was dropped, or this is another database than the registry thinks:
                 // create it and try once more.
-                Err(e) if e.is_missing_table() && self.auto_create && !with_schema => {
+                Err(e) if e.is_missing_table() && self.inner.auto_create && !with_schema => {
                     self.forget_schema();
                     with_schema = true;
                 }
@@ -197,42 +220,42 @@ impl<B: Backend> D1Namespace<B> {
     }
 
     fn schema_statements(&self) -> impl Iterator<Item = Statement<'_>> {
-        self.sql.schema.iter().map(|sql| Statement {
+        self.inner.sql.schema.iter().map(|sql| Statement {
             sql,
             params: Vec::new(),
         })
     }
 
     fn schema_known(&self) -> bool {
-        if self.schema_known.load(Ordering::Relaxed) {
+        if self.inner.schema_known.load(Ordering::Relaxed) {
             return true;
         }
-        let id = self.backend.database_id();
+        let id = self.inner.backend.database_id();
         let known = registry()
             .iter()
-            .any(|(db, table)| *db == id && **table == *self.table);
+            .any(|(db, table)| *db == id && **table == *self.inner.table);
         if known {
-            self.schema_known.store(true, Ordering::Relaxed);
+            self.inner.schema_known.store(true, Ordering::Relaxed);
         }
         known
     }
 
     fn remember_schema(&self) {
-        let id = self.backend.database_id();
+        let id = self.inner.backend.database_id();
         let mut registry = registry();
         if !registry
             .iter()
-            .any(|(db, table)| *db == id && **table == *self.table)
+            .any(|(db, table)| *db == id && **table == *self.inner.table)
         {
-            registry.push((id, self.table.clone().into_boxed_str()));
+            registry.push((id, self.inner.table.clone().into_boxed_str()));
         }
-        self.schema_known.store(true, Ordering::Relaxed);
+        self.inner.schema_known.store(true, Ordering::Relaxed);
     }
 
     fn forget_schema(&self) {
-        let id = self.backend.database_id();
-        registry().retain(|(db, table)| !(*db == id && **table == *self.table));
-        self.schema_known.store(false, Ordering::Relaxed);
+        let id = self.inner.backend.database_id();
+        registry().retain(|(db, table)| !(*db == id && **table == *self.inner.table));
+        self.inner.schema_known.store(false, Ordering::Relaxed);
     }
 }
 
@@ -260,9 +283,9 @@ pub(crate) fn to_i64(n: u64) -> i64 {
 impl<B> fmt::Debug for D1Namespace<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("D1Namespace")
-            .field("namespace", &self.namespace)
-            .field("table", &self.table)
-            .field("auto_create", &self.auto_create)
+            .field("namespace", &self.inner.namespace)
+            .field("table", &self.inner.table)
+            .field("auto_create", &self.inner.auto_create)
             .finish_non_exhaustive()
     }
 }

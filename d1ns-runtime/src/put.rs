@@ -28,11 +28,7 @@ impl<B: Backend> D1Namespace<B> {
     /// assert_eq!(kv.get("count").text().await?.as_deref(), Some("42"));
     /// # Ok(()) }
     /// ```
-    pub fn put<T: Serialize>(
-        &self,
-        key: &str,
-        value: T,
-    ) -> Result<PutOptionsBuilder<'_, B>, Error> {
+    pub fn put<T: Serialize>(&self, key: &str, value: T) -> Result<PutOptionsBuilder<B>, Error> {
         let serialize_error = |source| Error::Serialize {
             key: key.to_owned(),
             part: "value",
@@ -48,13 +44,13 @@ impl<B: Backend> D1Namespace<B> {
     }
 
     /// Writes bytes; they read back as bytes, or as text if they are UTF-8 (K7).
-    pub fn put_bytes(&self, key: &str, value: &[u8]) -> Result<PutOptionsBuilder<'_, B>, Error> {
+    pub fn put_bytes(&self, key: &str, value: &[u8]) -> Result<PutOptionsBuilder<B>, Error> {
         Ok(self.put_value(key, Value::Blob(value.to_vec())))
     }
 
-    pub(crate) fn put_value(&self, key: &str, value: Value) -> PutOptionsBuilder<'_, B> {
+    pub(crate) fn put_value(&self, key: &str, value: Value) -> PutOptionsBuilder<B> {
         PutOptionsBuilder {
-            namespace: self,
+            namespace: self.clone(),
             key: key.to_owned(),
             value,
             expiration: None,
@@ -68,8 +64,8 @@ impl<B: Backend> D1Namespace<B> {
 /// Nothing is written until `.execute().await` (or `.await`).
 #[derive(Debug)]
 #[must_use = "a put does nothing until you .execute().await (or .await) it"]
-pub struct PutOptionsBuilder<'a, B> {
-    namespace: &'a D1Namespace<B>,
+pub struct PutOptionsBuilder<B> {
+    namespace: D1Namespace<B>,
     key: String,
     value: Value,
     expiration: Option<u64>,
@@ -77,7 +73,7 @@ pub struct PutOptionsBuilder<'a, B> {
     metadata: Option<String>,
 }
 
-impl<'a, B: Backend> PutOptionsBuilder<'a, B> {
+impl<B: Backend> PutOptionsBuilder<B> {
     /// Expire at this time, in seconds since the Unix epoch; it must be in the future (K14).
     pub fn expiration(mut self, expiration: u64) -> Self {
         self.expiration = Some(expiration);
@@ -126,7 +122,7 @@ impl<'a, B: Backend> PutOptionsBuilder<'a, B> {
         let part_count = to_i64(parts.len() as u64);
         let mut statements = Vec::with_capacity(1 + parts.len());
         statements.push(Statement {
-            sql: &ns.sql.put,
+            sql: &ns.sql().put,
             params: vec![
                 ns.namespace_param(),
                 Value::Text(self.key.clone()),
@@ -142,7 +138,7 @@ impl<'a, B: Backend> PutOptionsBuilder<'a, B> {
         });
         for (index, part) in parts.into_iter().enumerate() {
             statements.push(Statement {
-                sql: &ns.sql.put_chunk,
+                sql: &ns.sql().put_chunk,
                 params: vec![
                     ns.namespace_param(),
                     Value::Text(self.key.clone()),
@@ -155,9 +151,9 @@ impl<'a, B: Backend> PutOptionsBuilder<'a, B> {
     }
 }
 
-impl<'a, B: Backend + Sync + 'a> IntoFuture for PutOptionsBuilder<'a, B> {
+impl<B: Backend + Send + Sync + 'static> IntoFuture for PutOptionsBuilder<B> {
     type Output = Result<(), Error>;
-    type IntoFuture = Pin<Box<dyn Future<Output = Self::Output> + Send + 'a>>;
+    type IntoFuture = Pin<Box<dyn Future<Output = Self::Output> + Send>>;
 
     fn into_future(self) -> Self::IntoFuture {
         Box::pin(self.execute())

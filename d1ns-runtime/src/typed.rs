@@ -14,6 +14,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::backend::{Backend, Value};
 use crate::error::Error;
 use crate::get::{json, metadata};
+use crate::list::ListOptionsBuilder;
 use crate::namespace::{D1Namespace, D1NamespaceBuilder};
 
 /// A type stored in its own KV namespace; implemented by `#[d1_namespace]`.
@@ -184,12 +185,19 @@ impl<T: Namespace, B: Backend> TypedNamespace<T, B> {
     }
 
     /// Lists keys with their typed metadata. Finish with `.execute().await` or `.await`.
-    pub fn list(&self) -> TypedListBuilder<'_, T, B> {
+    pub fn list(&self) -> TypedListBuilder<T, B> {
         TypedListBuilder {
-            namespace: self,
-            prefix: None,
-            limit: None,
-            cursor: None,
+            list: self.raw.list(),
+            _values: PhantomData,
+        }
+    }
+}
+
+impl<T, B> Clone for TypedNamespace<T, B> {
+    fn clone(&self) -> Self {
+        TypedNamespace {
+            raw: self.raw.clone(),
+            _values: PhantomData,
         }
     }
 }
@@ -275,7 +283,9 @@ impl<'a, T: Namespace, B: Backend> TypedPutBuilder<'a, T, B> {
     }
 }
 
-impl<'a, T: Namespace + Sync, B: Backend + Sync + 'a> IntoFuture for TypedPutBuilder<'a, T, B> {
+impl<'a, T: Namespace + Sync, B: Backend + Send + Sync + 'a> IntoFuture
+    for TypedPutBuilder<'a, T, B>
+{
     type Output = Result<(), Error>;
     type IntoFuture = Pin<Box<dyn Future<Output = Self::Output> + Send + 'a>>;
 
@@ -293,47 +303,40 @@ impl<T: Namespace, B> fmt::Debug for TypedPutBuilder<'_, T, B> {
     }
 }
 
-/// Options of a typed `list`; made by [`TypedNamespace::list`].
+/// Options of a typed `list`; made by [`TypedNamespace::list`]: the untyped list, with each
+/// key's metadata decoded into `T::Metadata`.
 #[must_use = "a list does nothing until you .execute().await (or .await) it"]
-pub struct TypedListBuilder<'a, T, B> {
-    namespace: &'a TypedNamespace<T, B>,
-    prefix: Option<String>,
-    limit: Option<u64>,
-    cursor: Option<String>,
+pub struct TypedListBuilder<T, B> {
+    list: ListOptionsBuilder<B>,
+    _values: PhantomData<fn() -> T>,
 }
 
-impl<'a, T: Namespace, B: Backend> TypedListBuilder<'a, T, B> {
+impl<T: Namespace, B: Backend> TypedListBuilder<T, B> {
     /// Only keys that start with `prefix`.
-    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.prefix = Some(prefix.into());
-        self
+    pub fn prefix(self, prefix: impl Into<String>) -> Self {
+        self.map(|list| list.prefix(prefix.into()))
     }
 
     /// Keys per page: 1 to 1000; 0 means 1000.
-    pub fn limit(mut self, limit: u64) -> Self {
-        self.limit = Some(limit);
-        self
+    pub fn limit(self, limit: u64) -> Self {
+        self.map(|list| list.limit(limit))
     }
 
     /// Continue after the page that returned this cursor.
-    pub fn cursor(mut self, cursor: impl Into<String>) -> Self {
-        self.cursor = Some(cursor.into());
-        self
+    pub fn cursor(self, cursor: impl Into<String>) -> Self {
+        self.map(|list| list.cursor(cursor.into()))
+    }
+
+    fn map(self, f: impl FnOnce(ListOptionsBuilder<B>) -> ListOptionsBuilder<B>) -> Self {
+        TypedListBuilder {
+            list: f(self.list),
+            _values: PhantomData,
+        }
     }
 
     /// Reads one page.
     pub async fn execute(self) -> Result<TypedListResponse<T::Metadata>, Error> {
-        let mut list = self.namespace.raw.list();
-        if let Some(prefix) = self.prefix {
-            list = list.prefix(prefix);
-        }
-        if let Some(limit) = self.limit {
-            list = list.limit(limit);
-        }
-        if let Some(cursor) = self.cursor {
-            list = list.cursor(cursor);
-        }
-        let page = list.execute().await?;
+        let page = self.list.execute().await?;
         let keys = page
             .keys
             .into_iter()
@@ -362,21 +365,19 @@ impl<'a, T: Namespace, B: Backend> TypedListBuilder<'a, T, B> {
     }
 }
 
-impl<'a, T: Namespace + 'a, B: Backend + Sync + 'a> IntoFuture for TypedListBuilder<'a, T, B> {
+impl<T: Namespace + 'static, B: Backend + Send + Sync + 'static> IntoFuture
+    for TypedListBuilder<T, B>
+{
     type Output = Result<TypedListResponse<T::Metadata>, Error>;
-    type IntoFuture = Pin<Box<dyn Future<Output = Self::Output> + Send + 'a>>;
+    type IntoFuture = Pin<Box<dyn Future<Output = Self::Output> + Send>>;
 
     fn into_future(self) -> Self::IntoFuture {
         Box::pin(self.execute())
     }
 }
 
-impl<T, B> fmt::Debug for TypedListBuilder<'_, T, B> {
+impl<T, B> fmt::Debug for TypedListBuilder<T, B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TypedListBuilder")
-            .field("prefix", &self.prefix)
-            .field("limit", &self.limit)
-            .field("cursor", &self.cursor)
-            .finish_non_exhaustive()
+        f.debug_struct("TypedListBuilder").finish_non_exhaustive()
     }
 }

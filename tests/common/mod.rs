@@ -27,23 +27,35 @@ pub fn kv() -> (D1Namespace<SqliteBackend>, ManualClock) {
 pub type Batch = Vec<(String, usize)>;
 
 /// The names of the keys listed with `prefix`, which must fit one page.
-pub async fn names<B: Backend + Sync>(kv: &D1Namespace<B>, prefix: &str) -> Vec<String> {
+pub async fn names<B: Backend + Send + Sync + 'static>(
+    kv: &D1Namespace<B>,
+    prefix: &str,
+) -> Vec<String> {
     let page = kv.list().prefix(prefix.to_string()).await.unwrap();
     assert!(page.list_complete);
     page.keys.into_iter().map(|k| k.name).collect()
 }
 
 /// Records the SQL of every batch, then hands it to the wrapped backend.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Recorder<B> {
-    pub inner: B,
+    pub inner: Arc<B>,
     batches: Arc<Mutex<Vec<Batch>>>,
+}
+
+impl<B> Clone for Recorder<B> {
+    fn clone(&self) -> Self {
+        Recorder {
+            inner: self.inner.clone(),
+            batches: self.batches.clone(),
+        }
+    }
 }
 
 impl<B> Recorder<B> {
     pub fn new(inner: B) -> Self {
         Recorder {
-            inner,
+            inner: Arc::new(inner),
             batches: Arc::default(),
         }
     }

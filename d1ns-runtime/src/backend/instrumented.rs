@@ -9,7 +9,7 @@ use super::{Backend, QueryResult, Statement};
 use crate::error::DatabaseError;
 
 /// Counts calls (round trips), statements, and the rows the database reports reading and
-/// writing. Clones share their counters: keep one, give the other to the namespace.
+/// writing. Clones share the backend and the counters: keep one, give the other to the namespace.
 ///
 /// `rows_read` and `rows_written` are D1's own `meta.rows_read` and `meta.rows_written`, what D1
 /// bills; SQLite does not report them, so on [`SqliteBackend`](crate::SqliteBackend) they stay 0
@@ -21,16 +21,25 @@ use crate::error::DatabaseError;
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), d1ns_runtime::Error> {
 /// let db = Instrumented::new(SqliteBackend::open_in_memory()?);
-/// let kv = D1Namespace::new(&db); // or hand it a clone, when B is Clone (an Arc, say)
+/// let kv = D1Namespace::new(db.clone());
 /// kv.put("k", "v")?.await?;
 /// kv.get("k").text().await?;
 /// assert_eq!(db.stats().calls, 2);
 /// # Ok(()) }
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Instrumented<B> {
-    inner: B,
+    inner: Arc<B>,
     counters: Arc<Counters>,
+}
+
+impl<B> Clone for Instrumented<B> {
+    fn clone(&self) -> Self {
+        Instrumented {
+            inner: Arc::clone(&self.inner),
+            counters: Arc::clone(&self.counters),
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -61,7 +70,7 @@ impl<B> Instrumented<B> {
     /// Counts what goes through `inner`.
     pub fn new(inner: B) -> Self {
         Instrumented {
-            inner,
+            inner: Arc::new(inner),
             counters: Arc::default(),
         }
     }
