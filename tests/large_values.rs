@@ -35,7 +35,7 @@ fn count(path: &std::path::Path, sql: &str) -> i64 {
 }
 
 fn parts(path: &std::path::Path) -> i64 {
-    count(path, "SELECT count(*) FROM big_kv_entries_chunks")
+    count(path, "SELECT count(*) FROM \"big_kv_entries$chunks\"")
 }
 
 /// Text of `len` bytes with multi-byte characters throughout, so part boundaries fall inside
@@ -65,7 +65,7 @@ async fn k6_k9_exactly_25_mib_round_trips_as_text_and_as_bytes() {
     // No row holds more than D1 allows.
     let longest = count(
         &path,
-        "SELECT max(length(CAST(data AS BLOB))) FROM big_kv_entries_chunks",
+        "SELECT max(length(CAST(data AS BLOB))) FROM \"big_kv_entries$chunks\"",
     );
     assert!(longest as usize <= MAX_ROW_VALUE_BYTES, "{longest}");
 }
@@ -256,7 +256,7 @@ async fn a_failed_large_write_changes_nothing() {
     rusqlite::Connection::open(&path)
         .unwrap()
         .execute_batch(
-            "CREATE TRIGGER fail_part AFTER INSERT ON big_kv_entries_chunks WHEN NEW.part = 3 \
+            "CREATE TRIGGER fail_part AFTER INSERT ON \"big_kv_entries$chunks\" WHEN NEW.part = 3 \
              BEGIN SELECT RAISE(ABORT, 'disk full'); END",
         )
         .unwrap();
@@ -397,5 +397,66 @@ async fn d1_limits_can_be_turned_off() {
         )
         .await
         .is_err()
+    );
+}
+
+#[tokio::test]
+async fn updating_metadata_or_expiration_by_hand_keeps_the_parts() {
+    let (kv, _, path) = on_file("hand_update");
+    let large = text_of(2 * MAX_ROW_VALUE_BYTES);
+    kv.put("k", large.as_str()).unwrap().await.unwrap();
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch("UPDATE big_kv_entries SET metadata = '1', expiration = NULL")
+        .unwrap();
+    let (value, meta) = kv.get("k").text_with_metadata::<u8>().await.unwrap();
+    assert!(value == Some(large));
+    assert_eq!(meta, Some(1));
+}
+
+#[tokio::test]
+async fn an_expired_large_value_is_not_downloaded() {
+    let recorder = Recorder::new(SqliteBackend::open_in_memory().unwrap());
+    let clock = ManualClock::new(T0);
+    let kv = D1Namespace::builder(recorder.clone())
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    kv.put("k", text_of(3 * MAX_ROW_VALUE_BYTES).as_str())
+        .unwrap()
+        .expiration_ttl(1)
+        .await
+        .unwrap();
+    recorder.clear();
+    kv.get("k").text().await.unwrap();
+    assert_eq!(
+        recorder.rows_returned(),
+        1 + 3,
+        "the entry and its parts while live"
+    );
+    clock.advance(Duration::from_secs(1));
+    recorder.clear();
+    assert_eq!(kv.get("k").text().await.unwrap(), None);
+    assert_eq!(recorder.rows_returned(), 0, "nothing once expired");
+}
+
+#[tokio::test]
+async fn a_table_named_like_another_tables_parts_is_its_own_table() {
+    let backend = Arc::new(SqliteBackend::open_in_memory().unwrap());
+    let build = |table: &str| {
+        D1Namespace::builder(backend.clone())
+            .namespace("ns")
+            .table(table)
+            .build()
+            .unwrap()
+    };
+    let (plain, named_like_parts) = (build("sessions"), build("sessions_chunks"));
+    let large = text_of(2 * MAX_ROW_VALUE_BYTES);
+    plain.put("k", large.as_str()).unwrap().await.unwrap();
+    named_like_parts.put("k", "small").unwrap().await.unwrap();
+    assert!(plain.get("k").text().await.unwrap() == Some(large));
+    assert_eq!(
+        named_like_parts.get("k").text().await.unwrap().as_deref(),
+        Some("small")
     );
 }

@@ -50,9 +50,9 @@ async fn k32_default_tables_are_named_after_the_namespace() {
         table_names(&path),
         [
             "_kv_entries",
-            "_kv_entries_chunks",
+            "_kv_entries$chunks",
             "sessions_kv_entries",
-            "sessions_kv_entries_chunks"
+            "sessions_kv_entries$chunks"
         ]
     );
 }
@@ -178,7 +178,7 @@ async fn k34_table_is_created_in_the_same_round_trip_as_the_first_operation() {
     assert_eq!(sql.len(), WITH_SCHEMA);
     assert!(sql[0].starts_with("CREATE TABLE IF NOT EXISTS \"first_kv_entries\""));
     assert!(sql[1].starts_with("CREATE INDEX IF NOT EXISTS"));
-    assert!(sql[2].starts_with("CREATE TABLE IF NOT EXISTS \"first_kv_entries_chunks\""));
+    assert!(sql[2].starts_with("CREATE TABLE IF NOT EXISTS \"first_kv_entries$chunks\""));
     assert!(sql[3].starts_with("CREATE TRIGGER IF NOT EXISTS"));
     assert!(sql[4].starts_with("CREATE TRIGGER IF NOT EXISTS"));
     assert!(sql[5].starts_with("INSERT INTO"));
@@ -625,12 +625,18 @@ async fn namespaces_are_cheap_handles_and_their_futures_outlive_the_call_like_kv
     };
     tokio::spawn(write).await.unwrap().unwrap();
     let read = static_send(kv.get("later").text());
-    assert_eq!(tokio::spawn(read).await.unwrap().unwrap().as_deref(), Some("v"));
+    assert_eq!(
+        tokio::spawn(read).await.unwrap().unwrap().as_deref(),
+        Some("v")
+    );
     static_send(kv.get_bulk(&["later"]).text());
     static_send(kv.list().execute());
     static_send(std::future::IntoFuture::into_future(kv.list()));
 
     let clone = kv.clone();
     clone.put("via-clone", "v").unwrap().await.unwrap();
-    assert_eq!(kv.get("via-clone").text().await.unwrap().as_deref(), Some("v"));
+    assert_eq!(
+        kv.get("via-clone").text().await.unwrap().as_deref(),
+        Some("v")
+    );
 }

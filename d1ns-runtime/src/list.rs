@@ -113,8 +113,8 @@ impl<B: Backend> ListOptionsBuilder<B> {
             params: vec![
                 ns.namespace_param(),
                 Value::Text(low),
-                Value::Text(prefix_end(&prefix)),
                 Value::Integer(to_i64(ns.now_ms())),
+                Value::Text(prefix_end(&prefix)),
                 // One more than asked tells whether another page follows.
                 Value::Integer(to_i64(limit + 1)),
             ],

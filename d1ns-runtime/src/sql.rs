@@ -6,10 +6,10 @@
 //! is a bound parameter (`now`, in milliseconds), never `unixepoch()`. Table names are checked
 //! identifiers (K33) and quoted; everything else is a parameter.
 //!
-//! Values longer than a D1 row can hold (K9) live in a second table, `{table}_chunks`, as text
+//! Values longer than a D1 row can hold (K9) live in a second table, `{table}$chunks`, as text
 //! parts in order; the entry's row keeps an empty value of the right kind (text or bytes) and
-//! the number of parts in `chunks`. Triggers remove the parts whenever the entry is overwritten
-//! or deleted (by `delete`, a new `put`, or `purge_expired`), so no operation leaves orphans, and
+//! the number of parts in `chunks`. Triggers remove the parts whenever the entry gets a new value
+//! or is deleted (by `put`, `delete` or `purge_expired`), so no operation leaves orphans, and
 //! small values never pay for the mechanism: the triggers only fire when `chunks` was set.
 
 /// The statements for one table.
@@ -18,8 +18,11 @@ pub(crate) struct Sql {
     /// Creates the tables, index and triggers, in order; each is `IF NOT EXISTS`.
     pub schema: [String; SCHEMA_STATEMENTS],
     /// `?1` namespace, `?2` key, `?3` now -> `part, value, metadata, expiration, chunks`: the
-    /// entry (part -1) and its parts (0..), in one statement. The rows are put in order in Rust:
-    /// an `ORDER BY` here makes SQLite prepare the statement again at every use.
+    /// entry (part -1) and its parts (0..), in one statement. Parts come back only while the
+    /// entry is live; the check is a subquery per part, so an entry without parts costs no second
+    /// read of its row (a join or `EXISTS` would read it first, or make SQLite prepare the
+    /// statement again at each use). The rows are put in order in Rust: an `ORDER BY` here makes
+    /// SQLite prepare the statement again at every use.
     pub get: String,
     /// `?1` namespace, `?2` the keys as a JSON array, `?3` now
     /// -> `key, value, metadata, chunks`. The keys travel as one JSON parameter so 100 keys stay
@@ -31,7 +34,7 @@ pub(crate) struct Sql {
     pub put_chunk: String,
     /// `?1` namespace, `?2` key.
     pub delete: String,
-    /// `?1` namespace, `?2` lowest key (inclusive), `?3` key bound (exclusive), `?4` now,
+    /// `?1` namespace, `?2` lowest key (inclusive), `?3` now, `?4` key bound (exclusive),
     /// `?5` limit -> `key, expiration, metadata`.
     pub list: String,
     /// `?1` now, `?2` most rows to remove.
@@ -46,10 +49,13 @@ impl Sql {
     /// so that no name can ever change a statement.
     pub fn for_table(table: &str) -> Sql {
         let t = quote(table);
-        let chunks = quote(&format!("{table}_chunks"));
-        let index = quote(&format!("{table}_expiration"));
-        let on_update = quote(&format!("{table}_chunks_on_update"));
-        let on_delete = quote(&format!("{table}_chunks_on_delete"));
+        // Names of d1ns's own objects carry `$`, which table names cannot (K33): they never
+        // collide with a table of another namespace (`sessions` and `sessions_chunks`, say).
+        let chunks = quote(&format!("{table}$chunks"));
+        let index = quote(&format!("{table}$expiration"));
+        let on_update = quote(&format!("{table}$chunks_on_update"));
+        let on_delete = quote(&format!("{table}$chunks_on_delete"));
+        // Every read binds the current time as ?3.
         let live = "(expiration IS NULL OR expiration > ?3)";
         // Runs in a trigger, for the entry row being replaced or removed.
         let drop_chunks =
@@ -80,8 +86,10 @@ impl Sql {
                      PRIMARY KEY (namespace, key, part)\
                      ) WITHOUT ROWID"
                 ),
+                // Only a new value (a put) replaces the parts: an UPDATE of the metadata or the
+                // expiration by hand keeps them.
                 format!(
-                    "CREATE TRIGGER IF NOT EXISTS {on_update} AFTER UPDATE ON {t} \
+                    "CREATE TRIGGER IF NOT EXISTS {on_update} AFTER UPDATE OF value, chunks ON {t} \
                      WHEN OLD.chunks > 0 BEGIN {drop_chunks}; END"
                 ),
                 format!(
@@ -93,8 +101,9 @@ impl Sql {
                 "SELECT -1, value, metadata, expiration, chunks FROM {t} \
                  WHERE namespace = ?1 AND key = ?2 AND {live} \
                  UNION ALL \
-                 SELECT part, data, NULL, NULL, NULL FROM {chunks} \
-                 WHERE namespace = ?1 AND key = ?2"
+                 SELECT c.part, c.data, NULL, NULL, NULL FROM {chunks} AS c \
+                 WHERE c.namespace = ?1 AND c.key = ?2 \
+                 AND (SELECT {live} FROM {t} AS e WHERE e.namespace = c.namespace AND e.key = c.key)"
             ),
             get_bulk: format!(
                 "SELECT key, value, metadata, chunks FROM {t} \
@@ -113,8 +122,7 @@ impl Sql {
             delete: format!("DELETE FROM {t} WHERE namespace = ?1 AND key = ?2"),
             list: format!(
                 "SELECT key, expiration, metadata FROM {t} \
-                 WHERE namespace = ?1 AND key >= ?2 AND key < ?3 \
-                 AND (expiration IS NULL OR expiration > ?4) \
+                 WHERE namespace = ?1 AND key >= ?2 AND key < ?4 AND {live} \
                  ORDER BY key LIMIT ?5"
             ),
             purge_expired: format!(

@@ -41,6 +41,7 @@ pub async fn names<B: Backend + Send + Sync + 'static>(
 pub struct Recorder<B> {
     pub inner: Arc<B>,
     batches: Arc<Mutex<Vec<Batch>>>,
+    rows: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl<B> Clone for Recorder<B> {
@@ -48,6 +49,7 @@ impl<B> Clone for Recorder<B> {
         Recorder {
             inner: self.inner.clone(),
             batches: self.batches.clone(),
+            rows: self.rows.clone(),
         }
     }
 }
@@ -57,6 +59,7 @@ impl<B> Recorder<B> {
         Recorder {
             inner: Arc::new(inner),
             batches: Arc::default(),
+            rows: Arc::default(),
         }
     }
 
@@ -65,9 +68,15 @@ impl<B> Recorder<B> {
         self.batches.lock().unwrap().clone()
     }
 
+    /// Rows the database returned since the last `clear`.
+    pub fn rows_returned(&self) -> usize {
+        self.rows.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     /// Forgets what was recorded.
     pub fn clear(&self) {
         self.batches.lock().unwrap().clear();
+        self.rows.store(0, std::sync::atomic::Ordering::SeqCst);
     }
 }
 
@@ -81,7 +90,14 @@ impl<B: Backend + Sync> Backend for Recorder<B> {
             .map(|s| (s.sql.to_owned(), s.params.len()))
             .collect();
         self.batches.lock().unwrap().push(sql);
-        self.inner.batch(statements)
+        let batch = self.inner.batch(statements);
+        let rows = self.rows.clone();
+        async move {
+            let results = batch.await?;
+            let returned: usize = results.iter().map(|r| r.rows.len()).sum();
+            rows.fetch_add(returned, std::sync::atomic::Ordering::SeqCst);
+            Ok(results)
+        }
     }
 
     fn database_id(&self) -> u64 {
