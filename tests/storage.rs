@@ -629,9 +629,12 @@ async fn namespaces_are_cheap_handles_and_their_futures_outlive_the_call_like_kv
         tokio::spawn(read).await.unwrap().unwrap().as_deref(),
         Some("v")
     );
-    static_send(kv.get_bulk(&["later"]).text());
-    static_send(kv.list().execute());
-    static_send(std::future::IntoFuture::into_future(kv.list()));
+    let bulk = static_send(kv.get_bulk(&["later"]).text());
+    let list = static_send(kv.list().execute());
+    let awaited_list = static_send(std::future::IntoFuture::into_future(kv.list()));
+    assert!(bulk.await.unwrap()["later"].is_some());
+    assert_eq!(list.await.unwrap().keys.len(), 1);
+    assert_eq!(awaited_list.await.unwrap().keys.len(), 1);
 
     let clone = kv.clone();
     clone.put("via-clone", "v").unwrap().await.unwrap();
