@@ -773,3 +773,40 @@ async fn k35_reads_see_writes_at_once_and_writes_to_one_key_have_no_rate_limit()
         assert_eq!(kv.get("hot").json::<u32>().await.unwrap(), Some(i));
     }
 }
+
+#[tokio::test]
+async fn k8_floats_are_written_as_rust_prints_them_like_workers_rs() {
+    let (kv, _) = kv();
+    for (value, text) in [
+        (1.0, "1"),
+        (0.5, "0.5"),
+        (1e21, "1000000000000000000000"),
+        (-2.25, "-2.25"),
+    ] {
+        kv.put("f", value).unwrap().await.unwrap();
+        assert_eq!(
+            kv.get("f").text().await.unwrap().as_deref(),
+            Some(text),
+            "{value}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn k22_bulk_with_metadata_gives_none_none_for_expired_keys() {
+    let (kv, clock) = kv();
+    kv.put("gone", "v")
+        .unwrap()
+        .expiration_ttl(1)
+        .metadata(1)
+        .unwrap()
+        .await
+        .unwrap();
+    clock.advance(Duration::from_secs(1));
+    let got = kv
+        .get_bulk(&["gone"])
+        .text_with_metadata::<u8>()
+        .await
+        .unwrap();
+    assert_eq!(got["gone"], (None, None));
+}

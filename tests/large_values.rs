@@ -108,8 +108,10 @@ async fn the_row_limit_boundary_is_seamless() {
             kv.get("b").bytes().await.unwrap() == Some(bytes),
             "bytes of {len}"
         );
+        // Up to the limit a value stays in its row; one byte more and it goes in parts.
+        let in_parts = len > MAX_ROW_VALUE_BYTES;
+        assert_eq!(parts(&path) > 0, in_parts, "{len} bytes");
     }
-    assert!(parts(&path) > 0);
 }
 
 #[tokio::test]
@@ -459,4 +461,30 @@ async fn a_table_named_like_another_tables_parts_is_its_own_table() {
         named_like_parts.get("k").text().await.unwrap().as_deref(),
         Some("small")
     );
+}
+
+#[tokio::test]
+async fn a_damaged_entry_is_an_error_naming_the_key_never_a_panic_or_a_wrong_value() {
+    let (kv, _, path) = on_file("damaged");
+    kv.put("gap", text_of(3 * MAX_ROW_VALUE_BYTES).as_str())
+        .unwrap()
+        .await
+        .unwrap();
+    kv.put("huge", text_of(2 * MAX_ROW_VALUE_BYTES).as_str())
+        .unwrap()
+        .await
+        .unwrap();
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "DELETE FROM \"big_kv_entries$chunks\" WHERE key = 'gap' AND part = 1; \
+         INSERT INTO \"big_kv_entries$chunks\" VALUES ('big', 'gap', 7, 'x'); \
+         UPDATE big_kv_entries SET chunks = 9000000000000000000 WHERE key = 'huge'",
+    )
+    .unwrap();
+    for key in ["gap", "huge"] {
+        let error = kv.get(key).text().await.unwrap_err();
+        assert!(error.to_string().contains(&format!("{key:?}")), "{error}");
+    }
+    let error = kv.get_bulk(&["gap", "huge"]).text().await.unwrap_err();
+    assert!(matches!(error, d1ns::Error::Database(_)), "{error:?}");
 }

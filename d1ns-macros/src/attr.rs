@@ -50,6 +50,9 @@ fn read_one(args: &mut Args, meta: ParseNestedMeta<'_>, errors: &mut Errors) -> 
         METADATA => Slot::Type(&mut args.metadata),
         _ => {
             errors.at(&meta.path, unknown_message(&meta.path));
+            if !meta.input.peek(syn::Token![=]) {
+                return Ok(()); // a bare word: nothing more to read, nothing more to report
+            }
             // Read the value anyway, so the arguments after it are still checked.
             let value = meta.value()?;
             if value.fork().parse::<syn::Expr>().is_ok() {

@@ -76,6 +76,9 @@ fn namespace_impl(
             }
 
             #[automatically_derived]
+            impl #private::Sealed for #ident {}
+
+            #[automatically_derived]
             impl #ident {
                 /// This type's KV namespace on `backend` (a `worker::D1Database`, or a
                 /// `SqliteBackend` natively).

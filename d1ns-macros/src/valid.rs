@@ -125,12 +125,15 @@ fn check_name(name: &str, lit: &syn::LitStr, what: &str, errors: &mut Errors) ->
     }
 }
 
+/// The longest TTL d1ns can store exactly (see `d1ns_runtime::limits::MAX_EXPIRATION_MS`).
+const MAX_TTL: u64 = d1ns_runtime::limits::MAX_EXPIRATION_MS / 1000;
+
 fn ttl(expr: &Expr, errors: &mut Errors) -> Option<u64> {
     let message = match (expr, literal(expr)) {
         (_, Some(Lit::Int(int))) => match int.base10_parse::<u64>() {
-            Ok(0) => "`ttl` must be at least 1 (seconds); leave it out for no expiration",
-            Ok(seconds) => return Some(seconds),
-            Err(_) => "`ttl` must be a whole number of seconds that fits in u64",
+            Ok(0) => "`ttl` must be at least 1 (seconds); leave it out for no expiration".into(),
+            Ok(seconds) if seconds <= MAX_TTL => return Some(seconds),
+            _ => format!("`ttl` is too large: at most {MAX_TTL} seconds"),
         },
         (
             Expr::Unary(syn::ExprUnary {
@@ -138,10 +141,10 @@ fn ttl(expr: &Expr, errors: &mut Errors) -> Option<u64> {
                 ..
             }),
             _,
-        ) => "`ttl` must be a positive number of seconds",
-        (_, Some(Lit::Str(_))) => "`ttl` must be an integer, not a string: write ttl = 30",
-        (_, Some(Lit::Float(_))) => "`ttl` must be a whole number of seconds",
-        _ => "`ttl` must be an integer literal number of seconds, like ttl = 30",
+        ) => "`ttl` must be a positive number of seconds".into(),
+        (_, Some(Lit::Str(_))) => "`ttl` must be an integer, not a string: write ttl = 30".into(),
+        (_, Some(Lit::Float(_))) => "`ttl` must be a whole number of seconds".into(),
+        _ => "`ttl` must be an integer literal number of seconds, like ttl = 30".into(),
     };
     errors.at(expr, message);
     None

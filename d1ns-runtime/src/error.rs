@@ -351,3 +351,12 @@ impl From<Error> for worker::Error {
         worker::Error::RustError(e.to_string())
     }
 }
+
+#[cfg(feature = "d1")]
+impl From<Error> for worker::kv::KvError {
+    /// Lets `?` turn a d1ns error into a `worker::kv::KvError`, for helpers written against
+    /// `KvStore` that return `Result<_, KvError>`.
+    fn from(e: Error) -> Self {
+        worker::kv::KvError::JavaScript(worker::wasm_bindgen::JsValue::from_str(&e.to_string()))
+    }
+}

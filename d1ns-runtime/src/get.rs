@@ -175,12 +175,19 @@ fn decode_entry(key: &str, rows: Vec<Vec<Value>>) -> Result<Option<StoredEntry>,
     };
     let value = match chunks.as_u64() {
         Some(count) if count > 0 => {
-            let parts: Vec<Value> = rows.map(|(_, [_, data, _, _, _])| data).collect();
+            // Parts 0..count, each once: anything else is a damaged entry, not a value.
+            let mut parts = Vec::new();
+            for (expected, (part, [_, data, _, _, _])) in (0..).zip(rows) {
+                if part != expected {
+                    return Err(damaged(key, &format!("part {expected} is missing")));
+                }
+                parts.push(data);
+            }
             if parts.len() as u64 != count {
-                return Err(Error::Database(DatabaseError::new(format!(
-                    "key {key:?} has {} of its {count} parts",
-                    parts.len()
-                ))));
+                return Err(damaged(
+                    key,
+                    &format!("{} of its {count} parts", parts.len()),
+                ));
             }
             chunk::join(key, value, parts)?
         }
@@ -303,17 +310,24 @@ impl<B: Backend> GetBulkOptionsBuilder<B> {
     }
 }
 
+fn damaged(key: &str, what: &str) -> Error {
+    Error::Database(DatabaseError::new(format!(
+        "the entry of key {key:?} is damaged: {what}"
+    )))
+}
+
 /// Most bytes of parts read in one round trip: D1 returns at most 50 MB per call.
 const MAX_BYTES_PER_ROUND_TRIP: u64 = 40_000_000;
 
 /// Keys with their part counts, grouped so that each group's parts fit one round trip.
 fn group_by_size(keys: Vec<(String, u64)>) -> Vec<Vec<String>> {
     let mut groups: Vec<Vec<String>> = Vec::new();
-    let mut current_bytes = 0;
+    let mut current_bytes: u64 = 0;
     for (key, parts) in keys {
-        let bytes = parts * limits::MAX_ROW_VALUE_BYTES as u64;
+        // `parts` comes from the database: saturate rather than trust it.
+        let bytes = parts.saturating_mul(limits::MAX_ROW_VALUE_BYTES as u64);
         match groups.last_mut() {
-            Some(group) if current_bytes + bytes <= MAX_BYTES_PER_ROUND_TRIP => {
+            Some(group) if current_bytes.saturating_add(bytes) <= MAX_BYTES_PER_ROUND_TRIP => {
                 group.push(key);
                 current_bytes += bytes;
             }

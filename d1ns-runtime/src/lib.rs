@@ -38,7 +38,7 @@ mod typed;
 
 #[cfg(all(feature = "sqlite", not(target_arch = "wasm32")))]
 pub use backend::SqliteBackend;
-pub use backend::{Backend, QueryResult, Statement, Value};
+pub use backend::{Backend, Instrumented, QueryResult, Statement, Stats, Value};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{DatabaseError, Error, KeyProblem, NameKind, Operation};
 pub use get::{GetBulkOptionsBuilder, GetOptionsBuilder};
@@ -56,6 +56,6 @@ pub mod __private {
     pub use crate::backend::Backend;
     pub use crate::error::Error;
     pub use crate::namespace::D1NamespaceBuilder;
-    pub use crate::typed::{Namespace, NoMetadata, TypedNamespace};
+    pub use crate::typed::{Namespace, NoMetadata, Sealed, TypedNamespace};
     pub use ::core;
 }

@@ -9,15 +9,22 @@ use std::pin::Pin;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+#[cfg(not(feature = "d1"))]
 use serde::{Deserialize, Serialize};
 
 use crate::backend::{Backend, Statement, Value};
-use crate::error::Error;
+use crate::error::{DatabaseError, Error};
 use crate::get::{columns, text_column};
 use crate::limits::{self, MAX_KEY_BYTES};
 use crate::namespace::{D1Namespace, to_i64};
 
-/// One page of keys, as `worker::kv::ListResponse`.
+// With the `d1` feature the page types are workers-rs's own, so code that names
+// `worker::kv::ListResponse` or `worker::kv::Key` keeps compiling after the move from KV.
+#[cfg(feature = "d1")]
+pub use worker::kv::{Key, ListResponse};
+
+/// One page of keys, as `worker::kv::ListResponse` (which it is, with the `d1` feature).
+#[cfg(not(feature = "d1"))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ListResponse {
     /// The keys of this page, in UTF-8 byte order.
@@ -28,7 +35,8 @@ pub struct ListResponse {
     pub cursor: Option<String>,
 }
 
-/// A listed key, as `worker::kv::Key`.
+/// A listed key, as `worker::kv::Key` (which it is, with the `d1` feature).
+#[cfg(not(feature = "d1"))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Key {
     /// The key.
@@ -124,10 +132,17 @@ impl<B: Backend> ListOptionsBuilder<B> {
         let mut keys = Vec::with_capacity(rows.len());
         for row in rows.into_iter().take(limit as usize) {
             let [name, expiration, metadata] = columns(row)?;
+            // Keys d1ns wrote are text; one written by hand as bytes could not be paged past.
+            let Value::Text(name) = name else {
+                return Err(Error::Database(DatabaseError::new(
+                    "a key of this namespace is not text; list needs text keys",
+                )));
+            };
+            let metadata = crate::get::metadata(&name, text_column(metadata))?;
             keys.push(Key {
-                name: text_column(name).unwrap_or_default(),
                 expiration: expiration.as_u64().map(limits::expiration_seconds),
-                metadata: text_column(metadata).and_then(|m| serde_json::from_str(&m).ok()),
+                metadata,
+                name,
             });
         }
         let cursor = match keys.last() {

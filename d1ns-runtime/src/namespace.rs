@@ -1,9 +1,10 @@
 //! [`D1Namespace`]: the Workers KV API over one namespace of a D1 (or SQLite) table, and the
 //! bookkeeping every operation shares: one batch per operation, the table created on first use.
 
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard, PoisonError};
 
 use crate::backend::{Backend, QueryResult, Statement, Value};
 use crate::clock::{Clock, SystemClock};
@@ -172,7 +173,8 @@ impl<B: Backend> D1Namespace<B> {
             sql: &self.inner.sql.purge_expired,
             params: vec![
                 Value::Integer(to_i64(self.now_ms())),
-                Value::Integer(to_i64(max_rows)),
+                // D1 binds numbers as doubles; a larger LIMIT would be a REAL and fail.
+                Value::Integer(to_i64(max_rows.min(crate::limits::MAX_EXPIRATION_MS))),
             ],
         };
         let result = self.run_one(statement).await?;
@@ -232,8 +234,8 @@ impl<B: Backend> D1Namespace<B> {
         }
         let id = self.inner.backend.database_id();
         let known = registry()
-            .iter()
-            .any(|(db, table)| *db == id && **table == *self.inner.table);
+            .get(&id)
+            .is_some_and(|tables| tables.contains(self.inner.table.as_str()));
         if known {
             self.inner.schema_known.store(true, Ordering::Relaxed);
         }
@@ -242,30 +244,34 @@ impl<B: Backend> D1Namespace<B> {
 
     fn remember_schema(&self) {
         let id = self.inner.backend.database_id();
+        let table = self.inner.table.as_str();
         let mut registry = registry();
-        if !registry
-            .iter()
-            .any(|(db, table)| *db == id && **table == *self.inner.table)
-        {
-            registry.push((id, self.inner.table.clone().into_boxed_str()));
+        let tables = registry.entry(id).or_default();
+        if !tables.contains(table) {
+            tables.insert(table.into());
         }
         self.inner.schema_known.store(true, Ordering::Relaxed);
     }
 
     fn forget_schema(&self) {
         let id = self.inner.backend.database_id();
-        registry().retain(|(db, table)| !(*db == id && **table == *self.inner.table));
+        if let Some(tables) = registry().get_mut(&id) {
+            tables.remove(self.inner.table.as_str());
+        }
         self.inner.schema_known.store(false, Ordering::Relaxed);
     }
 }
 
-/// The tables known to exist, per database, for the life of the process (or Worker isolate), so
-/// that a `D1Namespace` made fresh in every request does not send schema statements each time.
+/// The tables known to exist, per database id, for the life of the process (or Worker isolate),
+/// so that a `D1Namespace` made fresh in every request does not send schema statements each time.
 /// Only successes are recorded: a failed creation is tried again by the next operation (K34).
-static SCHEMA_REGISTRY: Mutex<Vec<(u64, Box<str>)>> = Mutex::new(Vec::new());
+/// Entries are never removed but for a table found missing; a process that opens many
+/// short-lived in-memory databases keeps one small entry for each.
+type Registry = HashMap<u64, HashSet<Box<str>>>;
 
-fn registry() -> std::sync::MutexGuard<'static, Vec<(u64, Box<str>)>> {
-    // The list is valid after any panic (each change is one push or retain).
+fn registry() -> MutexGuard<'static, Registry> {
+    static SCHEMA_REGISTRY: LazyLock<Mutex<Registry>> = LazyLock::new(Mutex::default);
+    // The registry is valid after any panic (each change is one insert or remove).
     SCHEMA_REGISTRY
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
@@ -275,7 +281,7 @@ fn default_table(namespace: &str) -> String {
     format!("{namespace}_kv_entries")
 }
 
-/// Milliseconds and counts bound as SQL integers; d1ns's are far below `i64::MAX`.
+/// Milliseconds and counts bound as SQL integers; d1ns's are checked to stay below 2^53.
 pub(crate) fn to_i64(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }

@@ -36,7 +36,12 @@ impl<B: Backend> D1Namespace<B> {
         };
         let text = match serde_json::to_value(&value).map_err(serialize_error)? {
             serde_json::Value::String(s) => s,
-            serde_json::Value::Number(n) => n.to_string(),
+            // As workers-rs: a float is written as Rust prints an f64 (`1.0` -> `1`); integers
+            // keep every digit (workers-rs rounds those above 2^53 through a JS number).
+            serde_json::Value::Number(n) => match n.as_f64() {
+                Some(f) if !(n.is_i64() || n.is_u64()) => f.to_string(),
+                _ => n.to_string(),
+            },
             serde_json::Value::Bool(b) => b.to_string(),
             other => serde_json::to_string(&other).map_err(serialize_error)?,
         };

@@ -17,12 +17,12 @@ use crate::get::{json, metadata};
 use crate::list::ListOptionsBuilder;
 use crate::namespace::{D1Namespace, D1NamespaceBuilder};
 
-/// A type stored in its own KV namespace; implemented by `#[d1_namespace]`.
+/// A type stored in its own KV namespace; implemented by `#[d1_namespace]`, which checks the
+/// names at compile time. It cannot be implemented by hand: use the attribute.
 ///
-/// ```
-/// use d1ns_runtime::{Namespace, NoMetadata};
-/// # #[derive(serde::Serialize, serde::Deserialize)] struct Session;
-/// // What #[d1_namespace(name = "sessions", ttl = 30)] writes:
+/// What `#[d1_namespace(name = "sessions", ttl = 30)]` implements:
+///
+/// ```ignore
 /// impl Namespace for Session {
 ///     const NAME: &'static str = "sessions";
 ///     const TABLE: Option<&'static str> = None;
@@ -31,7 +31,7 @@ use crate::namespace::{D1Namespace, D1NamespaceBuilder};
 ///     type Metadata = NoMetadata;
 /// }
 /// ```
-pub trait Namespace: Serialize + DeserializeOwned {
+pub trait Namespace: Sealed + Serialize + DeserializeOwned {
     /// The namespace name (K33); also names the default table, `{NAME}_kv_entries`.
     const NAME: &'static str;
     /// The table, when not `{NAME}_kv_entries`.
@@ -43,6 +43,10 @@ pub trait Namespace: Serialize + DeserializeOwned {
     /// The metadata stored with each value; [`NoMetadata`] for none.
     type Metadata: Serialize + DeserializeOwned;
 }
+
+/// Implemented by `#[d1_namespace]` only, so that every [`Namespace`]'s names were checked.
+#[doc(hidden)]
+pub trait Sealed {}
 
 /// The metadata type of a namespace without metadata: stores nothing, reads as itself whatever
 /// is stored.

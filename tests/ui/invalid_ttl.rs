@@ -17,4 +17,8 @@ struct Fraction;
 #[derive(Serialize, Deserialize)]
 struct Text;
 
+#[d1_namespace(name = "forever", ttl = 18446744073709551615)]
+#[derive(Serialize, Deserialize)]
+struct TooLong;
+
 fn main() {}

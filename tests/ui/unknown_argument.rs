@@ -9,4 +9,8 @@ struct Session;
 #[derive(Serialize, Deserialize)]
 struct Other;
 
+#[d1_namespace(name = "flag", debug)]
+#[derive(Serialize, Deserialize)]
+struct BareWord;
+
 fn main() {}

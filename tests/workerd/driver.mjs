@@ -126,7 +126,7 @@ scenario("auto-create on an empty database, a fresh D1Namespace per request (K34
   check("first operation: the schema statements travel with it", schemaStatements >= 2, true);
   const tables = await sql("DB2", "SELECT name FROM sqlite_master WHERE type IN ('table', 'index') ORDER BY name");
   const names = tables.rows.map((r) => r.name);
-  check("table and expiration index created", ["_kv_entries", "_kv_entries_expiration"].every((n) => names.includes(n)), true);
+  check("table and expiration index created", ["_kv_entries", "_kv_entries$expiration"].every((n) => names.includes(n)), true);
   for (let i = 0; i < 3; i++) {
     const r = await op(db2, { op: "get", key: "k" });
     if (i === 0) cost("get, a new D1Namespace in a later request", r);
@@ -259,10 +259,10 @@ scenario("large values, stored in parts beyond D1's 2,000,000-byte row (K6, K9)"
   check("a value in parts is still one D1 call", [r[0].cost.calls, r[2].cost.calls], [1, 1]);
   check("K6: exactly 25 MiB round-trips", r[3].ok ? r[3].result : r[3].error, { length: 26_214_400, same_byte: 120 });
   check("overwrite of a value in parts with a small one", ok(r[5]).value, "small again");
-  const parts = await sql("DB", "SELECT count(*) AS n FROM large_kv_entries_chunks");
+  const parts = await sql("DB", 'SELECT count(*) AS n FROM "large_kv_entries$chunks"');
   check("overwriting removes the old parts (only 3mb's remain)", parts.rows[0].n, r[0].cost.statements - 1 - schemaStatements);
   const del = cost("delete hit, 3,000,000-byte value", await op(ns, { op: "delete", key: "3mb" }));
-  check("delete of a value in parts: one call, its parts go too", [del.cost.calls, (await sql("DB", "SELECT count(*) AS n FROM large_kv_entries_chunks")).rows[0].n], [1, 0]);
+  check("delete of a value in parts: one call, its parts go too", [del.cost.calls, (await sql("DB", 'SELECT count(*) AS n FROM "large_kv_entries$chunks"')).rows[0].n], [1, 0]);
   const over = await op(ns, { op: "put", key: "huge", repeat: 26_214_401 });
   check("K6: over 25 MiB", over.error, "KV PUT failed: 413 Value length of 26214401 exceeds limit of 26214400.");
 });
@@ -772,7 +772,7 @@ async function runBench() {
   table(`Timed inside the Worker (Date.now() around the operations), median of ${ROUNDS} rounds:`, "ms");
   table(`Timed from the driver (HTTP request to response; includes making and checking the values), median of ${ROUNDS} rounds:`, "http_ms");
 
-  await sql("DB", "INSERT INTO bench_chunks_rowid SELECT namespace, key, part, data FROM _kv_entries_chunks");
+  await sql("DB", 'INSERT INTO bench_chunks_rowid SELECT namespace, key, part, data FROM "_kv_entries$chunks"');
   await probeGets("after the rounds (large values stored)");
   // Delete the large values (their parts go with them, by trigger) and look again.
   await sql("DB", "DELETE FROM _kv_entries WHERE key >= 'large:' AND key < 'large;'");

@@ -53,6 +53,7 @@ struct Counters {
 
 /// What an [`Instrumented`] backend has counted.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Stats {
     /// Round trips to the database (each D1 `batch()` call).
     pub calls: u64,

@@ -19,7 +19,7 @@ pub use instrumented::{Instrumented, Stats};
 #[cfg(all(feature = "sqlite", not(target_arch = "wasm32")))]
 pub use sqlite::SqliteBackend;
 
-/// A SQL value, as bound to a statement or read from a row.
+/// A SQL value, as bound to a statement or read from a row: SQLite's five storage classes.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
     /// SQL `NULL`.
@@ -56,8 +56,10 @@ pub struct Statement<'a> {
     pub params: Vec<Value>,
 }
 
-/// What one statement of a batch returned.
+/// What one statement of a batch returned. Backends outside this crate make it with
+/// [`QueryResult::new`] and set the counts they know.
 #[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
 pub struct QueryResult {
     /// The rows, each with its columns in the order the statement selects them.
     pub rows: Vec<Vec<Value>>,
@@ -67,6 +69,16 @@ pub struct QueryResult {
     pub rows_written: Option<u64>,
     /// Rows changed by an `INSERT`, `UPDATE` or `DELETE`.
     pub changes: Option<u64>,
+}
+
+impl QueryResult {
+    /// A result with these rows and no counts.
+    pub fn new(rows: Vec<Vec<Value>>) -> Self {
+        QueryResult {
+            rows,
+            ..QueryResult::default()
+        }
+    }
 }
 
 /// A database that runs d1ns's statements: D1 in Workers, SQLite elsewhere.

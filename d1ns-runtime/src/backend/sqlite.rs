@@ -133,7 +133,15 @@ impl SqliteBackend {
         if let [statement] = statements {
             return Ok(vec![run_statement(&connection, statement)?]);
         }
-        let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        // Writes take the write lock up front (no deadlock between two upgrading readers); reads
+        // (the parts of a bulk read) must not wait behind another process's writes.
+        let read_only = statements.iter().all(|s| s.sql.starts_with("SELECT"));
+        let behavior = if read_only {
+            TransactionBehavior::Deferred
+        } else {
+            TransactionBehavior::Immediate
+        };
+        let transaction = connection.transaction_with_behavior(behavior)?;
         let results = statements
             .iter()
             .map(|statement| run_statement(&transaction, statement))

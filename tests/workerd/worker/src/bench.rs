@@ -474,8 +474,9 @@ impl Backend for Timed {
 /// and table).
 const GET_SQL: &str = "SELECT -1, value, metadata, expiration, chunks FROM \"_kv_entries\" \
      WHERE namespace = ?1 AND key = ?2 AND (expiration IS NULL OR expiration > ?3) \
-     UNION ALL SELECT part, data, NULL, NULL, NULL FROM \"_kv_entries_chunks\" \
-     WHERE namespace = ?1 AND key = ?2";
+     UNION ALL SELECT c.part, c.data, NULL, NULL, NULL FROM \"_kv_entries$chunks\" AS c \
+     WHERE c.namespace = ?1 AND c.key = ?2 AND (SELECT (expiration IS NULL OR expiration > ?3) \
+     FROM \"_kv_entries\" AS e WHERE e.namespace = c.namespace AND e.key = c.key)";
 
 /// One row's `value` column, read the way d1ns's D1 backend reads a cell: serde's
 /// `deserialize_any`, a BLOB (an array of numbers) element by element.
@@ -717,7 +718,7 @@ async fn probe_gets(env: &Env, count: u32, sql: ProbeSql) -> Result<Value, Strin
              WHERE namespace = ?1 AND key = ?2 AND (expiration IS NULL OR expiration > ?3)"
         }
         ProbeSql::Chunks => {
-            "SELECT part, data FROM \"_kv_entries_chunks\" \
+            "SELECT part, data FROM \"_kv_entries$chunks\" \
              WHERE namespace = ?1 AND key = ?2 AND ?3 IS NOT NULL"
         }
         ProbeSql::ChunksRowid => {
