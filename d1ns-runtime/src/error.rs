@@ -239,7 +239,7 @@ impl fmt::Display for Error {
                 } else {
                     write!(
                         f,
-                        "KV PUT failed: 400 Invalid expiration_ttl of {expiration_ttl}. Please specify an integer that ends before {}.",
+                        "KV PUT failed: 400 Invalid expiration_ttl of {expiration_ttl}. The expiration it gives must be at most {} seconds since the UNIX epoch.",
                         MAX_EXPIRATION_MS / 1000
                     )
                 }

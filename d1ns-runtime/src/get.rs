@@ -1,5 +1,6 @@
-//! `get`, `get_with_metadata` and `get_bulk`: one statement each, reading through the primary
-//! key, hiding expired entries by predicate and never writing (K31a).
+//! `get`, `get_with_metadata` and `get_bulk`: one statement each (a bulk read of values stored in
+//! parts reads the parts in further round trips), reading through the primary key, hiding expired
+//! entries by predicate and never writing (K31a).
 
 use std::collections::HashMap;
 

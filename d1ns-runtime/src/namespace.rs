@@ -133,8 +133,8 @@ impl<B: Backend> D1Namespace<B> {
         &self.inner.backend
     }
 
-    /// The `CREATE TABLE` and `CREATE INDEX` statements of this namespace's table, for a D1
-    /// migration when auto-create is off.
+    /// The statements that create this namespace's table, its expiration index, the table of
+    /// long values' parts and its two triggers: for a D1 migration when auto-create is off.
     pub fn schema_sql(&self) -> String {
         self.inner.sql.schema_script()
     }
