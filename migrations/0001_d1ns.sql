@@ -5,6 +5,7 @@
 -- when their entry is overwritten or deleted.
 CREATE TABLE IF NOT EXISTS "_kv_entries" (namespace TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL, metadata TEXT, expiration INTEGER, chunks INTEGER, PRIMARY KEY (namespace, key)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS "_kv_entries$expiration" ON "_kv_entries" (expiration) WHERE expiration IS NOT NULL;
-CREATE TABLE IF NOT EXISTS "_kv_entries$chunks" (namespace TEXT NOT NULL, key TEXT NOT NULL, part INTEGER NOT NULL, data TEXT NOT NULL, PRIMARY KEY (namespace, key, part)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS "_kv_entries$chunks" (namespace TEXT NOT NULL, key TEXT NOT NULL, part INTEGER NOT NULL, data TEXT NOT NULL);
+CREATE UNIQUE INDEX IF NOT EXISTS "_kv_entries$chunks_key" ON "_kv_entries$chunks" (namespace, key, part);
 CREATE TRIGGER IF NOT EXISTS "_kv_entries$chunks_on_update" AFTER UPDATE OF value, chunks ON "_kv_entries" WHEN OLD.chunks > 0 BEGIN DELETE FROM "_kv_entries$chunks" WHERE namespace = OLD.namespace AND key = OLD.key; END;
 CREATE TRIGGER IF NOT EXISTS "_kv_entries$chunks_on_delete" AFTER DELETE ON "_kv_entries" WHEN OLD.chunks > 0 BEGIN DELETE FROM "_kv_entries$chunks" WHERE namespace = OLD.namespace AND key = OLD.key; END;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use common::{Recorder, T0, scratch_db};
 use d1ns::backend::Instrumented;
-use d1ns::limits::{MAX_ROW_VALUE_BYTES, MAX_VALUE_BYTES};
+use d1ns::limits::{MAX_ROW_BLOB_BYTES, MAX_ROW_VALUE_BYTES, MAX_VALUE_BYTES};
 use d1ns::{Backend, D1Namespace, ManualClock, SqliteBackend, Statement, Value};
 use serde_json::json;
 
@@ -89,8 +89,9 @@ async fn k6_one_byte_over_25_mib_fails_and_keeps_the_old_value() {
 }
 
 #[tokio::test]
-async fn the_row_limit_boundary_is_seamless() {
+async fn the_row_limit_boundaries_are_seamless() {
     let (kv, _, path) = on_file("row_boundary");
+    // Text stays in its row up to MAX_ROW_VALUE_BYTES; one byte more and it goes in parts.
     for len in [
         MAX_ROW_VALUE_BYTES - 1,
         MAX_ROW_VALUE_BYTES,
@@ -102,15 +103,26 @@ async fn the_row_limit_boundary_is_seamless() {
             kv.get("t").text().await.unwrap() == Some(text),
             "text of {len} bytes"
         );
+        assert_eq!(
+            parts(&path) > 0,
+            len > MAX_ROW_VALUE_BYTES,
+            "text of {len} bytes"
+        );
+    }
+    kv.delete("t").await.unwrap();
+    // Bytes go in parts (base64 text) from MAX_ROW_BLOB_BYTES up: D1 is slow with large BLOBs.
+    for len in [
+        MAX_ROW_BLOB_BYTES,
+        MAX_ROW_BLOB_BYTES + 1,
+        MAX_ROW_VALUE_BYTES + 1,
+    ] {
         let bytes = bytes_of(len);
         kv.put_bytes("b", &bytes).unwrap().await.unwrap();
         assert!(
             kv.get("b").bytes().await.unwrap() == Some(bytes),
             "bytes of {len}"
         );
-        // Up to the limit a value stays in its row; one byte more and it goes in parts.
-        let in_parts = len > MAX_ROW_VALUE_BYTES;
-        assert_eq!(parts(&path) > 0, in_parts, "{len} bytes");
+        assert_eq!(parts(&path) > 0, len > MAX_ROW_BLOB_BYTES, "bytes of {len}");
     }
 }
 

@@ -31,8 +31,8 @@ fn table_names(path: &std::path::Path) -> Vec<String> {
         .collect()
 }
 
-/// The statements of a first operation: five that create the schema, then the operation's.
-const WITH_SCHEMA: usize = 6;
+/// The statements of a first operation: six that create the schema, then the operation's.
+const WITH_SCHEMA: usize = 7;
 
 // ---- K32: namespaces and tables ------------------------------------------------------------
 
@@ -179,9 +179,10 @@ async fn k34_table_is_created_in_the_same_round_trip_as_the_first_operation() {
     assert!(sql[0].starts_with("CREATE TABLE IF NOT EXISTS \"first_kv_entries\""));
     assert!(sql[1].starts_with("CREATE INDEX IF NOT EXISTS"));
     assert!(sql[2].starts_with("CREATE TABLE IF NOT EXISTS \"first_kv_entries$chunks\""));
-    assert!(sql[3].starts_with("CREATE TRIGGER IF NOT EXISTS"));
+    assert!(sql[3].starts_with("CREATE UNIQUE INDEX IF NOT EXISTS"));
     assert!(sql[4].starts_with("CREATE TRIGGER IF NOT EXISTS"));
-    assert!(sql[5].starts_with("INSERT INTO"));
+    assert!(sql[5].starts_with("CREATE TRIGGER IF NOT EXISTS"));
+    assert!(sql[6].starts_with("INSERT INTO"));
 
     recorder.clear();
     kv.get("k").text().await.unwrap();

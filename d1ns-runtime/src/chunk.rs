@@ -1,5 +1,6 @@
 //! Values longer than a D1 row can hold (K9), as parts of at most
-//! [`MAX_ROW_VALUE_BYTES`](crate::limits::MAX_ROW_VALUE_BYTES).
+//! [`MAX_ROW_VALUE_BYTES`](crate::limits::MAX_ROW_VALUE_BYTES); bytes values already from
+//! [`MAX_ROW_BLOB_BYTES`](crate::limits::MAX_ROW_BLOB_BYTES) up.
 //!
 //! Parts are text: text values split at character boundaries, bytes values in base64 (D1 returns
 //! BLOBs as JavaScript arrays of numbers, several times larger and slower than base64 text). The
@@ -10,7 +11,7 @@ use base64::engine::general_purpose::STANDARD;
 
 use crate::backend::Value;
 use crate::error::{DatabaseError, Error};
-use crate::limits::MAX_ROW_VALUE_BYTES;
+use crate::limits::{MAX_ROW_BLOB_BYTES, MAX_ROW_VALUE_BYTES};
 
 /// Raw bytes per part of a bytes value: their base64 fits in a part.
 const RAW_BYTES_PER_PART: usize = MAX_ROW_VALUE_BYTES / 4 * 3;
@@ -27,11 +28,8 @@ pub(crate) fn len(value: &Value) -> usize {
 /// `None` if the value fits in its row; otherwise the row's stand-in (an empty value of the same
 /// kind) and the parts.
 pub(crate) fn split(value: &Value) -> Option<(Value, Vec<String>)> {
-    if len(value) <= MAX_ROW_VALUE_BYTES {
-        return None;
-    }
     match value {
-        Value::Text(text) => {
+        Value::Text(text) if text.len() > MAX_ROW_VALUE_BYTES => {
             let mut parts = Vec::with_capacity(text.len() / MAX_ROW_VALUE_BYTES + 1);
             let mut rest = text.as_str();
             while !rest.is_empty() {
@@ -45,7 +43,7 @@ pub(crate) fn split(value: &Value) -> Option<(Value, Vec<String>)> {
             }
             Some((Value::Text(String::new()), parts))
         }
-        Value::Blob(bytes) => {
+        Value::Blob(bytes) if bytes.len() > MAX_ROW_BLOB_BYTES => {
             let parts = bytes
                 .chunks(RAW_BYTES_PER_PART)
                 .map(|raw| STANDARD.encode(raw))
@@ -88,7 +86,9 @@ mod tests {
     #[test]
     fn small_values_are_not_split() {
         assert!(split(&Value::Text("x".repeat(MAX_ROW_VALUE_BYTES))).is_none());
-        assert!(split(&Value::Blob(vec![0; MAX_ROW_VALUE_BYTES])).is_none());
+        assert!(split(&Value::Text("x".repeat(MAX_ROW_VALUE_BYTES + 1))).is_some());
+        assert!(split(&Value::Blob(vec![0; MAX_ROW_BLOB_BYTES])).is_none());
+        assert!(split(&Value::Blob(vec![0; MAX_ROW_BLOB_BYTES + 1])).is_some());
     }
 
     #[test]
