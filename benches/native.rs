@@ -29,15 +29,16 @@ const NOW_MS: u64 = 1_700_000_000_000;
 /// The statements d1ns runs for each operation (see d1ns-runtime/src/sql.rs), run by hand.
 const GET: &str = "SELECT -1, value, metadata, expiration, chunks FROM \"bench_kv_entries\" \
     WHERE namespace = ?1 AND key = ?2 AND (expiration IS NULL OR expiration > ?3) \
-    UNION ALL SELECT part, data, NULL, NULL, NULL FROM \"bench_kv_entries_chunks\" \
-    WHERE namespace = ?1 AND key = ?2";
+    UNION ALL SELECT c.part, c.data, NULL, NULL, NULL FROM \"bench_kv_entries$chunks\" AS c \
+    WHERE c.namespace = ?1 AND c.key = ?2 AND (SELECT (expiration IS NULL OR expiration > ?3) \
+    FROM \"bench_kv_entries\" AS e WHERE e.namespace = c.namespace AND e.key = c.key)";
 const PUT: &str = "INSERT INTO \"bench_kv_entries\" (namespace, key, value, metadata, expiration, chunks) \
     VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (namespace, key) DO UPDATE SET \
     value = excluded.value, metadata = excluded.metadata, expiration = excluded.expiration, \
     chunks = excluded.chunks";
 const DELETE: &str = "DELETE FROM \"bench_kv_entries\" WHERE namespace = ?1 AND key = ?2";
 const LIST: &str = "SELECT key, expiration, metadata FROM \"bench_kv_entries\" \
-    WHERE namespace = ?1 AND key >= ?2 AND key < ?3 AND (expiration IS NULL OR expiration > ?4) \
+    WHERE namespace = ?1 AND key >= ?2 AND key < ?4 AND (expiration IS NULL OR expiration > ?3) \
     ORDER BY key LIMIT ?5";
 const GET_BULK: &str = "SELECT key, value, metadata, chunks FROM \"bench_kv_entries\" \
     WHERE namespace = ?1 AND key IN (SELECT value FROM json_each(?2)) \
@@ -58,6 +59,59 @@ fn key(i: usize) -> String {
     format!("user:{i:08}")
 }
 
+/// Records the SQL d1ns sends, to check that the hand-written side runs the same statements.
+struct Capture {
+    inner: Arc<SqliteBackend>,
+    sql: std::sync::Mutex<Vec<String>>,
+}
+
+impl d1ns::Backend for Capture {
+    fn batch(
+        &self,
+        statements: &[d1ns::Statement<'_>],
+    ) -> impl Future<Output = Result<Vec<d1ns::QueryResult>, d1ns::DatabaseError>> + Send {
+        let mut sql = self.sql.lock().expect("lock");
+        sql.extend(statements.iter().map(|s| s.sql.to_owned()));
+        self.inner.batch(statements)
+    }
+
+    fn database_id(&self) -> u64 {
+        self.inner.database_id()
+    }
+}
+
+/// Fails the run if d1ns's statements and the hand-written ones differ.
+fn check_same_sql(backend: &Arc<SqliteBackend>) {
+    let capture = Arc::new(Capture {
+        inner: backend.clone(),
+        sql: Default::default(),
+    });
+    let kv = D1Namespace::builder(capture.clone())
+        .namespace("bench")
+        .clock(ManualClock::new(NOW_MS))
+        .build()
+        .expect("names");
+    let expect = |what: &str, sql: &str, run: &dyn Fn()| {
+        capture.sql.lock().expect("lock").clear();
+        run();
+        // The last statement is the operation's (the first one also creates the tables).
+        let sent = capture.sql.lock().expect("lock").last().cloned();
+        let what = format!("the hand-written {what} is not the SQL d1ns sends");
+        assert_eq!(sent.as_deref(), Some(sql), "{what}");
+    };
+    expect("get", GET, &|| drop(block_on(kv.get("k").text())));
+    expect("put", PUT, &|| {
+        drop(block_on(kv.put("k", "v").expect("put").execute()))
+    });
+    expect("delete", DELETE, &|| drop(block_on(kv.delete("k"))));
+    expect("list", LIST, &|| {
+        drop(block_on(kv.list().limit(100).execute()))
+    });
+    expect("get_bulk", GET_BULK, &|| {
+        drop(block_on(kv.get_bulk(&["k"]).text()))
+    });
+}
+
 struct Sides {
     kv: D1Namespace<Arc<SqliteBackend>>,
     raw: Connection,
@@ -71,7 +125,8 @@ fn setup(dir: &std::path::Path) -> Sides {
             let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
         }
     }
-    let kv = D1Namespace::builder(Arc::new(SqliteBackend::open(&d1ns_path).expect("open")))
+    let backend = Arc::new(SqliteBackend::open(&d1ns_path).expect("open"));
+    let kv = D1Namespace::builder(backend.clone())
         .namespace("bench")
         .clock(ManualClock::new(NOW_MS))
         .build()
@@ -81,6 +136,7 @@ fn setup(dir: &std::path::Path) -> Sides {
     raw.execute_batch(&kv.schema_sql()).expect("schema");
     raw.set_prepared_statement_cache_capacity(128);
 
+    check_same_sql(&backend);
     eprintln!("filling both tables with {KEYS} keys ...");
     block_on(kv.get("warm-up").text()).expect("create");
     let fill = |conn: &Connection| {
@@ -291,7 +347,7 @@ fn main() {
                 let low = format!("user:000{digit}");
                 let high = format!("user:000{}", char::from(b'0' + digit as u8 + 1));
                 let rows = stmt
-                    .query_map(params!["bench", low, high, now, 101], |row| {
+                    .query_map(params!["bench", low, now, high, 101], |row| {
                         Ok((
                             row.get::<_, String>(0)?,
                             row.get::<_, Option<i64>>(1)?,
