@@ -127,6 +127,11 @@ build() {
 
 step "build the test Worker"
 build worker worker
+step "build examples/worker (the Worker users copy) to wasm32"
+wasm_cargo build --release --locked --target wasm32-unknown-unknown -Z build-std=std,panic_abort \
+  --manifest-path "$ROOT/examples/worker/Cargo.toml"
+echo "examples/worker builds for wasm32"
+
 step "build the size baselines (the same tiny Worker without and with d1ns)"
 build baseline baseline
 build baseline baseline-d1ns --features d1ns
