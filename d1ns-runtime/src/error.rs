@@ -360,3 +360,33 @@ impl From<Error> for worker::kv::KvError {
         worker::kv::KvError::JavaScript(worker::wasm_bindgen::JsValue::from_str(&e.to_string()))
     }
 }
+
+#[cfg(all(test, feature = "d1"))]
+mod tests {
+    use super::*;
+
+    /// The conversions a Worker's `?` relies on after the move from `KvStore` exist, and the
+    /// page types are workers-rs's own (checked at compile time).
+    #[test]
+    fn errors_convert_for_workers_and_pages_are_workers_rs_types() {
+        fn _into_kv_error(e: Error) -> worker::kv::KvError {
+            e.into()
+        }
+        fn _same_page(page: crate::ListResponse) -> worker::kv::ListResponse {
+            page
+        }
+        fn _same_key(key: crate::Key) -> worker::kv::Key {
+            key
+        }
+        let error = Error::BulkKeyCount { count: 0 };
+        match worker::Error::from(error) {
+            worker::Error::RustError(text) => {
+                assert_eq!(
+                    text,
+                    "KV GET_BULK failed: 400 You must request a minimum of 1 key"
+                )
+            }
+            other => panic!("expected the KV text as a RustError, got {other:?}"),
+        }
+    }
+}

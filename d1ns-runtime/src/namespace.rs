@@ -136,7 +136,7 @@ impl<B: Backend> D1Namespace<B> {
     /// The statements that create this namespace's table, its expiration index, the table of
     /// long values' parts and its two triggers: for a D1 migration when auto-create is off.
     pub fn schema_sql(&self) -> String {
-        self.inner.sql.schema_script()
+        self.sql().schema_script()
     }
 
     pub(crate) fn sql(&self) -> &Sql {
@@ -156,7 +156,7 @@ impl<B: Backend> D1Namespace<B> {
     pub async fn delete(&self, key: &str) -> Result<(), Error> {
         limits::check_key(Operation::Delete, key)?;
         let statement = Statement {
-            sql: &self.inner.sql.delete,
+            sql: &self.sql().delete,
             params: vec![self.namespace_param(), Value::Text(key.to_owned())],
         };
         self.run_one(statement).await.map(drop)
@@ -170,7 +170,7 @@ impl<B: Backend> D1Namespace<B> {
     /// removes; call it from a Cron Trigger with a bound that fits one invocation.
     pub async fn purge_expired(&self, max_rows: u64) -> Result<u64, Error> {
         let statement = Statement {
-            sql: &self.inner.sql.purge_expired,
+            sql: &self.sql().purge_expired,
             params: vec![
                 Value::Integer(to_i64(self.now_ms())),
                 // D1 binds numbers as doubles; a larger LIMIT would be a REAL and fail.
@@ -222,7 +222,7 @@ impl<B: Backend> D1Namespace<B> {
     }
 
     fn schema_statements(&self) -> impl Iterator<Item = Statement<'_>> {
-        self.inner.sql.schema.iter().map(|sql| Statement {
+        self.sql().schema.iter().map(|sql| Statement {
             sql,
             params: Vec::new(),
         })
