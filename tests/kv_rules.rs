@@ -227,21 +227,40 @@ async fn k7_bytes_read_back_as_text_when_utf8() {
 }
 
 #[tokio::test]
-async fn k7_bytes_that_are_not_utf8_fail_as_text_never_lossy() {
+async fn k7_bytes_that_are_not_utf8_read_as_text_with_replacement_characters_as_kv() {
     let (kv, _) = kv();
-    kv.put_bytes("bin", &[0xff, 0xfe, b'a'])
+    kv.put_bytes("bin", &[104, 255, 105])
         .unwrap()
         .await
         .unwrap();
-    let error = kv.get("bin").text().await.unwrap_err();
-    assert!(
-        matches!(&error, Error::NotUtf8 { key } if key == "bin"),
-        "{error:?}"
+    kv.put("ok", "fine").unwrap().await.unwrap();
+    // Workers KV's TextDecoder: each invalid sequence becomes U+FFFD.
+    assert_eq!(
+        kv.get("bin").text().await.unwrap().as_deref(),
+        Some("h\u{FFFD}i")
     );
-    assert!(error.to_string().contains("\"bin\""));
+    let (text, _) = kv
+        .get("bin")
+        .text_with_metadata::<serde_json::Value>()
+        .await
+        .unwrap();
+    assert_eq!(text.as_deref(), Some("h\u{FFFD}i"));
+    // One binary value does not fail a bulk text read.
+    let bulk = kv.get_bulk(&["bin", "ok"]).text().await.unwrap();
+    assert_eq!(bulk["bin"].as_deref(), Some("h\u{FFFD}i"));
+    assert_eq!(bulk["ok"].as_deref(), Some("fine"));
+    // A truncated multi-byte sequence, and bytes that stay bytes.
+    kv.put_bytes("cut", &[0xe6, 0x97, b'x'])
+        .unwrap()
+        .await
+        .unwrap();
+    assert_eq!(
+        kv.get("cut").text().await.unwrap().as_deref(),
+        Some("\u{FFFD}x")
+    );
     assert_eq!(
         kv.get("bin").bytes().await.unwrap(),
-        Some(vec![0xff, 0xfe, b'a'])
+        Some(vec![104, 255, 105])
     );
 }
 

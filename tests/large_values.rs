@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use common::{Recorder, T0, scratch_db};
 use d1ns::backend::Instrumented;
-use d1ns::limits::{MAX_ROW_BLOB_BYTES, MAX_ROW_VALUE_BYTES, MAX_VALUE_BYTES};
+use d1ns::limits::{MAX_CHUNK_BYTES, MAX_IN_ROW_VALUE_BYTES, MAX_VALUE_BYTES};
 use d1ns::{Backend, D1Namespace, ManualClock, SqliteBackend, Statement, Value};
 use serde_json::json;
 
@@ -67,7 +67,7 @@ async fn k6_k9_exactly_25_mib_round_trips_as_text_and_as_bytes() {
         &path,
         "SELECT max(length(CAST(data AS BLOB))) FROM \"big_kv_entries$chunks\"",
     );
-    assert!(longest as usize <= MAX_ROW_VALUE_BYTES, "{longest}");
+    assert!(longest as usize <= MAX_CHUNK_BYTES, "{longest}");
 }
 
 #[tokio::test]
@@ -89,13 +89,15 @@ async fn k6_one_byte_over_25_mib_fails_and_keeps_the_old_value() {
 }
 
 #[tokio::test]
-async fn the_row_limit_boundaries_are_seamless() {
+async fn the_in_row_and_chunk_boundaries_are_seamless() {
     let (kv, _, path) = on_file("row_boundary");
-    // Text stays in its row up to MAX_ROW_VALUE_BYTES; one byte more and it goes in parts.
+    // Text and bytes stay in their row up to MAX_IN_ROW_VALUE_BYTES; one byte more and they go
+    // in chunks; past MAX_CHUNK_BYTES, in more than one.
     for len in [
-        MAX_ROW_VALUE_BYTES - 1,
-        MAX_ROW_VALUE_BYTES,
-        MAX_ROW_VALUE_BYTES + 1,
+        MAX_IN_ROW_VALUE_BYTES,
+        MAX_IN_ROW_VALUE_BYTES + 1,
+        MAX_CHUNK_BYTES,
+        MAX_CHUNK_BYTES + 1,
     ] {
         let text = text_of(len);
         kv.put("t", text.as_str()).unwrap().await.unwrap();
@@ -103,33 +105,33 @@ async fn the_row_limit_boundaries_are_seamless() {
             kv.get("t").text().await.unwrap() == Some(text),
             "text of {len} bytes"
         );
-        assert_eq!(
-            parts(&path) > 0,
-            len > MAX_ROW_VALUE_BYTES,
-            "text of {len} bytes"
-        );
-    }
-    kv.delete("t").await.unwrap();
-    // Bytes go in parts (base64 text) from MAX_ROW_BLOB_BYTES up: D1 is slow with large BLOBs.
-    for len in [
-        MAX_ROW_BLOB_BYTES,
-        MAX_ROW_BLOB_BYTES + 1,
-        MAX_ROW_VALUE_BYTES + 1,
-    ] {
+        let expected = match len {
+            _ if len <= MAX_IN_ROW_VALUE_BYTES => 0,
+            _ if len <= MAX_CHUNK_BYTES => 1,
+            _ => 2,
+        };
+        assert_eq!(parts(&path), expected, "text of {len} bytes");
+        kv.delete("t").await.unwrap();
+
         let bytes = bytes_of(len);
         kv.put_bytes("b", &bytes).unwrap().await.unwrap();
         assert!(
             kv.get("b").bytes().await.unwrap() == Some(bytes),
             "bytes of {len}"
         );
-        assert_eq!(parts(&path) > 0, len > MAX_ROW_BLOB_BYTES, "bytes of {len}");
+        assert_eq!(
+            parts(&path) > 0,
+            len > MAX_IN_ROW_VALUE_BYTES,
+            "bytes of {len}"
+        );
+        kv.delete("b").await.unwrap();
     }
 }
 
 #[tokio::test]
 async fn overwrites_in_either_direction_and_deletes_leave_no_orphan_parts() {
     let (kv, _, path) = on_file("orphans");
-    let large = text_of(5 * MAX_ROW_VALUE_BYTES);
+    let large = text_of(5 * MAX_CHUNK_BYTES);
     kv.put("k", large.as_str()).unwrap().await.unwrap();
     let parts_of_large = parts(&path);
     assert!(parts_of_large >= 5);
@@ -140,16 +142,16 @@ async fn overwrites_in_either_direction_and_deletes_leave_no_orphan_parts() {
 
     kv.put("k", large.as_str()).unwrap().await.unwrap(); // small -> large
     assert_eq!(parts(&path), parts_of_large);
-    let smaller_large = text_of(2 * MAX_ROW_VALUE_BYTES);
+    let smaller_large = text_of(2 * MAX_CHUNK_BYTES);
     kv.put("k", smaller_large.as_str()).unwrap().await.unwrap(); // large -> fewer parts
     assert!(parts(&path) < parts_of_large);
     assert!(kv.get("k").text().await.unwrap() == Some(smaller_large));
 
-    kv.put_bytes("k", &bytes_of(3 * MAX_ROW_VALUE_BYTES))
+    kv.put_bytes("k", &bytes_of(3 * MAX_CHUNK_BYTES))
         .unwrap()
         .await
         .unwrap(); // text -> bytes
-    assert!(kv.get("k").bytes().await.unwrap() == Some(bytes_of(3 * MAX_ROW_VALUE_BYTES)));
+    assert!(kv.get("k").bytes().await.unwrap() == Some(bytes_of(3 * MAX_CHUNK_BYTES)));
 
     kv.delete("k").await.unwrap();
     assert_eq!(parts(&path), 0);
@@ -159,7 +161,7 @@ async fn overwrites_in_either_direction_and_deletes_leave_no_orphan_parts() {
 #[tokio::test]
 async fn large_values_expire_list_and_purge_like_small_ones() {
     let (kv, clock, path) = on_file("expire");
-    let large = text_of(3 * MAX_ROW_VALUE_BYTES);
+    let large = text_of(3 * MAX_CHUNK_BYTES);
     kv.put("large", large.as_str())
         .unwrap()
         .expiration_ttl(1)
@@ -199,7 +201,7 @@ async fn get_bulk_reads_large_values_with_their_metadata() {
         .build()
         .unwrap();
     let large: Vec<String> = (0..3)
-        .map(|i| format!("{i}").repeat(12 * MAX_ROW_VALUE_BYTES / 10))
+        .map(|i| format!("{i}").repeat(12 * MAX_CHUNK_BYTES / 10))
         .collect();
     for (i, value) in large.iter().enumerate() {
         let json_value = json!({ "i": i, "pad": value });
@@ -239,14 +241,14 @@ async fn a_large_put_and_get_are_one_round_trip_each_and_small_ones_one_statemen
     kv.get("warm-up").text().await.unwrap();
     db.take_stats();
 
-    let large = text_of(4 * MAX_ROW_VALUE_BYTES);
+    let large = text_of(4 * MAX_CHUNK_BYTES);
     kv.put("large", large.as_str()).unwrap().await.unwrap();
     let put = db.take_stats();
     assert_eq!(put.calls, 1);
     assert_eq!(
         put.statements,
-        1 + 4,
-        "the entry and its 4 parts, in one batch"
+        1 + 1 + 4,
+        "the entry, the removal of any chunks left under the key, and its 4 chunks, in one batch"
     );
     assert!(kv.get("large").text().await.unwrap() == Some(large));
     assert_eq!(db.take_stats().calls, 1);
@@ -264,7 +266,7 @@ async fn a_failed_large_write_changes_nothing() {
         .namespace("big")
         .build()
         .unwrap();
-    let before = text_of(2 * MAX_ROW_VALUE_BYTES);
+    let before = text_of(2 * MAX_CHUNK_BYTES);
     kv.put("k", before.as_str()).unwrap().await.unwrap();
     // Make the fourth part of any write fail, as a full disk or a lost connection would.
     rusqlite::Connection::open(&path)
@@ -275,7 +277,7 @@ async fn a_failed_large_write_changes_nothing() {
         )
         .unwrap();
     let error = kv
-        .put("k", text_of(6 * MAX_ROW_VALUE_BYTES).as_str())
+        .put("k", text_of(6 * MAX_CHUNK_BYTES).as_str())
         .unwrap()
         .execute()
         .await
@@ -296,7 +298,7 @@ async fn typed_namespaces_store_large_values_too() {
     }
     let documents = Document::namespace(SqliteBackend::open_in_memory().unwrap());
     let doc = Document {
-        body: text_of(3 * MAX_ROW_VALUE_BYTES),
+        body: text_of(3 * MAX_CHUNK_BYTES),
     };
     documents.put("d", &doc).await.unwrap();
     assert!(documents.get("d").await.unwrap() == Some(doc));
@@ -417,7 +419,7 @@ async fn d1_limits_can_be_turned_off() {
 #[tokio::test]
 async fn updating_metadata_or_expiration_by_hand_keeps_the_parts() {
     let (kv, _, path) = on_file("hand_update");
-    let large = text_of(2 * MAX_ROW_VALUE_BYTES);
+    let large = text_of(2 * MAX_CHUNK_BYTES);
     kv.put("k", large.as_str()).unwrap().await.unwrap();
     rusqlite::Connection::open(&path)
         .unwrap()
@@ -436,7 +438,7 @@ async fn an_expired_large_value_is_not_downloaded() {
         .clock(clock.clone())
         .build()
         .unwrap();
-    kv.put("k", text_of(3 * MAX_ROW_VALUE_BYTES).as_str())
+    kv.put("k", text_of(3 * MAX_CHUNK_BYTES).as_str())
         .unwrap()
         .expiration_ttl(1)
         .await
@@ -465,7 +467,7 @@ async fn a_table_named_like_another_tables_parts_is_its_own_table() {
             .unwrap()
     };
     let (plain, named_like_parts) = (build("sessions"), build("sessions_chunks"));
-    let large = text_of(2 * MAX_ROW_VALUE_BYTES);
+    let large = text_of(2 * MAX_CHUNK_BYTES);
     plain.put("k", large.as_str()).unwrap().await.unwrap();
     named_like_parts.put("k", "small").unwrap().await.unwrap();
     assert!(plain.get("k").text().await.unwrap() == Some(large));
@@ -478,11 +480,11 @@ async fn a_table_named_like_another_tables_parts_is_its_own_table() {
 #[tokio::test]
 async fn a_damaged_entry_is_an_error_naming_the_key_never_a_panic_or_a_wrong_value() {
     let (kv, _, path) = on_file("damaged");
-    kv.put("gap", text_of(3 * MAX_ROW_VALUE_BYTES).as_str())
+    kv.put("gap", text_of(3 * MAX_CHUNK_BYTES).as_str())
         .unwrap()
         .await
         .unwrap();
-    kv.put("huge", text_of(2 * MAX_ROW_VALUE_BYTES).as_str())
+    kv.put("huge", text_of(2 * MAX_CHUNK_BYTES).as_str())
         .unwrap()
         .await
         .unwrap();

@@ -333,6 +333,20 @@ impl DatabaseError {
         // Both SQLite and D1 ("D1_ERROR: no such table: t: SQLITE_ERROR") use SQLite's text.
         self.message.contains("no such table")
     }
+
+    /// Whether the statement failed because its table lacks `column` (a table made by an
+    /// earlier version of d1ns).
+    pub(crate) fn is_missing_column(&self, column: &str) -> bool {
+        // SQLite's words, which D1 passes on: "no such column: size" (or "NEW.size" in a
+        // trigger) and "table t has no column named size".
+        let message = self.message.as_str();
+        message.contains(&format!("has no column named {column}"))
+            || message.split("no such column: ").skip(1).any(|rest| {
+                let name = rest.split(|c: char| !(c.is_alphanumeric() || c == '_' || c == '.'));
+                name.take(1)
+                    .any(|name| name == column || name.ends_with(&format!(".{column}")))
+            })
+    }
 }
 
 impl fmt::Display for DatabaseError {

@@ -1,5 +1,5 @@
-//! `get`, `get_with_metadata` and `get_bulk`: one statement each (a bulk read of values stored in
-//! parts reads the parts in further round trips), reading through the primary key, hiding expired
+//! `get`, `get_with_metadata` and `get_bulk`: one statement each (a bulk read of values over
+//! 128 KiB reads them in further round trips), reading through the primary key, hiding expired
 //! entries by predicate and never writing (K31a).
 
 use std::collections::HashMap;
@@ -75,11 +75,11 @@ impl<B: Backend> GetOptionsBuilder<B> {
         self
     }
 
-    /// The value as text; `None` if missing or expired (K17). Bytes that are not UTF-8 are an
-    /// error, never mangled (K7).
+    /// The value as text; `None` if missing or expired (K17). Bytes that are not UTF-8 read as
+    /// Workers KV reads them: each invalid sequence becomes U+FFFD (K7).
     pub async fn text(self) -> Result<Option<String>, Error> {
         let entry = self.entry().await?;
-        entry.map(|e| text(&self.key, e.value)).transpose()
+        Ok(entry.map(|e| text(e.value)))
     }
 
     /// The value parsed as JSON into `T` (K7).
@@ -97,7 +97,7 @@ impl<B: Backend> GetOptionsBuilder<B> {
     pub async fn text_with_metadata<M: DeserializeOwned>(
         self,
     ) -> Result<(Option<String>, Option<M>), Error> {
-        self.with_metadata(text).await
+        self.with_metadata(|_, value| Ok(text(value))).await
     }
 
     /// The value as JSON, with its metadata.
@@ -128,77 +128,96 @@ impl<B: Backend> GetOptionsBuilder<B> {
         }
     }
 
-    /// The live entry under the key, in one statement (parts of a long value included).
+    /// The live entry under the key, in one statement (the chunks of a long value included).
     pub(crate) async fn entry(&self) -> Result<Option<StoredEntry>, Error> {
         limits::check_key(Operation::Get, &self.key)?;
         limits::check_cache_ttl(Operation::Get, self.cache_ttl)?;
         let ns = &self.namespace;
-        let result = ns.run_one(ns.get_statement(&self.key)).await?;
+        let result = ns.run_one(ns.get_statement(&self.key, ns.now_ms())).await?;
         decode_entry(&self.key, result.rows)
     }
 }
 
 impl<B: Backend> D1Namespace<B> {
-    /// Reads one entry with its parts: see `Sql::get`.
-    fn get_statement(&self, key: &str) -> Statement<'_> {
+    /// Reads one entry with its chunks, as of `now`: see `Sql::get`.
+    fn get_statement(&self, key: &str, now: u64) -> Statement<'_> {
         Statement {
             sql: &self.sql().get,
             params: vec![
                 self.namespace_param(),
                 Value::Text(key.to_owned()),
-                Value::Integer(to_i64(self.now_ms())),
+                Value::Integer(to_i64(now)),
             ],
         }
     }
 }
 
-/// The entry from the rows of `Sql::get`: the entry's row (part -1) and its parts, in any order.
+/// The entry from the rows of `Sql::get`: the entry's row (part `NULL`) and its chunks, in any
+/// order.
 fn decode_entry(key: &str, rows: Vec<Vec<Value>>) -> Result<Option<StoredEntry>, Error> {
-    let mut rows: Vec<(i64, [Value; 5])> = rows
-        .into_iter()
-        .map(|row| {
-            let row = columns(row)?;
-            let part = match row[0] {
-                Value::Integer(part) => part,
-                Value::Real(part) => part as i64,
-                _ => i64::MIN,
-            };
-            Ok((part, row))
-        })
-        .collect::<Result<_, Error>>()?;
-    if rows.len() > 1 {
-        rows.sort_unstable_by_key(|(part, _)| *part);
+    let mut entry = None;
+    let mut chunks = Vec::new();
+    for row in rows {
+        let [part, value, metadata, expiration, count, size] = columns(row)?;
+        match part {
+            Value::Null => entry = Some((value, metadata, expiration, count, size)),
+            part => chunks.push((part, value)),
+        }
     }
-    let mut rows = rows.into_iter();
-    let Some((-1, [_, value, metadata, expiration, chunks])) = rows.next() else {
-        // No row, or only parts: the entry itself is missing or expired.
+    let Some((value, metadata, expiration, count, size)) = entry else {
+        // No row: the entry is missing or expired.
         return Ok(None);
     };
-    let value = match chunks.as_u64() {
-        Some(count) if count > 0 => {
-            // Parts 0..count, each once: anything else is a damaged entry, not a value.
-            let mut parts = Vec::new();
-            for (expected, (part, [_, data, _, _, _])) in (0..).zip(rows) {
-                if part != expected {
-                    return Err(damaged(key, &format!("part {expected} is missing")));
-                }
-                parts.push(data);
-            }
-            if parts.len() as u64 != count {
-                return Err(damaged(
-                    key,
-                    &format!("{} of its {count} parts", parts.len()),
-                ));
-            }
-            chunk::join(key, value, parts)?
-        }
-        _ => value,
-    };
     Ok(Some(StoredEntry {
-        value,
+        value: assemble(key, value, &count, &size, chunks)?,
         metadata: text_column(metadata),
         expiration: expiration.as_u64().map(limits::expiration_seconds),
     }))
+}
+
+/// An entry's value from its row's `value`, `chunks` and `size` columns and its chunks (part
+/// number, data) in any order. Anything d1ns could not have written is [`chunk::damaged`].
+fn assemble(
+    key: &str,
+    value: Value,
+    count: &Value,
+    size: &Value,
+    chunks: Vec<(Value, Value)>,
+) -> Result<Value, Error> {
+    match (count, count.as_u64()) {
+        (Value::Null, _) if matches!(size, Value::Null) => Ok(value),
+        (Value::Null, _) => Err(chunk::damaged(key, "it records a size but no chunks")),
+        (_, Some(count)) if count > 0 => {
+            let numbered = |(part, data): (Value, Value)| match part.as_u64() {
+                Some(part) => Ok((part, data)),
+                None => Err(chunk::damaged(key, "a chunk number is not a whole number")),
+            };
+            let mut chunks: Vec<(u64, Value)> = chunks
+                .into_iter()
+                .map(numbered)
+                // Rows past the count are not the value's (a bulk read returns them).
+                .filter(|chunk| chunk.as_ref().map_or(true, |(part, _)| *part < count))
+                .collect::<Result<_, _>>()?;
+            chunks.sort_unstable_by_key(|(part, _)| *part);
+            // Each chunk once (a unique index): anything but 0..count is a damaged entry.
+            if (0..)
+                .zip(&chunks)
+                .any(|(expected, (part, _))| *part != expected)
+                || chunks.len() as u64 != count
+            {
+                return Err(chunk::damaged(
+                    key,
+                    &format!("{} of its {count} chunks are stored", chunks.len()),
+                ));
+            }
+            let data = chunks.into_iter().map(|(_, data)| data).collect();
+            chunk::join(key, value, data, size.as_u64())
+        }
+        (count, _) => Err(chunk::damaged(
+            key,
+            &format!("its chunk count is {count:?}"),
+        )),
+    }
 }
 
 /// Options of a `get_bulk`; made by [`D1Namespace::get_bulk`].
@@ -219,7 +238,7 @@ impl<B: Backend> GetBulkOptionsBuilder<B> {
 
     /// Every requested key's value as text, `None` where missing (K20).
     pub async fn text(self) -> Result<HashMap<String, Option<String>>, Error> {
-        self.collect(|key, value, _| text(key, value)).await
+        self.collect(|_, value, _| Ok(text(value))).await
     }
 
     /// Every requested key's value parsed as JSON. If any present value is not JSON the whole
@@ -233,7 +252,7 @@ impl<B: Backend> GetBulkOptionsBuilder<B> {
         self,
     ) -> Result<HashMap<String, (Option<String>, Option<M>)>, Error> {
         let found = self
-            .collect(|key, value, meta| Ok((text(key, value)?, metadata(key, meta)?)))
+            .collect(|key, value, meta| Ok((text(value), metadata(key, meta)?)))
             .await?;
         Ok(split_pairs(found))
     }
@@ -248,8 +267,9 @@ impl<B: Backend> GetBulkOptionsBuilder<B> {
         Ok(split_pairs(found))
     }
 
-    /// Reads all keys in one statement and decodes the present ones in request order, so the
-    /// first failing key (in the caller's order) is the one reported.
+    /// Reads all keys in one statement (values over [`BULK_INLINE_BYTES`] in more) and decodes
+    /// the present ones in request order, so the first failing key (in the caller's order) is
+    /// the one reported. Every statement judges expiration at the same instant.
     async fn collect<T>(
         self,
         mut decode: impl FnMut(&str, Value, Option<String>) -> Result<T, Error>,
@@ -265,31 +285,55 @@ impl<B: Backend> GetBulkOptionsBuilder<B> {
             part: "key",
             source,
         })?;
+        let now = ns.now_ms();
         let statement = Statement {
             sql: &ns.sql().get_bulk,
             params: vec![
                 ns.namespace_param(),
                 Value::Text(keys_json),
-                Value::Integer(to_i64(ns.now_ms())),
+                Value::Integer(to_i64(now)),
+                Value::Integer(to_i64(BULK_INLINE_BYTES)),
             ],
         };
         let rows = ns.run_one(statement).await?.rows;
-        let mut found: HashMap<String, (Value, Option<String>)> =
-            HashMap::with_capacity(rows.len());
-        let mut long_values = Vec::new();
+        let mut entries: Vec<(String, [Value; 5])> = Vec::with_capacity(rows.len());
+        let mut chunks: HashMap<String, Vec<(Value, Value)>> = HashMap::new();
         for row in rows {
-            let [key, value, meta, chunks] = columns(row)?;
+            let [key, part, value, metadata, count, size, length] = columns(row)?;
             let Value::Text(key) = key else { continue };
-            match chunks.as_u64() {
-                Some(parts) if parts > 0 => long_values.push((key, parts)),
-                _ => {
-                    found.insert(key, (value, text_column(meta)));
-                }
+            match part {
+                Value::Null => entries.push((key, [value, metadata, count, size, length])),
+                part => chunks.entry(key).or_default().push((part, value)),
             }
         }
-        // Values stored in parts: read whole, a few per round trip, within D1's result size.
+        let mut found: HashMap<String, (Value, Option<String>)> =
+            HashMap::with_capacity(entries.len());
+        let mut long_values = Vec::new();
+        for (key, [value, metadata, count, size, length]) in entries {
+            let inline = match (count.as_u64(), size.as_u64()) {
+                (Some(count), size) if count > 0 => {
+                    size.is_some_and(|size| size <= BULK_INLINE_BYTES)
+                }
+                // A value in the row, left out of the result when it is longer than the bound
+                // (rows written by d1ns 0.1 hold up to 1.9 MB).
+                _ => !matches!(value, Value::Null),
+            };
+            if inline {
+                let own_chunks = chunks.remove(&key).unwrap_or_default();
+                let value = assemble(&key, value, &count, &size, own_chunks)?;
+                found.insert(key, (value, text_column(metadata)));
+            } else {
+                let bytes = match (count.as_u64(), size.as_u64()) {
+                    (Some(count), None) => count.saturating_mul(limits::MAX_CHUNK_BYTES as u64),
+                    (_, Some(size)) => size.saturating_mul(4) / 3,
+                    (_, None) => length.as_u64().unwrap_or(limits::MAX_CHUNK_BYTES as u64),
+                };
+                long_values.push((key, bytes));
+            }
+        }
+        // Long values: read whole, a few per round trip, within D1's result size.
         for group in group_by_size(long_values) {
-            let statements = group.iter().map(|key| ns.get_statement(key)).collect();
+            let statements = group.iter().map(|key| ns.get_statement(key, now)).collect();
             let results = ns.run(statements).await?;
             for (key, result) in group.into_iter().zip(results) {
                 if let Some(entry) = decode_entry(&key, result.rows)? {
@@ -311,22 +355,19 @@ impl<B: Backend> GetBulkOptionsBuilder<B> {
     }
 }
 
-fn damaged(key: &str, what: &str) -> Error {
-    Error::Database(DatabaseError::new(format!(
-        "the entry of key {key:?} is damaged: {what}"
-    )))
-}
+/// The longest value a bulk read's first statement returns; 100 of them, even as base64, stay
+/// well within the 50 MB D1 returns per call.
+const BULK_INLINE_BYTES: u64 = 128 * 1024;
 
-/// Most bytes of parts read in one round trip: D1 returns at most 50 MB per call.
+/// Most bytes of long values read in one round trip: D1 returns at most 50 MB per call.
 const MAX_BYTES_PER_ROUND_TRIP: u64 = 40_000_000;
 
-/// Keys with their part counts, grouped so that each group's parts fit one round trip.
+/// Keys with the bytes their values take in a result, grouped so that each group fits one round
+/// trip.
 fn group_by_size(keys: Vec<(String, u64)>) -> Vec<Vec<String>> {
     let mut groups: Vec<Vec<String>> = Vec::new();
     let mut current_bytes: u64 = 0;
-    for (key, parts) in keys {
-        // `parts` comes from the database: saturate rather than trust it.
-        let bytes = parts.saturating_mul(limits::MAX_ROW_VALUE_BYTES as u64);
+    for (key, bytes) in keys {
         match groups.last_mut() {
             Some(group) if current_bytes.saturating_add(bytes) <= MAX_BYTES_PER_ROUND_TRIP => {
                 group.push(key);
@@ -373,16 +414,18 @@ pub(crate) fn text_column(value: Value) -> Option<String> {
     }
 }
 
-/// K7: text as is; bytes only if they are UTF-8.
-pub(crate) fn text(key: &str, value: Value) -> Result<String, Error> {
+/// K7: text as is; bytes as UTF-8, each invalid sequence replaced by U+FFFD as Workers KV's
+/// TextDecoder does.
+pub(crate) fn text(value: Value) -> String {
     match value {
-        Value::Text(t) => Ok(t),
-        Value::Blob(b) => String::from_utf8(b).map_err(|_| Error::NotUtf8 {
-            key: key.to_owned(),
-        }),
-        Value::Integer(i) => Ok(i.to_string()),
-        Value::Real(r) => Ok(r.to_string()),
-        Value::Null => Ok(String::new()),
+        Value::Text(t) => t,
+        Value::Blob(b) => match String::from_utf8(b) {
+            Ok(text) => text,
+            Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+        },
+        Value::Integer(i) => i.to_string(),
+        Value::Real(r) => r.to_string(),
+        Value::Null => String::new(),
     }
 }
 
@@ -402,7 +445,8 @@ pub(crate) fn bytes(value: Value) -> Vec<u8> {
 pub(crate) fn json<T: DeserializeOwned>(key: &str, value: Value) -> Result<T, Error> {
     let raw = bytes(value);
     serde_json::from_slice(&raw).map_err(|source| {
-        if source.is_data() {
+        // A number beyond f64 (`1e400`) is JSON that Rust cannot hold, not "not JSON".
+        if source.is_data() || source.to_string().starts_with("number out of range") {
             Error::Decode {
                 key: key.to_owned(),
                 part: "value",

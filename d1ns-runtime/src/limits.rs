@@ -7,15 +7,12 @@ use crate::error::{Error, KeyProblem, NameKind, Operation};
 pub const MAX_KEY_BYTES: usize = 512;
 /// Largest value, in bytes (K6).
 pub const MAX_VALUE_BYTES: usize = 26_214_400;
-/// Largest value kept in the entry's own row; longer values are split into parts of at most this
-/// many bytes, because a D1 row holds at most 2,000,000 bytes (K9) and the row also carries the
-/// namespace, the key and the metadata.
-pub const MAX_ROW_VALUE_BYTES: usize = 1_900_000;
-/// Largest bytes value kept in the entry's own row (as a BLOB); longer ones go in parts as
-/// base64 text. D1 hands BLOBs to a Worker as JavaScript arrays of numbers and takes them as
-/// typed arrays, both slow for large values (about 70 ms per MiB each way in local workerd,
-/// against 6-11 ms per MiB as text).
-pub const MAX_ROW_BLOB_BYTES: usize = 65_536;
+/// Largest value kept in the entry's own row; longer ones are stored as chunks in a second table,
+/// so that the rows every look-up walks stay small (see the `sql` module).
+pub const MAX_IN_ROW_VALUE_BYTES: usize = 1024;
+/// Longest chunk of a value stored in chunks: a D1 row holds at most 2,000,000 bytes (K9), and
+/// the chunk's row also carries the namespace and the key.
+pub const MAX_CHUNK_BYTES: usize = 1_900_000;
 /// Largest metadata, in bytes of serialized JSON (K11).
 pub const MAX_METADATA_BYTES: usize = 1024;
 /// Fewest and most keys of one `get_bulk` (K19).

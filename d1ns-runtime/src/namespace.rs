@@ -10,7 +10,7 @@ use crate::backend::{Backend, QueryResult, Statement, Value};
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, NameKind, Operation};
 use crate::limits;
-use crate::sql::{SCHEMA_STATEMENTS, Sql};
+use crate::sql::{SCHEMA_STATEMENTS, Sql, UPGRADE_COLUMN};
 
 /// A KV namespace stored in a D1 table: the API of `worker::kv::KvStore`, strongly consistent.
 ///
@@ -134,9 +134,17 @@ impl<B: Backend> D1Namespace<B> {
     }
 
     /// The statements that create this namespace's table, its expiration index, the table of
-    /// long values' parts and its two triggers: for a D1 migration when auto-create is off.
+    /// long values' chunks and its two triggers: for a D1 migration when auto-create is off.
     pub fn schema_sql(&self) -> String {
         self.sql().schema_script()
+    }
+
+    /// The statements that bring a table made by d1ns 0.1 to this version's schema, for a D1
+    /// migration when auto-create is off (with auto-create, d1ns runs them itself the first
+    /// time it meets such a table). Run them once; `migrations/0002_d1ns_size.sql` is this script
+    /// for the default table.
+    pub fn upgrade_sql(&self) -> String {
+        self.sql().upgrade_script()
     }
 
     pub(crate) fn sql(&self) -> &Sql {
@@ -167,7 +175,8 @@ impl<B: Backend> D1Namespace<B> {
     ///
     /// Reads never delete (K31a), so expired rows stay until their key is written again or this
     /// runs. It reaches them through the index on expirations, so its cost is the rows it
-    /// removes; call it from a Cron Trigger with a bound that fits one invocation.
+    /// removes; call it from a Cron Trigger with a bound that fits one invocation, until it
+    /// returns less than the bound.
     pub async fn purge_expired(&self, max_rows: u64) -> Result<u64, Error> {
         let statement = Statement {
             sql: &self.sql().purge_expired,
@@ -177,8 +186,9 @@ impl<B: Backend> D1Namespace<B> {
                 Value::Integer(to_i64(max_rows.min(crate::limits::MAX_EXPIRATION_MS))),
             ],
         };
+        // One row per entry removed: a count that does not depend on the database's meta.
         let result = self.run_one(statement).await?;
-        Ok(result.changes.unwrap_or(0))
+        Ok(result.rows.len() as u64)
     }
 
     /// Runs one statement as the operation's single round trip.
@@ -192,16 +202,23 @@ impl<B: Backend> D1Namespace<B> {
     }
 
     /// Runs an operation's statements as one batch, with the schema statements in front when
-    /// the table may not exist yet (K34), and returns the operation's results.
+    /// the table may not exist yet (K34), and returns the operation's results. A table made by
+    /// an earlier version is upgraded in place (with auto-create) and the operation retried.
     pub(crate) async fn run<'s>(
         &'s self,
         mut statements: Vec<Statement<'s>>,
     ) -> Result<Vec<QueryResult>, Error> {
-        let mut with_schema = self.inner.auto_create && !self.schema_known();
+        let auto_create = self.inner.auto_create;
+        let mut with_schema = auto_create && !self.schema_known();
+        let mut prefixed = false;
+        let mut upgraded = false;
         loop {
-            if with_schema {
+            if with_schema && !prefixed {
                 statements.splice(0..0, self.schema_statements());
+            } else if !with_schema && prefixed {
+                statements.drain(..SCHEMA_STATEMENTS);
             }
+            prefixed = with_schema;
             match self.inner.backend.batch(&statements).await {
                 Ok(mut results) => {
                     if with_schema {
@@ -210,15 +227,52 @@ impl<B: Backend> D1Namespace<B> {
                     }
                     return Ok(results);
                 }
+                // A table made by d1ns 0.1: bring it up to date once, then try again.
+                Err(e) if e.is_missing_column(UPGRADE_COLUMN) && !upgraded => {
+                    if !auto_create {
+                        return Err(Error::Database(crate::error::DatabaseError::new(format!(
+                            "table {:?} was made by d1ns 0.1 and needs an upgrade ({}): apply \
+                             migrations/0002_d1ns_size.sql (for the default table) or the \
+                             statements of D1Namespace::upgrade_sql()",
+                            self.inner.table,
+                            e.message()
+                        ))));
+                    }
+                    self.upgrade().await?;
+                    upgraded = true;
+                    with_schema = false;
+                }
                 // The table was dropped, or this is another database than the registry thinks:
                 // create it and try once more.
-                Err(e) if e.is_missing_table() && self.inner.auto_create && !with_schema => {
+                Err(e) if e.is_missing_table() && auto_create && !with_schema => {
                     self.forget_schema();
                     with_schema = true;
                 }
                 Err(e) => return Err(e.into()),
             }
         }
+    }
+
+    /// Upgrades a table made by d1ns 0.1, in one atomic batch. Another process may have done it
+    /// first: its new column is then already there, and that is success.
+    async fn upgrade(&self) -> Result<(), Error> {
+        let statements: Vec<Statement<'_>> = self
+            .sql()
+            .upgrade
+            .iter()
+            .chain(&self.sql().schema)
+            .map(|sql| Statement {
+                sql,
+                params: Vec::new(),
+            })
+            .collect();
+        match self.inner.backend.batch(&statements).await {
+            Ok(_) => {}
+            Err(e) if e.message().contains("duplicate column name") => {}
+            Err(e) => return Err(e.into()),
+        }
+        self.remember_schema();
+        Ok(())
     }
 
     fn schema_statements(&self) -> impl Iterator<Item = Statement<'_>> {

@@ -29,22 +29,11 @@ impl<B: Backend> D1Namespace<B> {
     /// # Ok(()) }
     /// ```
     pub fn put<T: Serialize>(&self, key: &str, value: T) -> Result<PutOptionsBuilder<B>, Error> {
-        let serialize_error = |source| Error::Serialize {
+        let text = kv_text(&value).map_err(|source| Error::Serialize {
             key: key.to_owned(),
             part: "value",
             source,
-        };
-        let text = match serde_json::to_value(&value).map_err(serialize_error)? {
-            serde_json::Value::String(s) => s,
-            // As workers-rs: a float is written as Rust prints an f64 (`1.0` -> `1`); integers
-            // keep every digit (workers-rs rounds those above 2^53 through a JS number).
-            serde_json::Value::Number(n) => match n.as_f64() {
-                Some(f) if !(n.is_i64() || n.is_u64()) => f.to_string(),
-                _ => n.to_string(),
-            },
-            serde_json::Value::Bool(b) => b.to_string(),
-            other => serde_json::to_string(&other).map_err(serialize_error)?,
-        };
+        })?;
         Ok(self.put_value(key, Value::Text(text)))
     }
 
@@ -119,36 +108,47 @@ impl<B: Backend> PutOptionsBuilder<B> {
         }
         let expiration =
             limits::expiration_ms(&self.key, ns.now_ms(), self.expiration, self.expiration_ttl)?;
-        // A value too long for one row goes in parts, written in the same batch: all or nothing.
-        let (value, parts) = match chunk::split(&self.value) {
-            Some((stand_in, parts)) => (stand_in, parts),
-            None => (self.value, Vec::new()),
-        };
-        let part_count = to_i64(parts.len() as u64);
-        let mut statements = Vec::with_capacity(1 + parts.len());
-        statements.push(Statement {
+        let key = Value::Text(self.key);
+        let expiration = expiration.map_or(Value::Null, |ms| Value::Integer(to_i64(ms)));
+        let metadata = self.metadata.map_or(Value::Null, Value::Text);
+        let entry = |value, chunks: usize, size: usize| Statement {
             sql: &ns.sql().put,
             params: vec![
                 ns.namespace_param(),
-                Value::Text(self.key.clone()),
+                key.clone(),
                 value,
-                self.metadata.map_or(Value::Null, Value::Text),
-                expiration.map_or(Value::Null, |ms| Value::Integer(to_i64(ms))),
-                if part_count > 0 {
-                    Value::Integer(part_count)
+                metadata.clone(),
+                expiration.clone(),
+                if chunks > 0 {
+                    Value::Integer(to_i64(chunks as u64))
+                } else {
+                    Value::Null
+                },
+                if chunks > 0 {
+                    Value::Integer(to_i64(size as u64))
                 } else {
                     Value::Null
                 },
             ],
+        };
+        let Some(chunked) = chunk::split(&self.value) else {
+            return ns.run(vec![entry(self.value, 0, 0)]).await.map(drop);
+        };
+        // The entry, then exactly its chunks, in one batch: all or nothing.
+        let mut statements = Vec::with_capacity(2 + chunked.chunks.len());
+        statements.push(entry(chunked.stand_in, chunked.chunks.len(), chunked.size));
+        statements.push(Statement {
+            sql: &ns.sql().delete_chunks,
+            params: vec![ns.namespace_param(), key.clone()],
         });
-        for (index, part) in parts.into_iter().enumerate() {
+        for (index, chunk) in chunked.chunks.into_iter().enumerate() {
             statements.push(Statement {
                 sql: &ns.sql().put_chunk,
                 params: vec![
                     ns.namespace_param(),
-                    Value::Text(self.key.clone()),
+                    key.clone(),
                     Value::Integer(to_i64(index as u64)),
-                    Value::Text(part),
+                    Value::Text(chunk),
                 ],
             });
         }
@@ -162,5 +162,211 @@ impl<B: Backend + Send + Sync + 'static> IntoFuture for PutOptionsBuilder<B> {
 
     fn into_future(self) -> Self::IntoFuture {
         Box::pin(self.execute())
+    }
+}
+
+/// A value as workers-rs's `KvStore::put` stores it (K8): a string as is; a number or boolean as
+/// its text, a float as Rust prints an `f64` (`1.0` -> `1`, NaN -> `NaN`) while integers keep
+/// every digit; anything else as JSON text, fields in the order serde writes them.
+fn kv_text<T: Serialize + ?Sized>(value: &T) -> Result<String, serde_json::Error> {
+    match value.serialize(scalar::Scalar) {
+        Ok(text) => Ok(text),
+        Err(scalar::NotScalar) => serde_json::to_string(value),
+    }
+}
+
+/// A serializer that turns a top-level string, number, boolean or null into its KV text and
+/// refuses anything else (which then goes to `serde_json`), so no value is serialized twice.
+mod scalar {
+    use std::fmt;
+
+    use serde::ser::{self, Impossible, Serialize, Serializer};
+
+    pub(super) struct Scalar;
+
+    /// Not a scalar (or a scalar that failed): serialize it as JSON instead.
+    #[derive(Debug)]
+    pub(super) struct NotScalar;
+
+    impl fmt::Display for NotScalar {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("not a scalar")
+        }
+    }
+
+    impl std::error::Error for NotScalar {}
+
+    impl ser::Error for NotScalar {
+        fn custom<T: fmt::Display>(_: T) -> Self {
+            NotScalar
+        }
+    }
+
+    macro_rules! as_text {
+        ($($method:ident: $ty:ty),*) => {
+            $(fn $method(self, v: $ty) -> Result<String, NotScalar> {
+                Ok(v.to_string())
+            })*
+        };
+    }
+
+    impl Serializer for Scalar {
+        type Ok = String;
+        type Error = NotScalar;
+        type SerializeSeq = Impossible<String, NotScalar>;
+        type SerializeTuple = Impossible<String, NotScalar>;
+        type SerializeTupleStruct = Impossible<String, NotScalar>;
+        type SerializeTupleVariant = Impossible<String, NotScalar>;
+        type SerializeMap = Impossible<String, NotScalar>;
+        type SerializeStruct = Impossible<String, NotScalar>;
+        type SerializeStructVariant = Impossible<String, NotScalar>;
+
+        as_text!(
+            serialize_bool: bool, serialize_i8: i8, serialize_i16: i16, serialize_i32: i32,
+            serialize_i64: i64, serialize_i128: i128, serialize_u8: u8, serialize_u16: u16,
+            serialize_u32: u32, serialize_u64: u64, serialize_u128: u128, serialize_f64: f64,
+            serialize_char: char, serialize_str: &str
+        );
+
+        fn serialize_f32(self, v: f32) -> Result<String, NotScalar> {
+            // workers-rs hands an f32 to JavaScript as a double.
+            Ok(f64::from(v).to_string())
+        }
+
+        fn serialize_bytes(self, _: &[u8]) -> Result<String, NotScalar> {
+            Err(NotScalar)
+        }
+
+        fn serialize_none(self) -> Result<String, NotScalar> {
+            Ok("null".to_owned())
+        }
+
+        fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<String, NotScalar> {
+            value.serialize(self)
+        }
+
+        fn serialize_unit(self) -> Result<String, NotScalar> {
+            Ok("null".to_owned())
+        }
+
+        fn serialize_unit_struct(self, _: &'static str) -> Result<String, NotScalar> {
+            Ok("null".to_owned())
+        }
+
+        fn serialize_unit_variant(
+            self,
+            _: &'static str,
+            _: u32,
+            variant: &'static str,
+        ) -> Result<String, NotScalar> {
+            Ok(variant.to_owned())
+        }
+
+        fn serialize_newtype_struct<T: Serialize + ?Sized>(
+            self,
+            _: &'static str,
+            value: &T,
+        ) -> Result<String, NotScalar> {
+            value.serialize(self)
+        }
+
+        fn serialize_newtype_variant<T: Serialize + ?Sized>(
+            self,
+            _: &'static str,
+            _: u32,
+            _: &'static str,
+            _: &T,
+        ) -> Result<String, NotScalar> {
+            Err(NotScalar)
+        }
+
+        fn serialize_seq(self, _: Option<usize>) -> Result<Self::SerializeSeq, NotScalar> {
+            Err(NotScalar)
+        }
+
+        fn serialize_tuple(self, _: usize) -> Result<Self::SerializeTuple, NotScalar> {
+            Err(NotScalar)
+        }
+
+        fn serialize_tuple_struct(
+            self,
+            _: &'static str,
+            _: usize,
+        ) -> Result<Self::SerializeTupleStruct, NotScalar> {
+            Err(NotScalar)
+        }
+
+        fn serialize_tuple_variant(
+            self,
+            _: &'static str,
+            _: u32,
+            _: &'static str,
+            _: usize,
+        ) -> Result<Self::SerializeTupleVariant, NotScalar> {
+            Err(NotScalar)
+        }
+
+        fn serialize_map(self, _: Option<usize>) -> Result<Self::SerializeMap, NotScalar> {
+            Err(NotScalar)
+        }
+
+        fn serialize_struct(
+            self,
+            _: &'static str,
+            _: usize,
+        ) -> Result<Self::SerializeStruct, NotScalar> {
+            Err(NotScalar)
+        }
+
+        fn serialize_struct_variant(
+            self,
+            _: &'static str,
+            _: u32,
+            _: &'static str,
+            _: usize,
+        ) -> Result<Self::SerializeStructVariant, NotScalar> {
+            Err(NotScalar)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::kv_text;
+
+    #[test]
+    fn scalars_are_stored_as_workers_rs_stores_them() {
+        // K8
+        assert_eq!(kv_text("plain").unwrap(), "plain");
+        assert_eq!(kv_text(&42).unwrap(), "42");
+        assert_eq!(kv_text(&u64::MAX).unwrap(), "18446744073709551615");
+        assert_eq!(kv_text(&1.0).unwrap(), "1");
+        assert_eq!(kv_text(&2.5f32).unwrap(), "2.5");
+        assert_eq!(kv_text(&f64::NAN).unwrap(), "NaN");
+        assert_eq!(kv_text(&f64::INFINITY).unwrap(), "inf");
+        assert_eq!(kv_text(&true).unwrap(), "true");
+        assert_eq!(kv_text(&Some("x")).unwrap(), "x");
+        assert_eq!(kv_text(&()).unwrap(), "null");
+    }
+
+    #[test]
+    fn structs_keep_the_order_serde_writes_their_fields_in() {
+        // K8: declaration order, as JSON.stringify of the object workers-rs builds.
+        #[derive(serde::Serialize)]
+        struct User {
+            id: u32,
+            name: &'static str,
+            active: bool,
+        }
+        let user = User {
+            id: 1,
+            name: "n",
+            active: true,
+        };
+        assert_eq!(
+            kv_text(&user).unwrap(),
+            r#"{"id":1,"name":"n","active":true}"#
+        );
+        assert_eq!(kv_text(&[1, 2]).unwrap(), "[1,2]");
     }
 }
