@@ -728,3 +728,100 @@ async fn k35_concurrent_writes_to_one_key_all_succeed_and_the_last_one_wins() {
     kv.put("hot", 99).unwrap().await.unwrap();
     assert_eq!(kv.get("hot").json::<u32>().await.unwrap(), Some(99));
 }
+
+// ---- Several connections on one file ---------------------------------------------------------
+
+#[tokio::test]
+async fn a_first_read_never_waits_for_another_connections_write_lock() {
+    let path = scratch_db("read_while_locked");
+    // The table and an entry, made by another process: this one has not met the table yet, so
+    // its first operation carries the schema statements.
+    let writer = rusqlite::Connection::open(&path).unwrap();
+    writer.pragma_update(None, "journal_mode", "WAL").unwrap();
+    writer
+        .execute_batch(include_str!("../migrations/0001_d1ns.sql"))
+        .unwrap();
+    writer
+        .execute_batch(include_str!("../migrations/0002_d1ns_size.sql"))
+        .unwrap();
+    writer
+        .execute(
+            "INSERT INTO _kv_entries (namespace, key, value) VALUES ('', 'k', 'v')",
+            [],
+        )
+        .unwrap();
+    // That process holds the write lock while this one reads.
+    writer.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let reader = SqliteBackend::open(&path)
+        .unwrap()
+        .busy_timeout(Duration::from_millis(100))
+        .unwrap();
+    let reader = D1Namespace::new(reader);
+    assert_eq!(reader.get("k").text().await.unwrap().as_deref(), Some("v"));
+    assert_eq!(reader.list().await.unwrap().keys.len(), 1);
+    writer.execute_batch("COMMIT").unwrap();
+}
+
+#[tokio::test]
+async fn a_callers_busy_timeout_is_kept_and_the_default_is_generous() {
+    let pragma = |db: &SqliteBackend| {
+        let statement = d1ns::Statement {
+            sql: "PRAGMA busy_timeout",
+            params: Vec::new(),
+        };
+        let statements = [statement];
+        let result = std::pin::pin!(d1ns::Backend::batch(db, &statements));
+        let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+        match result.poll(&mut context) {
+            std::task::Poll::Ready(Ok(results)) => results[0].rows[0][0].clone(),
+            other => panic!("{other:?}"),
+        }
+    };
+    let connection = rusqlite::Connection::open_in_memory().unwrap();
+    connection
+        .busy_timeout(Duration::from_millis(1234))
+        .unwrap();
+    let own = SqliteBackend::from_connection(connection).unwrap();
+    assert_eq!(pragma(&own), d1ns::Value::Integer(1234));
+    let default = SqliteBackend::open_in_memory().unwrap();
+    assert_eq!(
+        pragma(&default),
+        d1ns::Value::Integer(d1ns::backend::DEFAULT_BUSY_TIMEOUT.as_millis() as i64)
+    );
+    let set = default.busy_timeout(Duration::from_secs(7)).unwrap();
+    assert_eq!(pragma(&set), d1ns::Value::Integer(7000));
+}
+
+#[test]
+fn writers_on_one_file_through_separate_connections_wait_for_each_other_and_lose_nothing() {
+    let path = scratch_db("many_writers");
+    let threads: Vec<_> = (0..6)
+        .map(|t| {
+            let path = path.clone();
+            std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .build()
+                    .unwrap();
+                let kv = D1Namespace::new(SqliteBackend::open(&path).unwrap());
+                runtime.block_on(async {
+                    for i in 0..60 {
+                        let key = format!("t{t}-{i}");
+                        kv.put(&key, i).unwrap().await.unwrap();
+                        kv.put("shared", t).unwrap().await.unwrap();
+                        assert!(kv.get(&key).text().await.unwrap().is_some());
+                    }
+                    kv.purge_expired(10).await.unwrap();
+                });
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let kv = D1Namespace::new(SqliteBackend::open(&path).unwrap());
+    let page = runtime.block_on(kv.list().execute()).unwrap();
+    assert_eq!(page.keys.len(), 6 * 60 + 1);
+}

@@ -42,6 +42,7 @@ pub struct Recorder<B> {
     pub inner: Arc<B>,
     batches: Arc<Mutex<Vec<Batch>>>,
     rows: Arc<std::sync::atomic::AtomicUsize>,
+    largest_result: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl<B> Clone for Recorder<B> {
@@ -50,6 +51,7 @@ impl<B> Clone for Recorder<B> {
             inner: self.inner.clone(),
             batches: self.batches.clone(),
             rows: self.rows.clone(),
+            largest_result: self.largest_result.clone(),
         }
     }
 }
@@ -60,6 +62,7 @@ impl<B> Recorder<B> {
             inner: Arc::new(inner),
             batches: Arc::default(),
             rows: Arc::default(),
+            largest_result: Arc::default(),
         }
     }
 
@@ -71,6 +74,12 @@ impl<B> Recorder<B> {
     /// Rows the database returned since the last `clear`.
     pub fn rows_returned(&self) -> usize {
         self.rows.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// The most bytes of text and BLOB values one call returned.
+    pub fn largest_result_bytes(&self) -> usize {
+        self.largest_result
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Forgets what was recorded.
@@ -92,10 +101,21 @@ impl<B: Backend + Sync> Backend for Recorder<B> {
         self.batches.lock().unwrap().push(sql);
         let batch = self.inner.batch(statements);
         let rows = self.rows.clone();
+        let largest = self.largest_result.clone();
         async move {
             let results = batch.await?;
             let returned: usize = results.iter().map(|r| r.rows.len()).sum();
             rows.fetch_add(returned, std::sync::atomic::Ordering::SeqCst);
+            let bytes = results
+                .iter()
+                .flat_map(|r| r.rows.iter().flatten())
+                .map(|value| match value {
+                    d1ns::Value::Text(t) => t.len(),
+                    d1ns::Value::Blob(b) => b.len(),
+                    _ => 8,
+                })
+                .sum();
+            largest.fetch_max(bytes, std::sync::atomic::Ordering::SeqCst);
             Ok(results)
         }
     }

@@ -18,7 +18,7 @@ mod sqlite;
 
 pub use instrumented::{Instrumented, Stats};
 #[cfg(all(feature = "sqlite", not(target_arch = "wasm32")))]
-pub use sqlite::SqliteBackend;
+pub use sqlite::{DEFAULT_BUSY_TIMEOUT, SqliteBackend};
 
 /// A SQL value, as bound to a statement or read from a row: SQLite's five storage classes.
 #[derive(Debug, Clone, PartialEq)]

@@ -5,6 +5,7 @@ use std::future::Future;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::Path;
 use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
 
 use rusqlite::limits::Limit;
 use rusqlite::types::{ToSqlOutput, ValueRef};
@@ -15,6 +16,10 @@ use crate::error::{DatabaseError, Error};
 
 /// Prepared statements kept per connection: d1ns issues about ten per table.
 const STATEMENT_CACHE_CAPACITY: usize = 128;
+
+/// How long a statement waits for another connection's write lock by default: long enough that
+/// many writer processes on one file queue up instead of failing.
+pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// What production D1 refuses, as SQLite limits: the longest string, BLOB or row; the most bound
 /// parameters per statement; the longest statement.
@@ -50,7 +55,8 @@ pub struct SqliteBackend {
 }
 
 impl SqliteBackend {
-    /// Opens (or creates) the SQLite database file at `path`.
+    /// Opens (or creates) the SQLite database file at `path`. Writers in other processes are
+    /// waited for up to [`DEFAULT_BUSY_TIMEOUT`]; see [`busy_timeout`](Self::busy_timeout).
     pub fn open(path: impl AsRef<Path>) -> Result<Self, Error> {
         let path = path.as_ref();
         let connection = Connection::open(path).map_err(|e| database_error(&e, path))?;
@@ -58,22 +64,20 @@ impl SqliteBackend {
         connection
             .pragma_update(None, "journal_mode", "WAL")
             .map_err(|e| database_error(&e, path))?;
-        Self::from_connection(connection)
+        Self::from_connection(connection)?.busy_timeout(DEFAULT_BUSY_TIMEOUT)
     }
 
     /// Opens a fresh in-memory database, gone when the backend is dropped.
     pub fn open_in_memory() -> Result<Self, Error> {
         let connection =
             Connection::open_in_memory().map_err(|e| database_error(&e, Path::new(":memory:")))?;
-        Self::from_connection(connection)
+        Self::from_connection(connection)?.busy_timeout(DEFAULT_BUSY_TIMEOUT)
     }
 
-    /// Uses a connection the caller opened (to set its own pragmas, say).
+    /// Uses a connection the caller opened (to set its own pragmas, say). Its busy timeout is
+    /// kept (rusqlite's default is 5 s); [`busy_timeout`](Self::busy_timeout) changes it.
     pub fn from_connection(connection: Connection) -> Result<Self, Error> {
         connection.set_prepared_statement_cache_capacity(STATEMENT_CACHE_CAPACITY);
-        connection
-            .busy_timeout(std::time::Duration::from_secs(5))
-            .map_err(|e| Error::Database(d1_like_error(&e)))?;
         // Two backends on the same file are the same database (K34); in-memory ones never are.
         let id = match connection.path().filter(|p| !p.is_empty()) {
             Some(path) => {
@@ -120,6 +124,22 @@ impl SqliteBackend {
         Ok(self)
     }
 
+    /// How long a statement waits for another connection (another process, say) to release the
+    /// database before it fails with "database is locked"; default [`DEFAULT_BUSY_TIMEOUT`].
+    ///
+    /// ```
+    /// # use d1ns_runtime::SqliteBackend;
+    /// # fn main() -> Result<(), d1ns_runtime::Error> {
+    /// let db = SqliteBackend::open_in_memory()?.busy_timeout(std::time::Duration::from_secs(5))?;
+    /// # Ok(()) }
+    /// ```
+    pub fn busy_timeout(self, timeout: Duration) -> Result<Self, Error> {
+        self.lock()
+            .busy_timeout(timeout)
+            .map_err(|e| Error::Database(d1_like_error(&e)))?;
+        Ok(self)
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
         // A panic elsewhere while the lock was held cannot leave a half-done batch behind: the
         // transaction rolls back when dropped. So a poisoned lock is safe to take over.
@@ -133,22 +153,39 @@ impl SqliteBackend {
         if let [statement] = statements {
             return Ok(vec![run_statement(&connection, statement)?]);
         }
-        // Writes take the write lock up front (no deadlock between two upgrading readers); reads
-        // (the parts of a bulk read) must not wait behind another process's writes.
-        let read_only = statements.iter().all(|s| s.sql.starts_with("SELECT"));
-        let behavior = if read_only {
-            TransactionBehavior::Deferred
-        } else {
-            TransactionBehavior::Immediate
-        };
-        let transaction = connection.transaction_with_behavior(behavior)?;
-        let results = statements
-            .iter()
-            .map(|statement| run_statement(&transaction, statement))
-            .collect::<Result<Vec<_>, _>>()?;
-        transaction.commit()?;
-        Ok(results)
+        // Writes take the write lock up front (no deadlock between two upgrading readers). Reads,
+        // with the schema statements in front that are no-ops once the table exists, take no
+        // write lock, so they never wait behind another process's writes; if such a batch has to
+        // create the table after all and meets a writer, it runs again as a write.
+        let reads = statements.iter().all(|s| reads_only(s.sql));
+        if reads {
+            match run_batch(&mut connection, statements, TransactionBehavior::Deferred) {
+                Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) => {}
+                result => return result,
+            }
+        }
+        run_batch(&mut connection, statements, TransactionBehavior::Immediate)
     }
+}
+
+/// Whether a statement reads only, or creates something only if it is missing (a no-op that
+/// takes no write lock once the schema exists).
+fn reads_only(sql: &str) -> bool {
+    sql.starts_with("SELECT") || (sql.starts_with("CREATE ") && sql.contains(" IF NOT EXISTS "))
+}
+
+fn run_batch(
+    connection: &mut Connection,
+    statements: &[Statement<'_>],
+    behavior: TransactionBehavior,
+) -> Result<Vec<QueryResult>, rusqlite::Error> {
+    let transaction = connection.transaction_with_behavior(behavior)?;
+    let results = statements
+        .iter()
+        .map(|statement| run_statement(&transaction, statement))
+        .collect::<Result<Vec<_>, _>>()?;
+    transaction.commit()?;
+    Ok(results)
 }
 
 fn run_statement(

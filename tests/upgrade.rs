@@ -1,0 +1,246 @@
+//! Tables made by d1ns 0.1 (migrations/0001_d1ns.sql) keep working: upgraded in place on first use
+//! with auto-create, or refused with the migration to apply without it.
+
+mod common;
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use common::{T0, scratch_db};
+use d1ns::{
+    Backend, D1Namespace, DatabaseError, ManualClock, QueryResult, SqliteBackend, Statement,
+};
+
+/// A database file with the 0.1 schema and rows as 0.1 wrote them: a small value, a 20 KB value
+/// in its row, a value in two chunks (no size recorded) with metadata and an expiration.
+fn made_by_0_1(name: &str) -> std::path::PathBuf {
+    let path = scratch_db(name);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(include_str!("../migrations/0001_d1ns.sql"))
+        .unwrap();
+    let insert = "INSERT INTO \"_kv_entries\" (namespace, key, value, metadata, expiration, chunks) \
+                  VALUES ('', ?1, ?2, ?3, ?4, ?5)";
+    conn.execute(
+        insert,
+        ("small", "s", None::<String>, None::<i64>, None::<i64>),
+    )
+    .unwrap();
+    conn.execute(
+        insert,
+        (
+            "medium",
+            "m".repeat(20_000),
+            None::<String>,
+            None::<i64>,
+            None::<i64>,
+        ),
+    )
+    .unwrap();
+    conn.execute(
+        insert,
+        (
+            "long",
+            "",
+            Some("{\"v\":1}"),
+            Some(T0 as i64 + 60_000),
+            Some(2),
+        ),
+    )
+    .unwrap();
+    let chunk = "INSERT INTO \"_kv_entries$chunks\" (namespace, key, part, data) VALUES ('', 'long', ?1, ?2)";
+    conn.execute(chunk, (0, "first-")).unwrap();
+    conn.execute(chunk, (1, "second")).unwrap();
+    path
+}
+
+fn columns(path: &Path) -> Vec<String> {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    let mut statement = conn
+        .prepare("SELECT name FROM pragma_table_info('_kv_entries')")
+        .unwrap();
+    statement
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+fn triggers(path: &Path) -> Vec<String> {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    let mut statement = conn
+        .prepare("SELECT name FROM sqlite_schema WHERE type = 'trigger' ORDER BY name")
+        .unwrap();
+    statement
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+async fn reads_as_0_1_wrote_it<B: Backend + Send + Sync + 'static>(kv: &D1Namespace<B>) {
+    assert_eq!(kv.get("small").text().await.unwrap().as_deref(), Some("s"));
+    assert_eq!(
+        kv.get("medium").text().await.unwrap(),
+        Some("m".repeat(20_000))
+    );
+    let (long, meta) = kv
+        .get("long")
+        .text_with_metadata::<serde_json::Value>()
+        .await
+        .unwrap();
+    assert_eq!(long.as_deref(), Some("first-second"));
+    assert_eq!(meta, Some(serde_json::json!({"v": 1})));
+    let bulk = kv
+        .get_bulk(&["small", "medium", "long"])
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(bulk["long"].as_deref(), Some("first-second"));
+    assert_eq!(bulk["medium"], Some("m".repeat(20_000)));
+    let names: Vec<String> = kv
+        .list()
+        .await
+        .unwrap()
+        .keys
+        .into_iter()
+        .map(|k| k.name)
+        .collect();
+    assert_eq!(names, ["long", "medium", "small"]);
+}
+
+#[tokio::test]
+async fn a_0_1_table_is_upgraded_in_place_on_first_use_and_keeps_its_entries() {
+    let path = made_by_0_1("upgrade_auto");
+    assert!(!columns(&path).contains(&"size".to_string()));
+    let kv = D1Namespace::builder(SqliteBackend::open(&path).unwrap())
+        .clock(ManualClock::new(T0))
+        .build()
+        .unwrap();
+    reads_as_0_1_wrote_it(&kv).await;
+    assert!(columns(&path).contains(&"size".to_string()));
+    assert_eq!(
+        triggers(&path),
+        ["_kv_entries$chunks_on_delete", "_kv_entries$chunks_on_edit"]
+    );
+    // Writes of every kind work on the upgraded table, over the old rows too.
+    kv.put("long", "x".repeat(5_000).as_str())
+        .unwrap()
+        .await
+        .unwrap();
+    kv.put("small", "y".repeat(5_000).as_str())
+        .unwrap()
+        .await
+        .unwrap();
+    assert_eq!(
+        kv.get("long").text().await.unwrap(),
+        Some("x".repeat(5_000))
+    );
+    assert_eq!(
+        kv.get("small").text().await.unwrap(),
+        Some("y".repeat(5_000))
+    );
+    kv.delete("long").await.unwrap();
+    kv.delete("small").await.unwrap();
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let chunks: i64 = conn
+        .query_row("SELECT count(*) FROM \"_kv_entries$chunks\"", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(chunks, 0, "no chunks left behind");
+}
+
+#[tokio::test]
+async fn a_second_process_meeting_an_upgraded_table_goes_on() {
+    let path = made_by_0_1("upgrade_twice");
+    for _ in 0..2 {
+        // Each backend is a process that has not seen the table yet.
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        let kv = D1Namespace::builder(SqliteBackend::from_connection(conn).unwrap())
+            .clock(ManualClock::new(T0))
+            .build()
+            .unwrap();
+        reads_as_0_1_wrote_it(&kv).await;
+    }
+}
+
+/// A backend whose first statement fails as on a 0.1 table, although another process has
+/// upgraded it already: the upgrade then meets the column it would add.
+struct LateUpgrade {
+    inner: SqliteBackend,
+    failed_once: AtomicBool,
+}
+
+impl Backend for LateUpgrade {
+    fn batch(
+        &self,
+        statements: &[Statement<'_>],
+    ) -> impl Future<Output = Result<Vec<QueryResult>, DatabaseError>> + Send {
+        let fail = !self.failed_once.swap(true, Ordering::SeqCst);
+        let result = if fail {
+            Err(DatabaseError::new("no such column: size"))
+        } else {
+            futures_lite(self.inner.batch(statements))
+        };
+        std::future::ready(result)
+    }
+
+    fn database_id(&self) -> u64 {
+        self.inner.database_id()
+    }
+}
+
+/// SqliteBackend's futures are ready at once.
+fn futures_lite<T>(future: impl Future<Output = T>) -> T {
+    let mut future = std::pin::pin!(future);
+    let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+    match future.as_mut().poll(&mut context) {
+        std::task::Poll::Ready(value) => value,
+        std::task::Poll::Pending => panic!("SqliteBackend answers at once"),
+    }
+}
+
+#[tokio::test]
+async fn an_upgrade_that_another_process_did_first_is_success() {
+    let path = made_by_0_1("upgrade_race");
+    let first = D1Namespace::builder(SqliteBackend::open(&path).unwrap())
+        .clock(ManualClock::new(T0))
+        .build()
+        .unwrap();
+    reads_as_0_1_wrote_it(&first).await;
+    // The same file; its first statement fails as if the table had no `size` column yet.
+    let late = LateUpgrade {
+        inner: SqliteBackend::from_connection(rusqlite::Connection::open(&path).unwrap()).unwrap(),
+        failed_once: AtomicBool::new(false),
+    };
+    let kv = D1Namespace::builder(late)
+        .table("_kv_entries")
+        .build()
+        .unwrap();
+    kv.put("k", "v").unwrap().await.unwrap();
+    assert_eq!(kv.get("k").text().await.unwrap().as_deref(), Some("v"));
+}
+
+#[tokio::test]
+async fn without_auto_create_a_0_1_table_is_refused_naming_the_migration_until_it_is_applied() {
+    let path = made_by_0_1("upgrade_manual");
+    let kv = D1Namespace::builder(SqliteBackend::open(&path).unwrap())
+        .auto_create(false)
+        .clock(ManualClock::new(T0))
+        .build()
+        .unwrap();
+    let error = kv.put("k", "v").unwrap().await.unwrap_err().to_string();
+    assert!(error.contains("migrations/0002_d1ns_size.sql"), "{error}");
+    assert!(error.contains("upgrade_sql()"), "{error}");
+    assert!(
+        !columns(&path).contains(&"size".to_string()),
+        "nothing changed"
+    );
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch(include_str!("../migrations/0002_d1ns_size.sql"))
+        .unwrap();
+    reads_as_0_1_wrote_it(&kv).await;
+    kv.put("k", "v").unwrap().await.unwrap();
+}
