@@ -31,9 +31,8 @@ pub(crate) struct Sql {
     /// `?1` namespace, `?2` the keys as a JSON array, `?3` now, `?4` the largest value read in
     /// this statement -> `key, part, value, metadata, chunks, size, length`: each live entry
     /// (part `NULL`), with its value when it is at most `?4` bytes (`NULL` otherwise; `length` says
-    /// how long it is), and the chunks (from 0, in any order; a join here would make SQLite
-    /// prepare the statement again at each use) of entries whose `size` is at most `?4`. Larger
-    /// values are read with [`get`](Self::get) afterwards, so each D1 result stays under its 50 MB limit.
+    /// how long it is), and the chunks (in any order) of entries whose `size` is at most `?4`.
+    /// Larger values are read with [`get`](Self::get) afterwards, so each D1 result stays under its 50 MB limit.
     /// The keys travel as one JSON parameter so 100 keys stay within D1's 100 parameters.
     pub get_bulk: String,
     /// `?1` namespace, `?2` key, `?3` value, `?4` metadata, `?5` expiration, `?6` chunks,
@@ -79,6 +78,17 @@ impl Sql {
         let on_delete = quote(&format!("{table}$chunks_on_delete"));
         // Every read binds the current time as ?3.
         let live = "(expiration IS NULL OR expiration > ?3)";
+        // A chunk row `c` that belongs to a live entry's value. A subquery per chunk row, so that
+        // an entry without chunks costs no second read of its row (a join or a subquery run
+        // once would read it again, or make SQLite prepare the statement again at each use).
+        let chunk_of_live = format!(
+            "(SELECT {live} AND c.part < e.chunks FROM {t} AS e \
+             WHERE e.namespace = c.namespace AND e.key = c.key)"
+        );
+        let chunk_of_live_within = format!(
+            "(SELECT {live} AND c.part < e.chunks AND e.size <= ?4 FROM {t} AS e \
+             WHERE e.namespace = c.namespace AND e.key = c.key)"
+        );
         let old_chunks = format!("{chunks} WHERE namespace = OLD.namespace AND key = OLD.key");
         // A key renamed (by hand) with its value untouched.
         let renamed = "(NEW.namespace IS NOT OLD.namespace OR NEW.key IS NOT OLD.key) \
@@ -142,9 +152,8 @@ impl Sql {
                 "SELECT NULL, value, metadata, expiration, chunks, size FROM {t} \
                  WHERE namespace = ?1 AND key = ?2 AND {live} \
                  UNION ALL \
-                 SELECT part, data, NULL, NULL, NULL, NULL FROM {chunks} \
-                 WHERE namespace = ?1 AND key = ?2 AND part >= 0 AND part < \
-                 (SELECT chunks FROM {t} WHERE namespace = ?1 AND key = ?2 AND {live})"
+                 SELECT c.part, c.data, NULL, NULL, NULL, NULL FROM {chunks} AS c \
+                 WHERE c.namespace = ?1 AND c.key = ?2 AND c.part >= 0 AND {chunk_of_live}"
             ),
             get_bulk: format!(
                 "SELECT key, NULL, \
@@ -152,10 +161,9 @@ impl Sql {
                  metadata, chunks, size, octet_length(value) FROM {t} \
                  WHERE namespace = ?1 AND key IN (SELECT value FROM json_each(?2)) AND {live} \
                  UNION ALL \
-                 SELECT key, part, data, NULL, NULL, NULL, NULL FROM {chunks} \
-                 WHERE namespace = ?1 AND part >= 0 AND key IN (SELECT key FROM {t} \
-                 WHERE namespace = ?1 AND key IN (SELECT value FROM json_each(?2)) AND {live} \
-                 AND chunks > 0 AND size <= ?4)"
+                 SELECT c.key, c.part, c.data, NULL, NULL, NULL, NULL FROM {chunks} AS c \
+                 WHERE c.namespace = ?1 AND c.key IN (SELECT value FROM json_each(?2)) \
+                 AND c.part >= 0 AND {chunk_of_live_within}"
             ),
             put: format!(
                 "INSERT INTO {t} (namespace, key, value, metadata, expiration, chunks, size) \
