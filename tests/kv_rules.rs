@@ -128,13 +128,18 @@ async fn k5_every_bulk_key_is_checked() {
         msg(kv.get_bulk(&["fine", long.as_str()]).text().await),
         "KV GET_BULK failed: 414 UTF-8 encoded length of 513 exceeds key length limit of 512."
     );
+    // KV's own words for a bulk read, which differ from a single read's (K2, K3).
     assert_eq!(
         msg(kv.get_bulk(&["fine", ""]).text().await),
-        "Key name cannot be empty."
+        "KV GET_BULK failed: 400 Key names must not be empty"
     );
     assert_eq!(
         msg(kv.get_bulk(&[".."]).json::<Value>().await),
-        "\"..\" is not allowed as a key name."
+        "KV GET_BULK failed: 400 Illegal key name \"..\". Please use a different name."
+    );
+    assert_eq!(
+        msg(kv.get_bulk(&["."]).text_with_metadata::<Value>().await),
+        "KV GET_BULK failed: 400 Illegal key name \".\". Please use a different name."
     );
 }
 

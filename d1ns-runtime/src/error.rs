@@ -197,6 +197,13 @@ impl fmt::Display for Error {
             MIN_CACHE_TTL,
         };
         match self {
+            // KV checks a bulk read's keys on its server, with other words than the binding's.
+            Error::InvalidKey { problem: KeyProblem::Empty, operation: Operation::GetBulk, .. } => {
+                f.write_str("KV GET_BULK failed: 400 Key names must not be empty")
+            }
+            Error::InvalidKey { problem: KeyProblem::Dots, operation: Operation::GetBulk, key } => {
+                write!(f, "KV GET_BULK failed: 400 Illegal key name \"{key}\". Please use a different name.")
+            }
             Error::InvalidKey { problem: KeyProblem::Empty, .. } => {
                 f.write_str("Key name cannot be empty.")
             }
