@@ -834,3 +834,20 @@ async fn k22_bulk_with_metadata_gives_none_none_for_expired_keys() {
         .unwrap();
     assert_eq!(got["gone"], (None, None));
 }
+
+#[tokio::test]
+async fn k7_a_json_number_beyond_f64_is_reported_as_such_not_as_not_json() {
+    let (kv, _) = kv();
+    kv.put("huge", "1e400").unwrap().await.unwrap();
+    let single = kv.get("huge").json::<Value>().await.unwrap_err();
+    assert!(
+        matches!(&single, Error::Decode { key, part: "value", .. } if key == "huge"),
+        "{single:?}"
+    );
+    assert!(single.to_string().contains("number out of range"), "{single}");
+    // In a bulk read too: the value is JSON, so KV's "non-json value" text would be false.
+    let bulk = kv.get_bulk(&["huge"]).json::<Value>().await.unwrap_err();
+    assert!(matches!(&bulk, Error::Decode { key, .. } if key == "huge"), "{bulk:?}");
+    // It stays readable as text.
+    assert_eq!(kv.get("huge").text().await.unwrap().as_deref(), Some("1e400"));
+}
