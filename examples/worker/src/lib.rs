@@ -123,14 +123,24 @@ async fn get_session(_req: Request, ctx: RouteContext<()>) -> Result<Response> {
 #[event(scheduled)]
 async fn purge_expired(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
     let Ok(db) = env.d1("DB") else { return };
-    let kv = D1Namespace::new(db);
-    if let Err(e) = kv.purge_expired(1000).await {
-        worker::console_error!("purge of {} failed: {e}", kv.table());
-    }
+    purge(&D1Namespace::new(db)).await;
     if let Ok(db) = env.d1("DB") {
-        let sessions = Session::namespace(db);
-        if let Err(e) = sessions.raw().purge_expired(1000).await {
-            worker::console_error!("purge of sessions failed: {e}");
+        purge(Session::namespace(db).raw()).await;
+    }
+}
+
+/// Removes a table's expired rows, 1,000 a pass, until a pass finds fewer: lists then read only
+/// live rows. Each pass reads and writes only the rows it removes.
+async fn purge(kv: &D1Namespace<worker::D1Database>) {
+    const PASS: u64 = 1000;
+    for _ in 0..50 {
+        match kv.purge_expired(PASS).await {
+            Ok(removed) if removed == PASS => continue,
+            Ok(_) => return,
+            Err(e) => {
+                worker::console_error!("purge of {} failed: {e}", kv.table());
+                return;
+            }
         }
     }
 }
