@@ -268,6 +268,43 @@ scenario("large values, stored in parts beyond D1's 2,000,000-byte row (K6, K9)"
   check("K6: over 25 MiB", over.error, "KV PUT failed: 413 Value length of 26214401 exceeds limit of 26214400.");
 });
 
+scenario("large values: medium values in chunks, small ones beside them", async () => {
+  const ns = { namespace: "medium" };
+  const sizes = [1024, 1025, 16_384, 262_144, 1_048_576, 1_800_000];
+  const r = await ops(ns, [
+    { op: "put", key: "small", text: "s" },
+    ...sizes.flatMap((n) => [
+      { op: "put", key: `v${n}`, repeat: n },
+      { op: "get", key: `v${n}`, summary: true },
+    ]),
+    { op: "get", key: "small" },
+    { op: "get_bulk", keys: sizes.map((n) => `v${n}`).concat(["small"]) },
+  ]);
+  sizes.forEach((n, i) => {
+    const [put, get] = [r[1 + 2 * i], r[2 + 2 * i]];
+    if (n === 1024 || n === 16_384 || n === 1_048_576) {
+      cost(`put, ${n.toLocaleString("en-US")}-byte value`, put);
+      cost(`get hit, ${n.toLocaleString("en-US")}-byte value`, get);
+    }
+    check(`a ${n}-byte value round-trips`, ok(get), { length: n, same_byte: 120 });
+    check(`a ${n}-byte value is ${n > 1024 ? "in chunks" : "in its row"}`, put.cost.statements, n > 1024 ? 3 : 1);
+  });
+  const small = r[1 + 2 * sizes.length];
+  cost("get hit, small value among medium ones", small);
+  check("a small value among medium ones reads 1 row", small.cost.rows_read, 1);
+  const bulk = r[2 + 2 * sizes.length];
+  cost("get_bulk of 6 medium values and a small one", bulk);
+  check(
+    "get_bulk reads every medium value whole",
+    sizes.map((n) => ok(bulk).values[`v${n}`]?.length),
+    sizes,
+  );
+  // Values up to 128 KiB come with the first statement; the longer ones in one more call.
+  check("get_bulk of medium values: two calls", bulk.cost.calls, 2);
+  const chunks = await sql("DB", 'SELECT count(*) AS n FROM "medium_kv_entries$chunks"');
+  check("one chunk per medium value", chunks.rows[0].n, sizes.filter((n) => n > 1024).length);
+});
+
 scenario("metadata of every JSON kind (K10-K12)", async () => {
   const kinds = {
     object: { user: 1, tags: ["a"] },
