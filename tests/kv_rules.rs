@@ -844,10 +844,19 @@ async fn k7_a_json_number_beyond_f64_is_reported_as_such_not_as_not_json() {
         matches!(&single, Error::Decode { key, part: "value", .. } if key == "huge"),
         "{single:?}"
     );
-    assert!(single.to_string().contains("number out of range"), "{single}");
+    assert!(
+        single.to_string().contains("number out of range"),
+        "{single}"
+    );
     // In a bulk read too: the value is JSON, so KV's "non-json value" text would be false.
     let bulk = kv.get_bulk(&["huge"]).json::<Value>().await.unwrap_err();
-    assert!(matches!(&bulk, Error::Decode { key, .. } if key == "huge"), "{bulk:?}");
+    assert!(
+        matches!(&bulk, Error::Decode { key, .. } if key == "huge"),
+        "{bulk:?}"
+    );
     // It stays readable as text.
-    assert_eq!(kv.get("huge").text().await.unwrap().as_deref(), Some("1e400"));
+    assert_eq!(
+        kv.get("huge").text().await.unwrap().as_deref(),
+        Some("1e400")
+    );
 }

@@ -1,4 +1,4 @@
-//! Values beyond D1's 2,000,000-byte rows (K6, K9), and D1's limits enforced locally.
+//! Values beyond D1's 2,000,000-byte rows in chunks (K6, K9), and D1's limits enforced locally.
 
 mod common;
 
@@ -34,11 +34,11 @@ fn count(path: &std::path::Path, sql: &str) -> i64 {
     conn.query_row(sql, [], |row| row.get(0)).unwrap()
 }
 
-fn parts(path: &std::path::Path) -> i64 {
+fn chunks(path: &std::path::Path) -> i64 {
     count(path, "SELECT count(*) FROM \"big_kv_entries$chunks\"")
 }
 
-/// Text of `len` bytes with multi-byte characters throughout, so part boundaries fall inside
+/// Text of `len` bytes with multi-byte characters throughout, so chunk boundaries fall inside
 /// characters unless they are chosen with care.
 fn text_of(len: usize) -> String {
     let unit = "aé日\u{10FFFF}"; // 1 + 2 + 3 + 4 bytes
@@ -85,7 +85,7 @@ async fn k6_one_byte_over_25_mib_fails_and_keeps_the_old_value() {
         "KV PUT failed: 413 Value length of 26214401 exceeds limit of 26214400."
     );
     assert_eq!(kv.get("k").text().await.unwrap().as_deref(), Some("old"));
-    assert_eq!(parts(&path), 0);
+    assert_eq!(chunks(&path), 0);
 }
 
 #[tokio::test]
@@ -110,7 +110,7 @@ async fn the_in_row_and_chunk_boundaries_are_seamless() {
             _ if len <= MAX_CHUNK_BYTES => 1,
             _ => 2,
         };
-        assert_eq!(parts(&path), expected, "text of {len} bytes");
+        assert_eq!(chunks(&path), expected, "text of {len} bytes");
         kv.delete("t").await.unwrap();
 
         let bytes = bytes_of(len);
@@ -120,7 +120,7 @@ async fn the_in_row_and_chunk_boundaries_are_seamless() {
             "bytes of {len}"
         );
         assert_eq!(
-            parts(&path) > 0,
+            chunks(&path) > 0,
             len > MAX_IN_ROW_VALUE_BYTES,
             "bytes of {len}"
         );
@@ -129,22 +129,22 @@ async fn the_in_row_and_chunk_boundaries_are_seamless() {
 }
 
 #[tokio::test]
-async fn overwrites_in_either_direction_and_deletes_leave_no_orphan_parts() {
+async fn overwrites_in_either_direction_and_deletes_leave_no_orphan_chunks() {
     let (kv, _, path) = on_file("orphans");
     let large = text_of(5 * MAX_CHUNK_BYTES);
     kv.put("k", large.as_str()).unwrap().await.unwrap();
-    let parts_of_large = parts(&path);
-    assert!(parts_of_large >= 5);
+    let chunks_of_large = chunks(&path);
+    assert!(chunks_of_large >= 5);
 
     kv.put("k", "small").unwrap().await.unwrap(); // large -> small
-    assert_eq!(parts(&path), 0);
+    assert_eq!(chunks(&path), 0);
     assert_eq!(kv.get("k").text().await.unwrap().as_deref(), Some("small"));
 
     kv.put("k", large.as_str()).unwrap().await.unwrap(); // small -> large
-    assert_eq!(parts(&path), parts_of_large);
+    assert_eq!(chunks(&path), chunks_of_large);
     let smaller_large = text_of(2 * MAX_CHUNK_BYTES);
-    kv.put("k", smaller_large.as_str()).unwrap().await.unwrap(); // large -> fewer parts
-    assert!(parts(&path) < parts_of_large);
+    kv.put("k", smaller_large.as_str()).unwrap().await.unwrap(); // large -> fewer chunks
+    assert!(chunks(&path) < chunks_of_large);
     assert!(kv.get("k").text().await.unwrap() == Some(smaller_large));
 
     kv.put_bytes("k", &bytes_of(3 * MAX_CHUNK_BYTES))
@@ -154,7 +154,7 @@ async fn overwrites_in_either_direction_and_deletes_leave_no_orphan_parts() {
     assert!(kv.get("k").bytes().await.unwrap() == Some(bytes_of(3 * MAX_CHUNK_BYTES)));
 
     kv.delete("k").await.unwrap();
-    assert_eq!(parts(&path), 0);
+    assert_eq!(chunks(&path), 0);
     assert_eq!(kv.get("k").bytes().await.unwrap(), None);
 }
 
@@ -188,9 +188,9 @@ async fn large_values_expire_list_and_purge_like_small_ones() {
         (None, None)
     );
     assert!(kv.list().await.unwrap().keys.is_empty());
-    assert!(parts(&path) > 0, "reads never delete (K31a)");
+    assert!(chunks(&path) > 0, "reads never delete (K31a)");
     assert_eq!(kv.purge_expired(10).await.unwrap(), 1);
-    assert_eq!(parts(&path), 0, "purging an entry removes its parts");
+    assert_eq!(chunks(&path), 0, "purging an entry removes its chunks");
 }
 
 #[tokio::test]
@@ -230,7 +230,7 @@ async fn get_bulk_reads_large_values_with_their_metadata() {
     }
     assert_eq!(got["small"].0, Some(json!({"i": 9})));
     assert_eq!(got["missing"], (None, None));
-    // One round trip for the entries, one more for the parts (3 x 2.3 MB fit one call).
+    // One round trip for the entries, one more for the chunks (3 x 2.3 MB fit one call).
     assert_eq!(recorder.batches().len(), 2);
 }
 
@@ -268,11 +268,11 @@ async fn a_failed_large_write_changes_nothing() {
         .unwrap();
     let before = text_of(2 * MAX_CHUNK_BYTES);
     kv.put("k", before.as_str()).unwrap().await.unwrap();
-    // Make the fourth part of any write fail, as a full disk or a lost connection would.
+    // Make the fourth chunk of any write fail, as a full disk or a lost connection would.
     rusqlite::Connection::open(&path)
         .unwrap()
         .execute_batch(
-            "CREATE TRIGGER fail_part AFTER INSERT ON \"big_kv_entries$chunks\" WHEN NEW.part = 3 \
+            "CREATE TRIGGER fail_chunk AFTER INSERT ON \"big_kv_entries$chunks\" WHEN NEW.part = 3 \
              BEGIN SELECT RAISE(ABORT, 'disk full'); END",
         )
         .unwrap();
@@ -417,7 +417,7 @@ async fn d1_limits_can_be_turned_off() {
 }
 
 #[tokio::test]
-async fn updating_metadata_or_expiration_by_hand_keeps_the_parts() {
+async fn updating_metadata_or_expiration_by_hand_keeps_the_chunks() {
     let (kv, _, path) = on_file("hand_update");
     let large = text_of(2 * MAX_CHUNK_BYTES);
     kv.put("k", large.as_str()).unwrap().await.unwrap();
@@ -448,7 +448,7 @@ async fn an_expired_large_value_is_not_downloaded() {
     assert_eq!(
         recorder.rows_returned(),
         1 + 3,
-        "the entry and its parts while live"
+        "the entry and its chunks while live"
     );
     clock.advance(Duration::from_secs(1));
     recorder.clear();
@@ -457,7 +457,7 @@ async fn an_expired_large_value_is_not_downloaded() {
 }
 
 #[tokio::test]
-async fn a_table_named_like_another_tables_parts_is_its_own_table() {
+async fn a_table_named_like_another_tables_chunks_is_its_own_table() {
     let backend = Arc::new(SqliteBackend::open_in_memory().unwrap());
     let build = |table: &str| {
         D1Namespace::builder(backend.clone())
@@ -466,13 +466,13 @@ async fn a_table_named_like_another_tables_parts_is_its_own_table() {
             .build()
             .unwrap()
     };
-    let (plain, named_like_parts) = (build("sessions"), build("sessions_chunks"));
+    let (plain, named_like_chunks) = (build("sessions"), build("sessions_chunks"));
     let large = text_of(2 * MAX_CHUNK_BYTES);
     plain.put("k", large.as_str()).unwrap().await.unwrap();
-    named_like_parts.put("k", "small").unwrap().await.unwrap();
+    named_like_chunks.put("k", "small").unwrap().await.unwrap();
     assert!(plain.get("k").text().await.unwrap() == Some(large));
     assert_eq!(
-        named_like_parts.get("k").text().await.unwrap().as_deref(),
+        named_like_chunks.get("k").text().await.unwrap().as_deref(),
         Some("small")
     );
 }

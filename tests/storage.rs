@@ -512,7 +512,7 @@ async fn no_statement_scans_the_table() {
     let kv = namespace(recorder.clone(), "plans", Some("plans_table"));
     every_operation(&kv).await;
     kv.put("fill", "v").unwrap().await.unwrap();
-    // Values stored in parts: written, overwritten both ways, read, bulk-read, deleted, purged.
+    // Values stored in chunks: written, overwritten both ways, read, bulk-read, deleted, purged.
     let long = "x".repeat(d1ns::limits::MAX_CHUNK_BYTES + 1);
     kv.put("long", long.as_str()).unwrap().await.unwrap();
     kv.put("long", long.as_str())

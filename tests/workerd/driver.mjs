@@ -241,7 +241,7 @@ scenario("JSON with integers above 2^53 comes back exactly", async () => {
   check("get json with metadata", ok(r[3]), { value: text, metadata: { note: "ids" } });
 });
 
-scenario("large values, stored in parts beyond D1's 2,000,000-byte row (K6, K9)", async () => {
+scenario("large values, stored in chunks beyond D1's 2,000,000-byte row (K6, K9)", async () => {
   const ns = { namespace: "large" };
   const r = await ops(ns, [
     { op: "put", key: "3mb", repeat: 3_000_000 },
@@ -251,19 +251,19 @@ scenario("large values, stored in parts beyond D1's 2,000,000-byte row (K6, K9)"
     { op: "put", key: "25mib", text: "small again" },
     { op: "get", key: "25mib" },
   ]);
-  cost("put, 3,000,000-byte value (in parts)", r[0]);
+  cost("put, 3,000,000-byte value (in chunks)", r[0]);
   cost("get hit, 3,000,000-byte value", r[1]);
-  cost("put, 26,214,400-byte value (in parts)", r[2]);
+  cost("put, 26,214,400-byte value (in chunks)", r[2]);
   cost("get hit, 26,214,400-byte value", r[3]);
   check("a 3,000,000-byte value round-trips", ok(r[1]), { length: 3_000_000, same_byte: 120 });
-  check("a value in parts is still one D1 call", [r[0].cost.calls, r[2].cost.calls], [1, 1]);
+  check("a value in chunks is still one D1 call", [r[0].cost.calls, r[2].cost.calls], [1, 1]);
   check("K6: exactly 25 MiB round-trips", r[3].ok ? r[3].result : r[3].error, { length: 26_214_400, same_byte: 120 });
-  check("overwrite of a value in parts with a small one", ok(r[5]).value, "small again");
-  const parts = await sql("DB", 'SELECT count(*) AS n FROM "large_kv_entries$chunks"');
+  check("overwrite of a value in chunks with a small one", ok(r[5]).value, "small again");
+  const chunks = await sql("DB", 'SELECT count(*) AS n FROM "large_kv_entries$chunks"');
   // The 3 MB put: its entry, the removal of leftover chunks, then its chunks.
-  check("overwriting removes the old parts (only 3mb's remain)", parts.rows[0].n, r[0].cost.statements - 2 - schemaStatements);
+  check("overwriting removes the old chunks (only 3mb's remain)", chunks.rows[0].n, r[0].cost.statements - 2 - schemaStatements);
   const del = cost("delete hit, 3,000,000-byte value", await op(ns, { op: "delete", key: "3mb" }));
-  check("delete of a value in parts: one call, its parts go too", [del.cost.calls, (await sql("DB", 'SELECT count(*) AS n FROM "large_kv_entries$chunks"')).rows[0].n], [1, 0]);
+  check("delete of a value in chunks: one call, its chunks go too", [del.cost.calls, (await sql("DB", 'SELECT count(*) AS n FROM "large_kv_entries$chunks"')).rows[0].n], [1, 0]);
   const over = await op(ns, { op: "put", key: "huge", repeat: 26_214_401 });
   check("K6: over 25 MiB", over.error, "KV PUT failed: 413 Value length of 26214401 exceeds limit of 26214400.");
 });
@@ -626,8 +626,8 @@ scenario("Rust-side scenarios (worker/src/scenarios.rs)", async () => {
 
 function costRules() {
   current = "cost rules";
-  // Values over D1's 2,000,000-byte row are stored in parts (K9): their statements and rows grow
-  // with the parts, and their scenario checks them; the rules below are for everything else.
+  // Values over D1's 2,000,000-byte row are stored in chunks (K9): their statements and rows grow
+  // with the chunks, and their scenario checks them; the rules below are for everything else.
   const reached = allOps.filter((x) => x.r.ok && !x.recovery && !x.scenario.startsWith("large values"));
   const bad = (pred) => reached.filter((x) => !pred(x)).map((x) => ({ scenario: x.scenario, op: x.op.op, key: x.op.key, cost: x.r.cost }));
   check("every operation is exactly one D1 call", bad((x) => x.r.cost.calls === 1), []);

@@ -1,7 +1,7 @@
 //! Where d1ns meets a database: the [`Backend`] trait and the values that cross it.
 //!
 //! The runtime turns every KV operation into one batch of SQL statements (see the `sql` module;
-//! only a `get_bulk` of values stored in parts takes more); a backend runs a batch atomically, in
+//! only a `get_bulk` of values over 128 KiB takes more); a backend runs a batch atomically, in
 //! one round trip, and hands back the rows. One file per
 //! backend adapts it: `d1.rs` for `worker::D1Database`, `sqlite.rs` for embedded SQLite.
 
