@@ -66,8 +66,8 @@
 //! | `auto_create` | `true` (default) creates the table on first use                             |
 //! | `crate`       | the path to this crate when it is renamed, e.g. `crate = "::my_d1ns"`       |
 //!
-//! Names are checked at compile time (plain identifiers of up to 64 characters, not starting
-//! with `_cf` or `sqlite_`). The type gets `Type::namespace(backend)` and
+//! Names are checked at compile time: plain identifiers not starting with `_cf` or `sqlite_`, of
+//! up to 53 characters for a namespace and 64 for a table (53 + `_kv_entries` = 64). The type gets `Type::namespace(backend)` and
 //! `Type::namespace_with(backend, |builder| builder.clock(..))`, both giving a
 //! [`TypedNamespace`]; [`TypedNamespace::raw`] is the untyped API over the same namespace.
 //!

@@ -31,6 +31,7 @@ mod error;
 mod get;
 pub mod limits;
 mod list;
+mod macro_support;
 mod namespace;
 mod put;
 mod sql;
@@ -40,7 +41,7 @@ mod typed;
 pub use backend::SqliteBackend;
 pub use backend::{Backend, Instrumented, QueryResult, Statement, Stats, Value};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use error::{DatabaseError, Error, KeyProblem, NameKind, Operation};
+pub use error::{DatabaseError, Error, KeyProblem, NameKind, NameProblem, Operation};
 pub use get::{GetBulkOptionsBuilder, GetOptionsBuilder};
 pub use list::{Key, ListOptionsBuilder, ListResponse};
 pub use namespace::{D1Namespace, D1NamespaceBuilder};
@@ -53,9 +54,5 @@ pub use typed::{
 /// What `#[d1_namespace]`'s output refers to. Not public API: it may change in any release.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::backend::Backend;
-    pub use crate::error::Error;
-    pub use crate::namespace::D1NamespaceBuilder;
-    pub use crate::typed::{Namespace, NoMetadata, Sealed, TypedNamespace};
-    pub use ::core;
+    pub use crate::macro_support::*;
 }
