@@ -345,6 +345,15 @@ fn the_migration_file_is_the_schema_of_the_default_table() {
 // ---- Persistence ---------------------------------------------------------------------------
 
 #[tokio::test]
+async fn a_connection_opened_with_the_reexported_rusqlite_can_be_handed_over() {
+    // The caller needs no rusqlite dependency of its own, matched by hand to d1ns's version.
+    let connection = d1ns::rusqlite::Connection::open_in_memory().unwrap();
+    let kv = D1Namespace::new(SqliteBackend::from_connection(connection).unwrap());
+    kv.put("k", "v").unwrap().await.unwrap();
+    assert_eq!(kv.get("k").text().await.unwrap().as_deref(), Some("v"));
+}
+
+#[tokio::test]
 async fn a_persisted_sqlite_file_keeps_its_entries_when_reopened() {
     let path = scratch_db("reopen");
     {

@@ -46,6 +46,10 @@ pub use get::{GetBulkOptionsBuilder, GetOptionsBuilder};
 pub use list::{Key, ListOptionsBuilder, ListResponse};
 pub use namespace::{D1Namespace, D1NamespaceBuilder};
 pub use put::PutOptionsBuilder;
+/// The rusqlite that [`SqliteBackend::from_connection`] takes a `Connection` of, so callers need
+/// not match its version by hand.
+#[cfg(all(feature = "sqlite", not(target_arch = "wasm32")))]
+pub use rusqlite;
 pub use typed::{
     Entry, Namespace, NoMetadata, TypedKey, TypedListBuilder, TypedListResponse, TypedNamespace,
     TypedPutBuilder,
