@@ -334,6 +334,7 @@ impl fmt::Display for DatabaseError {
 impl std::error::Error for DatabaseError {}
 
 #[cfg(feature = "d1")]
+#[cfg_attr(docsrs, doc(cfg(feature = "d1")))]
 impl From<Error> for worker::Error {
     /// Lets `?` turn a d1ns error into a `worker::Error` in a Worker's handler, as it does for
     /// `worker::kv::KvError`.
@@ -343,6 +344,7 @@ impl From<Error> for worker::Error {
 }
 
 #[cfg(feature = "d1")]
+#[cfg_attr(docsrs, doc(cfg(feature = "d1")))]
 impl From<Error> for worker::kv::KvError {
     /// Lets `?` turn a d1ns error into a `worker::kv::KvError`, for helpers written against
     /// `KvStore` that return `Result<_, KvError>`.

@@ -23,6 +23,7 @@
 //! and `list` beside [`D1Namespace`].
 
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod backend;
 mod chunk;
@@ -38,6 +39,7 @@ mod sql;
 mod typed;
 
 #[cfg(all(feature = "sqlite", not(target_arch = "wasm32")))]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use backend::SqliteBackend;
 pub use backend::{Backend, Instrumented, QueryResult, Statement, Stats, Value};
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -49,6 +51,8 @@ pub use put::PutOptionsBuilder;
 /// The rusqlite that [`SqliteBackend::from_connection`] takes a `Connection` of, so callers need
 /// not match its version by hand.
 #[cfg(all(feature = "sqlite", not(target_arch = "wasm32")))]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+#[doc(no_inline)]
 pub use rusqlite;
 pub use typed::{
     Entry, Namespace, NoMetadata, TypedKey, TypedListBuilder, TypedListResponse, TypedNamespace,
