@@ -45,7 +45,8 @@ fn namespace_impl(
     ident: &syn::Ident,
     vis: &syn::Visibility,
 ) -> TokenStream {
-    // Generated names start with `__D1ns`/`__d1ns`, so no user item can collide with them.
+    // Generated names start with `__d1ns`/`__D1ns`, a prefix left to generated code by
+    // convention, so they do not collide with the user's names (a type called `B`, say).
     let private = quote!(__d1ns_private);
     let krate = &config.krate;
     let import = quote_spanned! {config.krate_span=>
