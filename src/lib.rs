@@ -10,7 +10,7 @@
 //! let kv = d1ns::D1Namespace::new(env.d1("DB")?);
 //! ```
 //!
-//! The same code runs natively on embedded SQLite ([`SqliteBackend`]), for local development
+//! The same code runs natively on embedded SQLite ([`SqliteBackend`][sqlite]), for local development
 //! and tests:
 //!
 //! ```
@@ -66,8 +66,8 @@
 //! | `auto_create` | `true` (default) creates the table on first use                             |
 //! | `crate`       | the path to this crate when it is renamed, e.g. `crate = "::my_d1ns"`       |
 //!
-//! Names are checked at compile time (plain identifiers of up to 64 characters, not starting
-//! with `_cf` or `sqlite_`). The type gets `Type::namespace(backend)` and
+//! Names are checked at compile time: plain identifiers not starting with `_cf` or `sqlite_`, of
+//! up to 53 characters for a namespace and 64 for a table (53 + `_kv_entries` = 64). The type gets `Type::namespace(backend)` and
 //! `Type::namespace_with(backend, |builder| builder.clock(..))`, both giving a
 //! [`TypedNamespace`]; [`TypedNamespace::raw`] is the untyped API over the same namespace.
 //!
@@ -75,8 +75,29 @@
 //!
 //! `d1` (the `worker::D1Database` backend) and `sqlite` (the embedded backend; not built on
 //! wasm32), both on by default. A Worker can use `default-features = false, features = ["d1"]`.
+//! With `sqlite`, `d1ns::rusqlite` is the rusqlite whose `Connection`
+//! `SqliteBackend::from_connection` takes.
+//!
+//! Features only add: with `d1`, [`ListResponse`] and [`Key`] are `worker::kv`'s own types, and
+//! without it d1ns's, with the same fields and traits.
+//!
 
+// The link goes to the type where it is built, and to the feature that builds it elsewhere.
+#![cfg_attr(
+    all(feature = "sqlite", not(target_arch = "wasm32")),
+    doc = "[sqlite]: SqliteBackend"
+)]
+#![cfg_attr(
+    not(all(feature = "sqlite", not(target_arch = "wasm32"))),
+    doc = "[sqlite]: #features"
+)]
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub use d1ns_macros::d1_namespace;
 pub use d1ns_runtime::*;
+// Named, so that the docs link to rusqlite's own instead of copying them in.
+#[cfg(all(feature = "sqlite", not(target_arch = "wasm32")))]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+#[doc(no_inline)]
+pub use d1ns_runtime::rusqlite;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{Recorder, T0, kv, scratch_db};
-use d1ns::{D1Namespace, Error, ManualClock, NameKind, SqliteBackend};
+use d1ns::{D1Namespace, Error, ManualClock, NameKind, NameProblem, SqliteBackend};
 use serde_json::{Value, json};
 
 fn namespace<B: d1ns::Backend>(backend: B, name: &str, table: Option<&str>) -> D1Namespace<B> {
@@ -100,16 +100,17 @@ async fn k32_one_namespace_in_two_tables_is_two_stores() {
 
 // ---- K33: names ----------------------------------------------------------------------------
 
+fn build(namespace: &str, table: Option<&str>) -> Result<D1Namespace<SqliteBackend>, Error> {
+    let backend = SqliteBackend::open_in_memory().unwrap();
+    let mut builder = D1Namespace::builder(backend).namespace(namespace);
+    if let Some(table) = table {
+        builder = builder.table(table);
+    }
+    builder.build()
+}
+
 #[test]
 fn k33_names_must_be_plain_identifiers_and_not_reserved() {
-    let build = |ns: &str, table: Option<&str>| {
-        let backend = SqliteBackend::open_in_memory().unwrap();
-        let mut builder = D1Namespace::builder(backend).namespace(ns);
-        if let Some(table) = table {
-            builder = builder.table(table);
-        }
-        builder.build()
-    };
     for bad in [
         "1abc",
         "a-b",
@@ -150,19 +151,34 @@ fn k33_names_must_be_plain_identifiers_and_not_reserved() {
     assert!(build("ns", Some(&"t".repeat(65))).is_err());
     assert!(build("_private", None).is_ok());
     assert!(build("Sessions2", None).is_ok());
-    // A namespace whose derived table would be too long is refused, naming the table.
-    let error = build(&"n".repeat(60), None).unwrap_err();
-    assert!(
-        matches!(
-            &error,
-            Error::InvalidName {
-                kind: NameKind::Table,
-                ..
-            }
-        ),
-        "{error:?}"
-    );
-    assert!(error.to_string().contains("_kv_entries"), "{error}");
+}
+
+#[test]
+fn k33_namespaces_are_at_most_53_characters_so_their_default_table_fits_in_64() {
+    let longest = "n".repeat(53);
+    let kv = build(&longest, None).unwrap();
+    assert_eq!(kv.table().len(), 64);
+    for table in [None, Some("t")] {
+        let error = build(&"n".repeat(54), table).unwrap_err();
+        assert!(
+            matches!(
+                &error,
+                Error::InvalidName {
+                    kind: NameKind::Namespace,
+                    problem: NameProblem::TooLong(NameKind::Namespace),
+                    ..
+                }
+            ),
+            "{error:?}"
+        );
+        assert!(
+            error.to_string().ends_with(
+                "it is longer than 53 characters, so its default table \
+                 `{namespace}_kv_entries` would be longer than 64"
+            ),
+            "{error}"
+        );
+    }
 }
 
 // ---- K34: auto-create ----------------------------------------------------------------------
@@ -348,6 +364,15 @@ fn the_migration_files_applied_in_order_give_the_schema_of_the_default_table() {
 }
 
 // ---- Persistence ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_connection_opened_with_the_reexported_rusqlite_can_be_handed_over() {
+    // The caller needs no rusqlite dependency of its own, matched by hand to d1ns's version.
+    let connection = d1ns::rusqlite::Connection::open_in_memory().unwrap();
+    let kv = D1Namespace::new(SqliteBackend::from_connection(connection).unwrap());
+    kv.put("k", "v").unwrap().await.unwrap();
+    assert_eq!(kv.get("k").text().await.unwrap().as_deref(), Some("v"));
+}
 
 #[tokio::test]
 async fn a_persisted_sqlite_file_keeps_its_entries_when_reopened() {

@@ -40,6 +40,14 @@ enum Event {
     Logout,
 }
 
+// Named like the generic parameters a macro might generate: the expansion's own names must not
+// collide with the user's.
+#[d1_namespace(name = "bees")]
+#[derive(Serialize, Deserialize, Debug, PartialEq)]
+struct B {
+    stings: u8,
+}
+
 fn session(user_id: u64) -> Session {
     Session {
         user_id,
@@ -329,4 +337,11 @@ fn typed_futures_are_send() {
     ));
     send(std::future::IntoFuture::into_future(sessions.list()));
     send(sessions.delete("k"));
+}
+
+#[tokio::test]
+async fn a_value_type_may_have_any_name_even_one_a_macro_might_use() {
+    let bees = B::namespace(SqliteBackend::open_in_memory().unwrap());
+    bees.put("queen", &B { stings: 0 }).await.unwrap();
+    assert_eq!(bees.get("queen").await.unwrap(), Some(B { stings: 0 }));
 }

@@ -1,6 +1,7 @@
-//! Writes the macro's output: the item unchanged, then in `const _: () = { ... };` one impl of
-//! `Namespace` and the constructors `namespace` and `namespace_with`. Paths go through the facade
-//! (`::d1ns::__private`, or the `crate` argument), so users need no other dependency.
+//! Writes the macro's output: the item unchanged, then in `const _: () = { ... };` the checks
+//! that the types are serde types, one impl of `Namespace` and the constructors `namespace` and
+//! `namespace_with`. Paths go through the facade (`::d1ns::__private`, or the `crate` argument),
+//! imported once, so users need no other dependency and a wrong `crate` is one error.
 
 use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned};
@@ -27,7 +28,7 @@ pub(crate) fn d1_namespace(args: TokenStream, item: TokenStream) -> TokenStream 
     };
     // With mistakes in the arguments, stand-ins keep the impl valid so that code using the
     // namespace still compiles and the user sees only the real mistakes.
-    let expansion = namespace_impl(&config, &ident, &vis);
+    let expansion = namespace_impl(&config, ident, vis);
     let mut output = with_errors(item, &errors);
     output.extend(expansion);
     output
@@ -44,8 +45,13 @@ fn namespace_impl(
     ident: &syn::Ident,
     vis: &syn::Visibility,
 ) -> TokenStream {
+    // Generated names start with `__d1ns`/`__D1ns`, a prefix left to generated code by
+    // convention, so they do not collide with the user's names (a type called `B`, say).
+    let private = quote!(__d1ns_private);
     let krate = &config.krate;
-    let private = quote!(#krate::__private);
+    let import = quote_spanned! {config.krate_span=>
+        use #krate::__private as __d1ns_private;
+    };
     let name = &config.name;
     let table = match &config.table {
         Some(table) => quote!(#private::core::option::Option::Some(#table)),
@@ -56,10 +62,25 @@ fn namespace_impl(
         None => quote!(#private::core::option::Option::None),
     };
     let auto_create = config.auto_create;
-    // Spanned at the types, so a type that is not Serialize + DeserializeOwned is pointed at.
     let metadata = match &config.metadata {
-        Some(ty) => quote_spanned!(ty.span()=> #ty),
+        Some(ty) => quote!(#ty),
         None => quote!(#private::NoMetadata),
+    };
+    // Spanned at the types, so a type that is not a serde type is pointed at, with d1ns's message.
+    let value_check = quote_spanned! {ident.span()=>
+        #private::assert_value::<#ident>()
+    };
+    let metadata_check = match &config.metadata {
+        Some(ty) => quote_spanned!(ty.span()=> #private::assert_metadata::<#ty>()),
+        None => quote!(()),
+    };
+    // Behind `for<'__d1ns>` the bounds are not checked where they are written, so a type that is
+    // not a serde type gets the two checks above as its only errors, not rustc's account of the
+    // `Namespace` bounds as well.
+    let bounds = quote! {
+        where
+            for<'__d1ns> #ident: #private::StoredValue,
+            for<'__d1ns> #metadata: #private::StoredMetadata,
     };
     let trait_impl = quote_spanned! {ident.span()=>
         #[automatically_derived]
@@ -67,7 +88,12 @@ fn namespace_impl(
     };
     quote! {
         const _: () = {
-            #trait_impl {
+            #import
+
+            const _: () = #value_check;
+            const _: () = #metadata_check;
+
+            #trait_impl #bounds {
                 const NAME: &'static str = #name;
                 const TABLE: #private::core::option::Option<&'static str> = #table;
                 const TTL: #private::core::option::Option<u64> = #ttl;
@@ -82,23 +108,27 @@ fn namespace_impl(
             impl #ident {
                 /// This type's KV namespace on `backend` (a `worker::D1Database`, or a
                 /// `SqliteBackend` natively).
-                #vis fn namespace<B: #private::Backend>(
-                    backend: B,
-                ) -> #private::TypedNamespace<#ident, B> {
+                #vis fn namespace<__D1nsBackend: #private::Backend>(
+                    backend: __D1nsBackend,
+                ) -> #private::TypedNamespace<#ident, __D1nsBackend>
+                #bounds
+                {
                     #private::TypedNamespace::new(backend)
                 }
 
                 /// This type's KV namespace on `backend`, with the builder handed to
                 /// `configure` first (to set a clock, say).
-                #vis fn namespace_with<B: #private::Backend>(
-                    backend: B,
+                #vis fn namespace_with<__D1nsBackend: #private::Backend>(
+                    backend: __D1nsBackend,
                     configure: impl #private::core::ops::FnOnce(
-                        #private::D1NamespaceBuilder<B>,
-                    ) -> #private::D1NamespaceBuilder<B>,
+                        #private::D1NamespaceBuilder<__D1nsBackend>,
+                    ) -> #private::D1NamespaceBuilder<__D1nsBackend>,
                 ) -> #private::core::result::Result<
-                    #private::TypedNamespace<#ident, B>,
+                    #private::TypedNamespace<#ident, __D1nsBackend>,
                     #private::Error,
-                > {
+                >
+                #bounds
+                {
                     #private::TypedNamespace::with(backend, configure)
                 }
             }

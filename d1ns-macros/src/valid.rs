@@ -2,6 +2,8 @@
 //! recorded, and each invalid argument gets a harmless stand-in, so that the expansion still
 //! compiles and the user sees the real mistakes only.
 
+use d1ns_limits::{MAX_EXPIRATION_MS, NameKind, name_problem};
+use proc_macro2::Span;
 use syn::{Expr, ExprLit, Lit};
 
 use crate::attr::{self, Args};
@@ -15,12 +17,15 @@ pub(crate) struct Config {
     pub metadata: Option<syn::Type>,
     pub auto_create: bool,
     pub krate: syn::Path,
+    /// The `crate` literal, or the call site: where a path that does not resolve is reported.
+    pub krate_span: Span,
 }
 
 pub(crate) fn config(args: Args, errors: &mut Errors) -> Config {
     let name = match &args.name {
-        Some(expr) => string(expr, attr::NAME, errors)
-            .and_then(|(name, lit)| check_name(&name, &lit, "namespace", errors).then_some(name)),
+        Some(expr) => string(expr, attr::NAME, errors).and_then(|(name, lit)| {
+            check_name(NameKind::Namespace, &name, lit, errors).then_some(name)
+        }),
         None => {
             errors.push(syn::Error::new(
                 attr::call_site(),
@@ -31,17 +36,16 @@ pub(crate) fn config(args: Args, errors: &mut Errors) -> Config {
     };
     let table = args.table.as_ref().and_then(|expr| {
         let (table, lit) = string(expr, attr::TABLE, errors)?;
-        check_name(&table, &lit, "table", errors).then_some(table)
+        check_name(NameKind::Table, &table, lit, errors).then_some(table)
     });
-    if let (Some(name), None) = (&name, &table) {
-        // The default table is derived from the name; it must be a valid name too.
-        if let (Some(expr), Some(problem)) = (
-            &args.name,
-            d1ns_runtime::limits::name_problem(&format!("{name}_kv_entries")),
-        ) {
-            errors.at(expr, format!("the default table `{name}_kv_entries` is invalid: {problem}; shorten `name` or give `table`"));
-        }
-    }
+    let (krate, krate_span) = match args
+        .krate
+        .as_ref()
+        .and_then(|expr| crate_path(expr, errors))
+    {
+        Some(given) => given,
+        None => (syn::parse_quote!(::d1ns), attr::call_site()),
+    };
     Config {
         name: name.unwrap_or_default(),
         table,
@@ -51,24 +55,24 @@ pub(crate) fn config(args: Args, errors: &mut Errors) -> Config {
             .auto_create
             .as_ref()
             .is_none_or(|expr| boolean(expr, errors)),
-        krate: args
-            .krate
-            .as_ref()
-            .and_then(|expr| crate_path(expr, errors))
-            .unwrap_or_else(|| syn::parse_quote!(::d1ns)),
+        krate,
+        krate_span,
     }
 }
 
 /// The item must be a non-generic struct or enum; returns its name and visibility.
-pub(crate) fn item(item: &syn::Item, errors: &mut Errors) -> Option<(syn::Ident, syn::Visibility)> {
+pub(crate) fn item<'a>(
+    item: &'a syn::Item,
+    errors: &mut Errors,
+) -> Option<(&'a syn::Ident, &'a syn::Visibility)> {
     let (ident, vis, generics) = match item {
         syn::Item::Struct(s) => (&s.ident, &s.vis, &s.generics),
         syn::Item::Enum(e) => (&e.ident, &e.vis, &e.generics),
         syn::Item::Union(u) => {
-            errors.at(
-                u.union_token,
+            errors.push(syn::Error::new(
+                u.union_token.span,
                 "#[d1_namespace] works on structs and enums, not unions",
-            );
+            ));
             return None;
         }
         syn::Item::Fn(f) => {
@@ -91,7 +95,7 @@ pub(crate) fn item(item: &syn::Item, errors: &mut Errors) -> Option<(syn::Ident,
         );
         return None;
     }
-    Some((ident.clone(), vis.clone()))
+    Some((ident, vis))
 }
 
 fn literal(expr: &Expr) -> Option<&Lit> {
@@ -102,9 +106,9 @@ fn literal(expr: &Expr) -> Option<&Lit> {
     }
 }
 
-fn string(expr: &Expr, arg: &str, errors: &mut Errors) -> Option<(String, syn::LitStr)> {
+fn string<'a>(expr: &'a Expr, arg: &str, errors: &mut Errors) -> Option<(String, &'a syn::LitStr)> {
     match literal(expr) {
-        Some(Lit::Str(lit)) => Some((lit.value(), lit.clone())),
+        Some(Lit::Str(lit)) => Some((lit.value(), lit)),
         _ => {
             errors.at(
                 expr,
@@ -115,18 +119,19 @@ fn string(expr: &Expr, arg: &str, errors: &mut Errors) -> Option<(String, syn::L
     }
 }
 
-fn check_name(name: &str, lit: &syn::LitStr, what: &str, errors: &mut Errors) -> bool {
-    match d1ns_runtime::limits::name_problem(name) {
+/// K33, by the rule the runtime applies to names given at run time.
+fn check_name(kind: NameKind, name: &str, lit: &syn::LitStr, errors: &mut Errors) -> bool {
+    match name_problem(kind, name) {
         Some(problem) => {
-            errors.at(lit, format!("invalid {what} name \"{name}\": {problem}"));
+            errors.at(lit, format!("invalid {kind} name \"{name}\": {problem}"));
             false
         }
         None => true,
     }
 }
 
-/// The longest TTL d1ns can store exactly (see `d1ns_runtime::limits::MAX_EXPIRATION_MS`).
-const MAX_TTL: u64 = d1ns_runtime::limits::MAX_EXPIRATION_MS / 1000;
+/// The longest TTL d1ns can store exactly.
+const MAX_TTL: u64 = MAX_EXPIRATION_MS / 1000;
 
 fn ttl(expr: &Expr, errors: &mut Errors) -> Option<u64> {
     let message = match (expr, literal(expr)) {
@@ -160,10 +165,11 @@ fn boolean(expr: &Expr, errors: &mut Errors) -> bool {
     }
 }
 
-fn crate_path(expr: &Expr, errors: &mut Errors) -> Option<syn::Path> {
+/// The path, its tokens spanned at the literal, and the literal's span.
+fn crate_path(expr: &Expr, errors: &mut Errors) -> Option<(syn::Path, Span)> {
     let (path, lit) = string(expr, attr::CRATE, errors)?;
-    match syn::parse_str::<syn::Path>(&path) {
-        Ok(path) => Some(path),
+    match lit.parse::<syn::Path>() {
+        Ok(parsed) => Some((parsed, lit.span())),
         Err(_) => {
             errors.at(
                 lit,

@@ -46,15 +46,8 @@ pub enum KeyProblem {
     TooLong(usize),
 }
 
-/// Which name given to [`D1Namespace::builder`](crate::D1Namespace::builder) was refused (K33).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum NameKind {
-    /// The namespace name.
-    Namespace,
-    /// The table name (given, or derived as `{namespace}_kv_entries`).
-    Table,
-}
+// Defined beside the name rules, which `#[d1_namespace]` shares.
+pub use d1ns_limits::{NameKind, NameProblem};
 
 /// An error from a d1ns operation.
 ///
@@ -108,7 +101,8 @@ pub enum Error {
         /// The value given.
         cache_ttl: u64,
     },
-    /// A list `limit` above 1000 (K28).
+    /// A list `limit` above 1000 (K28). The text is KV's own, word for word, so it says "less than
+    /// 1000" although 1000 itself is accepted, by KV and by d1ns.
     InvalidListLimit {
         /// The value given.
         limit: u64,
@@ -165,7 +159,7 @@ pub enum Error {
         /// The name given.
         name: String,
         /// What is wrong with it.
-        reason: &'static str,
+        problem: NameProblem,
     },
     /// The database refused or failed a statement.
     Database(DatabaseError),
@@ -285,12 +279,8 @@ impl fmt::Display for Error {
             Error::InvalidCursor { cursor } => {
                 write!(f, "KV GET failed: 400 Invalid cursor {cursor:?}: pass back a cursor that list() returned.")
             }
-            Error::InvalidName { kind, name, reason } => {
-                let kind = match kind {
-                    NameKind::Namespace => "namespace",
-                    NameKind::Table => "table",
-                };
-                write!(f, "invalid {kind} name {name:?}: {reason}")
+            Error::InvalidName { kind, name, problem } => {
+                write!(f, "invalid {kind} name {name:?}: {problem}")
             }
             Error::Database(e) => write!(f, "{e}"),
         }
@@ -365,6 +355,7 @@ impl fmt::Display for DatabaseError {
 impl std::error::Error for DatabaseError {}
 
 #[cfg(feature = "d1")]
+#[cfg_attr(docsrs, doc(cfg(feature = "d1")))]
 impl From<Error> for worker::Error {
     /// Lets `?` turn a d1ns error into a `worker::Error` in a Worker's handler, as it does for
     /// `worker::kv::KvError`.
@@ -374,6 +365,7 @@ impl From<Error> for worker::Error {
 }
 
 #[cfg(feature = "d1")]
+#[cfg_attr(docsrs, doc(cfg(feature = "d1")))]
 impl From<Error> for worker::kv::KvError {
     /// Lets `?` turn a d1ns error into a `worker::kv::KvError`, for helpers written against
     /// `KvStore` that return `Result<_, KvError>`.

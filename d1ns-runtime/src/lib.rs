@@ -23,6 +23,7 @@
 //! and `list` beside [`D1Namespace`].
 
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod backend;
 mod chunk;
@@ -31,20 +32,28 @@ mod error;
 mod get;
 pub mod limits;
 mod list;
+mod macro_support;
 mod namespace;
 mod put;
 mod sql;
 mod typed;
 
 #[cfg(all(feature = "sqlite", not(target_arch = "wasm32")))]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use backend::SqliteBackend;
 pub use backend::{Backend, Instrumented, QueryResult, Statement, Stats, Value};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use error::{DatabaseError, Error, KeyProblem, NameKind, Operation};
+pub use error::{DatabaseError, Error, KeyProblem, NameKind, NameProblem, Operation};
 pub use get::{GetBulkOptionsBuilder, GetOptionsBuilder};
 pub use list::{Key, ListOptionsBuilder, ListResponse};
 pub use namespace::{D1Namespace, D1NamespaceBuilder};
 pub use put::PutOptionsBuilder;
+/// The rusqlite that [`SqliteBackend::from_connection`] takes a `Connection` of, so callers need
+/// not match its version by hand.
+#[cfg(all(feature = "sqlite", not(target_arch = "wasm32")))]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+#[doc(no_inline)]
+pub use rusqlite;
 pub use typed::{
     Entry, Namespace, NoMetadata, TypedKey, TypedListBuilder, TypedListResponse, TypedNamespace,
     TypedPutBuilder,
@@ -53,9 +62,5 @@ pub use typed::{
 /// What `#[d1_namespace]`'s output refers to. Not public API: it may change in any release.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::backend::Backend;
-    pub use crate::error::Error;
-    pub use crate::namespace::D1NamespaceBuilder;
-    pub use crate::typed::{Namespace, NoMetadata, Sealed, TypedNamespace};
-    pub use ::core;
+    pub use crate::macro_support::*;
 }

@@ -21,11 +21,11 @@ pub const MAX_BULK_KEYS: usize = 100;
 pub const MAX_LIST_LIMIT: u64 = 1000;
 /// Smallest `cache_ttl` KV accepts (K18).
 pub const MIN_CACHE_TTL: u64 = 30;
-/// Longest namespace or table name (K33).
-pub const MAX_NAME_CHARS: usize = 64;
-/// Latest expiration d1ns stores, in milliseconds: D1 binds numbers as JavaScript doubles, which
-/// hold integers exactly up to 2^53 (the year 287,396).
-pub const MAX_EXPIRATION_MS: u64 = (1 << 53) - 1;
+// Shared with `#[d1_namespace]`, which checks names and `ttl` at compile time (K33).
+pub use d1ns_limits::{
+    DEFAULT_TABLE_SUFFIX, MAX_EXPIRATION_MS, MAX_NAMESPACE_CHARS, MAX_TABLE_CHARS, default_table,
+    name_problem,
+};
 
 /// K1-K4: a key is non-empty UTF-8 of at most 512 bytes, and not `.` or `..`.
 pub(crate) fn check_key(operation: Operation, key: &str) -> Result<(), Error> {
@@ -144,42 +144,18 @@ pub(crate) fn list_limit(limit: Option<u64>) -> Result<u64, Error> {
     }
 }
 
-/// K33: a plain identifier of at most 64 characters, not reserved by D1 (`_cf`) or SQLite
-/// (`sqlite_`). Names become part of SQL text, so nothing else may pass.
+/// K33: a plain identifier, not reserved by D1 (`_cf`) or SQLite (`sqlite_`); namespaces are
+/// shorter than tables, so that a namespace's default table is a valid name too. Names become
+/// part of SQL text, so nothing else may pass.
 pub(crate) fn check_name(kind: NameKind, name: &str) -> Result<(), Error> {
-    match name_problem(name) {
-        Some(reason) => Err(Error::InvalidName {
+    match name_problem(kind, name) {
+        Some(problem) => Err(Error::InvalidName {
             kind,
             name: name.to_owned(),
-            reason,
+            problem,
         }),
         None => Ok(()),
     }
-}
-
-/// What is wrong with a namespace or table name (K33), if anything. Shared with
-/// `#[d1_namespace]`, which checks names at compile time.
-#[doc(hidden)]
-pub fn name_problem(name: &str) -> Option<&'static str> {
-    let mut chars = name.chars();
-    match chars.next() {
-        None => return Some("it is empty"),
-        Some(c) if !(c.is_ascii_alphabetic() || c == '_') => {
-            return Some("it must start with an ASCII letter or `_`");
-        }
-        _ => {}
-    }
-    if !chars.all(|c| c.is_ascii_alphanumeric() || c == '_') {
-        return Some("only ASCII letters, digits and `_` are allowed");
-    }
-    if name.len() > MAX_NAME_CHARS {
-        return Some("it is longer than 64 characters");
-    }
-    let lower = name.to_ascii_lowercase();
-    if lower.starts_with("_cf") || lower.starts_with("sqlite_") {
-        return Some("names starting with `_cf` or `sqlite_` are reserved by D1 and SQLite");
-    }
-    None
 }
 
 #[cfg(test)]

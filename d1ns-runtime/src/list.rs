@@ -20,12 +20,13 @@ use crate::namespace::{D1Namespace, to_i64};
 
 // With the `d1` feature the page types are workers-rs's own, so code that names
 // `worker::kv::ListResponse` or `worker::kv::Key` keeps compiling after the move from KV.
+// Without it they derive exactly what workers-rs's derive, so turning `d1` on removes no trait.
 #[cfg(feature = "d1")]
 pub use worker::kv::{Key, ListResponse};
 
 /// One page of keys, as `worker::kv::ListResponse` (which it is, with the `d1` feature).
 #[cfg(not(feature = "d1"))]
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ListResponse {
     /// The keys of this page, in UTF-8 byte order.
     pub keys: Vec<Key>,
@@ -37,7 +38,7 @@ pub struct ListResponse {
 
 /// A listed key, as `worker::kv::Key` (which it is, with the `d1` feature).
 #[cfg(not(feature = "d1"))]
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Key {
     /// The key.
     pub name: String,

@@ -19,6 +19,7 @@ use crate::error::DatabaseError;
 /// The property d1ns stamps on a `D1Database` object to tell bindings apart (K34).
 const DATABASE_ID_PROPERTY: &str = "__d1ns_database_id";
 
+#[cfg_attr(docsrs, doc(cfg(feature = "d1")))]
 impl Backend for D1Database {
     fn batch(
         &self,

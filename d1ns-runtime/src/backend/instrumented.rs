@@ -12,7 +12,7 @@ use crate::error::DatabaseError;
 /// writing. Clones share the backend and the counters: keep one, give the other to the namespace.
 ///
 /// `rows_read` and `rows_written` are D1's own `meta.rows_read` and `meta.rows_written`, what D1
-/// bills; SQLite does not report them, so on [`SqliteBackend`](crate::SqliteBackend) they stay 0
+/// bills; SQLite does not report them, so on `SqliteBackend` they stay 0
 /// and `changes` (rows inserted, updated or deleted) is the measure of writes.
 ///
 /// ```

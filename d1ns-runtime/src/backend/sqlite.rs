@@ -47,6 +47,7 @@ const D1_LIMITS: [(Limit, i32); 3] = [
 /// # Ok(()) }
 /// ```
 #[derive(Debug)]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub struct SqliteBackend {
     connection: Mutex<Connection>,
     id: u64,

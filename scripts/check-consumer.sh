@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# d1ns as a user gets it: a fresh project outside the workspace, with its own lock file, that
+# depends on d1ns by path and uses its API, checked under each feature set of d1ns (none,
+# sqlite, d1, both). Catches a crate that only builds because another crate in the workspace
+# turns a dependency feature on. The workspace's target dir is shared, so dependencies built
+# for it are reused.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+
+PROJECT=$(mktemp -d)
+trap 'rm -rf "$PROJECT"' EXIT
+mkdir "$PROJECT/src"
+
+cat >"$PROJECT/Cargo.toml" <<TOML
+[package]
+name = "d1ns-consumer"
+version = "0.0.0"
+edition = "2024"
+publish = false
+
+# Its own workspace, so no enclosing one adopts it.
+[workspace]
+
+[features]
+d1 = ["d1ns/d1", "dep:worker"]
+sqlite = ["d1ns/sqlite"]
+
+[dependencies]
+d1ns = { path = "$ROOT", default-features = false }
+serde = { version = "1", features = ["derive"] }
+worker = { version = "0.8.7", features = ["d1"], optional = true }
+TOML
+
+cat >"$PROJECT/src/main.rs" <<'RUST'
+use d1ns::d1_namespace;
+use serde::{Deserialize, Serialize};
+
+#[d1_namespace(name = "sessions", ttl = 60)]
+#[derive(Serialize, Deserialize)]
+struct Session {
+    user_id: u64,
+}
+
+// The page types have these traits under every feature set (features only add).
+fn _page_traits(
+    page: d1ns::ListResponse,
+) -> impl std::fmt::Debug + Clone + Serialize + serde::de::DeserializeOwned {
+    page
+}
+
+// The drop-in promise: code written against KvStore's types keeps compiling.
+#[cfg(feature = "d1")]
+async fn _list_as_kv_does(
+    kv: d1ns::D1Namespace<worker::D1Database>,
+) -> Result<worker::kv::ListResponse, worker::kv::KvError> {
+    Ok(kv.list().prefix("user:".to_string()).execute().await?)
+}
+
+#[cfg(feature = "d1")]
+fn _typed_on_d1(db: worker::D1Database) -> d1ns::TypedNamespace<Session, worker::D1Database> {
+    Session::namespace(db)
+}
+
+#[cfg(feature = "sqlite")]
+fn main() -> Result<(), d1ns::Error> {
+    let kv = d1ns::D1Namespace::new(d1ns::SqliteBackend::open_in_memory()?);
+    let connection = d1ns::rusqlite::Connection::open_in_memory()
+        .map_err(|e| d1ns::Error::Database(d1ns::DatabaseError::new(e.to_string())))?;
+    let sessions = Session::namespace(d1ns::SqliteBackend::from_connection(connection)?);
+    let _ = (kv, sessions, Session { user_id: 1 }.user_id);
+    Ok(())
+}
+
+#[cfg(not(feature = "sqlite"))]
+fn main() {
+    let _ = Session { user_id: 1 }.user_id;
+}
+RUST
+
+for features in "" "sqlite" "d1" "d1,sqlite"; do
+  printf -- '-- a fresh project with d1ns features [%s]\n' "$features"
+  cargo check --quiet --manifest-path "$PROJECT/Cargo.toml" --features "$features"
+done
+echo "fresh projects: ok"
