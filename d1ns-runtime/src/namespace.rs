@@ -9,7 +9,7 @@ use std::sync::{Arc, LazyLock, Mutex, MutexGuard, PoisonError};
 use crate::backend::{Backend, QueryResult, Statement, Value};
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, NameKind, Operation};
-use crate::limits;
+use crate::limits::{self, default_table};
 use crate::sql::{SCHEMA_STATEMENTS, Sql, UPGRADE_COLUMN};
 
 /// A KV namespace stored in a D1 table: the API of `worker::kv::KvStore`, strongly consistent.
@@ -329,10 +329,6 @@ fn registry() -> MutexGuard<'static, Registry> {
     SCHEMA_REGISTRY
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
-}
-
-fn default_table(namespace: &str) -> String {
-    format!("{namespace}_kv_entries")
 }
 
 /// Milliseconds and counts bound as SQL integers; d1ns's are checked to stay below 2^53.
