@@ -10,39 +10,59 @@
 //! statement from rusqlite's statement cache for every operation, as a request handler would
 //! and as d1ns does. The table gives the median time per
 //! operation of each side and d1ns's throughput as a fraction of raw rusqlite's.
+//!
+//! A second table times a get of one small key among 200 neighbours of each value size (a file
+//! database of its own per size), against the same get among 100-byte neighbours: large
+//! neighbours must not slow down a small key's get.
 
 use std::future::Future;
 use std::hint::black_box;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::pin::pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
+use d1ns::limits::{MAX_CHUNK_BYTES, MAX_IN_ROW_VALUE_BYTES};
 use d1ns::{D1Namespace, ManualClock, SqliteBackend};
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, Transaction, TransactionBehavior, params};
 
 const KEYS: usize = 100_000;
 const ROUNDS: usize = 21;
 const NOW_MS: u64 = 1_700_000_000_000;
 
 /// The statements d1ns runs for each operation (see d1ns-runtime/src/sql.rs), run by hand.
-const GET: &str = "SELECT -1, value, metadata, expiration, chunks FROM \"bench_kv_entries\" \
+const GET: &str = "SELECT NULL, value, metadata, expiration, chunks, size FROM \"bench_kv_entries\" \
     WHERE namespace = ?1 AND key = ?2 AND (expiration IS NULL OR expiration > ?3) \
-    UNION ALL SELECT c.part, c.data, NULL, NULL, NULL FROM \"bench_kv_entries$chunks\" AS c \
-    WHERE c.namespace = ?1 AND c.key = ?2 AND (SELECT (expiration IS NULL OR expiration > ?3) \
-    FROM \"bench_kv_entries\" AS e WHERE e.namespace = c.namespace AND e.key = c.key)";
-const PUT: &str = "INSERT INTO \"bench_kv_entries\" (namespace, key, value, metadata, expiration, chunks) \
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (namespace, key) DO UPDATE SET \
+    UNION ALL SELECT c.part, c.data, NULL, NULL, NULL, NULL FROM \"bench_kv_entries$chunks\" AS c \
+    WHERE c.namespace = ?1 AND c.key = ?2 AND c.part >= 0 AND (SELECT (expiration IS NULL OR \
+    expiration > ?3) AND c.part < e.chunks FROM \"bench_kv_entries\" AS e \
+    WHERE e.namespace = c.namespace AND e.key = c.key)";
+const PUT: &str = "INSERT INTO \"bench_kv_entries\" \
+    (namespace, key, value, metadata, expiration, chunks, size) \
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (namespace, key) DO UPDATE SET \
     value = excluded.value, metadata = excluded.metadata, expiration = excluded.expiration, \
-    chunks = excluded.chunks";
+    chunks = excluded.chunks, size = excluded.size";
+const DELETE_CHUNKS: &str =
+    "DELETE FROM \"bench_kv_entries$chunks\" WHERE namespace = ?1 AND key = ?2";
+const PUT_CHUNK: &str = "INSERT OR REPLACE INTO \"bench_kv_entries$chunks\" \
+    (namespace, key, part, data) VALUES (?1, ?2, ?3, ?4)";
 const DELETE: &str = "DELETE FROM \"bench_kv_entries\" WHERE namespace = ?1 AND key = ?2";
 const LIST: &str = "SELECT key, expiration, metadata FROM \"bench_kv_entries\" \
     WHERE namespace = ?1 AND key >= ?2 AND key < ?4 AND (expiration IS NULL OR expiration > ?3) \
     ORDER BY key LIMIT ?5";
-const GET_BULK: &str = "SELECT key, value, metadata, chunks FROM \"bench_kv_entries\" \
+const GET_BULK: &str = "SELECT key, NULL, CASE WHEN octet_length(value) <= ?4 THEN value END, \
+    metadata, chunks, size, octet_length(value) FROM \"bench_kv_entries\" \
     WHERE namespace = ?1 AND key IN (SELECT value FROM json_each(?2)) \
-    AND (expiration IS NULL OR expiration > ?3)";
+    AND (expiration IS NULL OR expiration > ?3) \
+    UNION ALL SELECT c.key, c.part, c.data, NULL, NULL, NULL, NULL \
+    FROM \"bench_kv_entries$chunks\" AS c \
+    WHERE c.namespace = ?1 AND c.key IN (SELECT value FROM json_each(?2)) \
+    AND c.part >= 0 AND (SELECT (expiration IS NULL OR expiration > ?3) AND c.part < e.chunks \
+    AND e.size <= ?4 FROM \"bench_kv_entries\" AS e \
+    WHERE e.namespace = c.namespace AND e.key = c.key)";
+/// The largest value a bulk read's first statement returns (d1ns's `BULK_INLINE_BYTES`).
+const BULK_INLINE_BYTES: i64 = 128 * 1024;
 
 /// Runs a future that completes without waiting (SqliteBackend's always do).
 fn block_on<F: Future>(future: F) -> F::Output {
@@ -57,6 +77,81 @@ fn block_on<F: Future>(future: F) -> F::Output {
 
 fn key(i: usize) -> String {
     format!("user:{i:08}")
+}
+
+/// The hand-written get: the entry's row and its chunks, joined in part order.
+fn raw_get(conn: &Connection, key: &str, now: i64) -> Option<String> {
+    let mut stmt = conn.prepare_cached(GET).expect("prepare");
+    let mut rows = stmt.query(params!["bench", key, now]).expect("get");
+    let mut value = None;
+    let mut chunks: Vec<(i64, String)> = Vec::new();
+    while let Some(row) = rows.next().expect("row") {
+        match row.get::<_, Option<i64>>(0).expect("part") {
+            None => value = Some(row.get::<_, String>(1).expect("value")),
+            Some(part) => chunks.push((part, row.get(1).expect("chunk"))),
+        }
+    }
+    let value = value?;
+    if chunks.is_empty() {
+        return Some(value);
+    }
+    chunks.sort_unstable_by_key(|(part, _)| *part);
+    Some(chunks.into_iter().map(|(_, data)| data).collect())
+}
+
+/// The hand-written put: the entry alone, or (for a value over the in-row limit) the entry, its
+/// old chunks removed and the new ones written, in one write transaction.
+fn raw_put(conn: &Connection, key: &str, value: &str, expiration: Option<i64>) {
+    if value.len() <= MAX_IN_ROW_VALUE_BYTES {
+        let mut stmt = conn.prepare_cached(PUT).expect("prepare");
+        stmt.execute(params![
+            "bench",
+            key,
+            value,
+            None::<String>,
+            expiration,
+            None::<i64>,
+            None::<i64>
+        ])
+        .expect("put");
+        return;
+    }
+    let mut chunks = Vec::new();
+    let mut rest = value;
+    while !rest.is_empty() {
+        let mut end = rest.len().min(MAX_CHUNK_BYTES);
+        while !rest.is_char_boundary(end) {
+            end -= 1;
+        }
+        let (chunk, tail) = rest.split_at(end);
+        chunks.push(chunk);
+        rest = tail;
+    }
+    let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate).expect("tx");
+    tx.prepare_cached(PUT)
+        .expect("prepare")
+        .execute(params![
+            "bench",
+            key,
+            "",
+            None::<String>,
+            expiration,
+            chunks.len() as i64,
+            value.len() as i64
+        ])
+        .expect("put");
+    tx.prepare_cached(DELETE_CHUNKS)
+        .expect("prepare")
+        .execute(params!["bench", key])
+        .expect("delete chunks");
+    let mut put_chunk = tx.prepare_cached(PUT_CHUNK).expect("prepare");
+    for (part, chunk) in chunks.into_iter().enumerate() {
+        put_chunk
+            .execute(params!["bench", key, part as i64, chunk])
+            .expect("put chunk");
+    }
+    drop(put_chunk);
+    tx.commit().expect("commit");
 }
 
 /// Records the SQL d1ns sends, to check that the hand-written side runs the same statements.
@@ -86,30 +181,49 @@ fn check_same_sql(backend: &Arc<SqliteBackend>) {
         inner: backend.clone(),
         sql: Default::default(),
     });
-    let kv = D1Namespace::builder(capture.clone())
+    let kv = namespace(capture.clone());
+    let expect = |what: &str, sql: &[&str], run: &dyn Fn()| {
+        capture.sql.lock().expect("lock").clear();
+        run();
+        // The last statements are the operation's (the first call also creates the tables).
+        let sent = capture.sql.lock().expect("lock").clone();
+        let tail = &sent[sent.len().saturating_sub(sql.len())..];
+        let what = format!("the hand-written {what} is not the SQL d1ns sends");
+        assert_eq!(tail, sql, "{what}");
+    };
+    expect("get", &[GET], &|| drop(block_on(kv.get("k").text())));
+    expect("put", &[PUT], &|| {
+        drop(block_on(kv.put("k", "v").expect("put").execute()))
+    });
+    let long = "l".repeat(MAX_IN_ROW_VALUE_BYTES + 1);
+    expect(
+        "put of a long value",
+        &[PUT, DELETE_CHUNKS, PUT_CHUNK],
+        &|| drop(block_on(kv.put("k", long.as_str()).expect("put").execute())),
+    );
+    expect("delete", &[DELETE], &|| drop(block_on(kv.delete("k"))));
+    expect("list", &[LIST], &|| {
+        drop(block_on(kv.list().limit(100).execute()))
+    });
+    expect("get_bulk", &[GET_BULK], &|| {
+        drop(block_on(kv.get_bulk(&["k"]).text()))
+    });
+}
+
+/// The namespace both sides' tables belong to, on a fixed clock.
+fn namespace<B: d1ns::Backend>(backend: B) -> D1Namespace<B> {
+    D1Namespace::builder(backend)
         .namespace("bench")
         .clock(ManualClock::new(NOW_MS))
         .build()
-        .expect("names");
-    let expect = |what: &str, sql: &str, run: &dyn Fn()| {
-        capture.sql.lock().expect("lock").clear();
-        run();
-        // The last statement is the operation's (the first one also creates the tables).
-        let sent = capture.sql.lock().expect("lock").last().cloned();
-        let what = format!("the hand-written {what} is not the SQL d1ns sends");
-        assert_eq!(sent.as_deref(), Some(sql), "{what}");
-    };
-    expect("get", GET, &|| drop(block_on(kv.get("k").text())));
-    expect("put", PUT, &|| {
-        drop(block_on(kv.put("k", "v").expect("put").execute()))
-    });
-    expect("delete", DELETE, &|| drop(block_on(kv.delete("k"))));
-    expect("list", LIST, &|| {
-        drop(block_on(kv.list().limit(100).execute()))
-    });
-    expect("get_bulk", GET_BULK, &|| {
-        drop(block_on(kv.get_bulk(&["k"]).text()))
-    });
+        .expect("names")
+}
+
+/// Removes a database file and its WAL files.
+fn remove_database(path: &Path) {
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
 }
 
 struct Sides {
@@ -117,20 +231,13 @@ struct Sides {
     raw: Connection,
 }
 
-fn setup(dir: &std::path::Path) -> Sides {
+fn setup(dir: &Path) -> Sides {
     let d1ns_path: PathBuf = dir.join("d1ns.sqlite");
     let raw_path: PathBuf = dir.join("raw.sqlite");
-    for path in [&d1ns_path, &raw_path] {
-        for suffix in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-        }
-    }
+    remove_database(&d1ns_path);
+    remove_database(&raw_path);
     let backend = Arc::new(SqliteBackend::open(&d1ns_path).expect("open"));
-    let kv = D1Namespace::builder(backend.clone())
-        .namespace("bench")
-        .clock(ManualClock::new(NOW_MS))
-        .build()
-        .expect("names");
+    let kv = namespace(backend.clone());
     let raw = Connection::open(&raw_path).expect("open raw");
     raw.pragma_update(None, "journal_mode", "WAL").expect("wal");
     raw.execute_batch(&kv.schema_sql()).expect("schema");
@@ -141,19 +248,8 @@ fn setup(dir: &std::path::Path) -> Sides {
     block_on(kv.get("warm-up").text()).expect("create");
     let fill = |conn: &Connection| {
         let tx = conn.unchecked_transaction().expect("tx");
-        {
-            let mut put = tx.prepare_cached(PUT).expect("prepare");
-            for i in 0..KEYS {
-                put.execute(params![
-                    "bench",
-                    key(i),
-                    format!("{{\"id\":{i}}}"),
-                    None::<String>,
-                    None::<i64>,
-                    None::<i64>
-                ])
-                .expect("fill");
-            }
+        for i in 0..KEYS {
+            raw_put(&tx, &key(i), &format!("{{\"id\":{i}}}"), None);
         }
         tx.commit().expect("commit");
     };
@@ -163,7 +259,7 @@ fn setup(dir: &std::path::Path) -> Sides {
     Sides { kv, raw }
 }
 
-/// Median nanoseconds per operation of `block` (which runs `n` operations) over the rounds.
+/// Median of the samples.
 fn median(mut samples: Vec<f64>) -> f64 {
     samples.sort_by(|a, b| a.total_cmp(b));
     samples[samples.len() / 2]
@@ -175,16 +271,18 @@ struct Row {
     raw_ns: f64,
 }
 
+/// Times `d1ns_block` and `raw_block` (each runs `n` operations) in `rounds` rounds after one
+/// unmeasured round, and returns the median time per operation of each.
 fn compare(
     name: &'static str,
+    rounds: usize,
     n: usize,
     mut d1ns_block: impl FnMut(usize),
     mut raw_block: impl FnMut(usize),
 ) -> Row {
-    let mut d1ns_samples = Vec::with_capacity(ROUNDS);
-    let mut raw_samples = Vec::with_capacity(ROUNDS);
-    // One unmeasured round warms caches on both sides.
-    for round in 0..=ROUNDS {
+    let mut d1ns_samples = Vec::with_capacity(rounds);
+    let mut raw_samples = Vec::with_capacity(rounds);
+    for round in 0..=rounds {
         let start = Instant::now();
         d1ns_block(round);
         let d1ns_time = start.elapsed();
@@ -202,10 +300,62 @@ fn compare(
         raw_ns: median(raw_samples),
     };
     eprintln!(
-        "{name}: d1ns {:.1} µs, raw {:.1} µs",
-        row.d1ns_ns / 1e3,
-        row.raw_ns / 1e3
+        "{name}: d1ns {}, raw {}",
+        human(row.d1ns_ns),
+        human(row.raw_ns)
     );
+    row
+}
+
+/// Neighbours of the small key in the neighbour-size comparison, and gets of it per round.
+const NEIGHBOURS: usize = 200;
+const NEIGHBOUR_GETS: usize = 500;
+const NEIGHBOUR_SIZES: [(&str, usize); 5] = [
+    ("100 B", 100),
+    ("16 KiB", 16 << 10),
+    ("256 KiB", 256 << 10),
+    ("1 MiB", 1 << 20),
+    ("1.8 MB", 1_800_000),
+];
+
+/// Gets of one small key among [`NEIGHBOURS`] keys with values of `size` bytes, in a file
+/// database of its own: median time per get, d1ns and by hand on the same file.
+fn small_get_among(dir: &Path, label: &'static str, size: usize) -> Row {
+    let path = dir.join("neighbours.sqlite");
+    remove_database(&path);
+    let kv = namespace(SqliteBackend::open(&path).expect("open"));
+    let value = "n".repeat(size);
+    // Keys n:000..n:200 with the small key in the middle, so every seek passes neighbours.
+    for i in (0..=NEIGHBOURS).filter(|&i| i != NEIGHBOURS / 2) {
+        block_on(
+            kv.put(&format!("n:{i:03}"), value.as_str())
+                .expect("put")
+                .execute(),
+        )
+        .expect("put");
+    }
+    let small = format!("n:{:03}", NEIGHBOURS / 2);
+    block_on(kv.put(&small, "small").expect("put").execute()).expect("put");
+    let raw = Connection::open(&path).expect("open raw");
+    raw.set_prepared_statement_cache_capacity(128);
+    let now = NOW_MS as i64;
+    let row = compare(
+        label,
+        ROUNDS,
+        NEIGHBOUR_GETS,
+        |_| {
+            for _ in 0..NEIGHBOUR_GETS {
+                black_box(block_on(kv.get(&small).text()).expect("get"));
+            }
+        },
+        |_| {
+            for _ in 0..NEIGHBOUR_GETS {
+                black_box(raw_get(&raw, &small, now).expect("hit"));
+            }
+        },
+    );
+    drop((kv, raw));
+    remove_database(&path);
     row
 }
 
@@ -215,6 +365,7 @@ fn main() {
         eprintln!("run with `cargo bench --bench native`");
         return;
     }
+    let started = Instant::now();
     let dir = std::env::temp_dir().join("d1ns-bench");
     std::fs::create_dir_all(&dir).expect("bench dir");
     let Sides { kv, raw } = setup(&dir);
@@ -224,6 +375,7 @@ fn main() {
 
     rows.push(compare(
         "get (hit)",
+        ROUNDS,
         n,
         |r| {
             for i in 0..n {
@@ -232,17 +384,13 @@ fn main() {
         },
         |r| {
             for i in 0..n {
-                let mut stmt = raw.prepare_cached(GET).expect("prepare");
-                let mut rows = stmt
-                    .query(params!["bench", key((i * 37 + r) % KEYS), now])
-                    .expect("query");
-                let row = rows.next().expect("row").expect("hit");
-                black_box(row.get::<_, String>(1).expect("value"));
+                black_box(raw_get(&raw, &key((i * 37 + r) % KEYS), now).expect("hit"));
             }
         },
     ));
     rows.push(compare(
         "get (miss)",
+        ROUNDS,
         n,
         |r| {
             for i in 0..n {
@@ -251,17 +399,14 @@ fn main() {
         },
         |r| {
             for i in 0..n {
-                let mut stmt = raw.prepare_cached(GET).expect("prepare");
-                let mut rows = stmt
-                    .query(params!["bench", format!("missing:{i}:{r}"), now])
-                    .expect("query");
-                black_box(rows.next().expect("row").is_none());
+                black_box(raw_get(&raw, &format!("missing:{i}:{r}"), now));
             }
         },
     ));
     let put_n = 500;
     rows.push(compare(
         "put",
+        ROUNDS,
         put_n,
         |r| {
             for i in 0..put_n {
@@ -275,21 +420,13 @@ fn main() {
         },
         |r| {
             for i in 0..put_n {
-                let mut stmt = raw.prepare_cached(PUT).expect("prepare");
-                stmt.execute(params![
-                    "bench",
-                    key((i * 13 + r) % KEYS),
-                    "{\"id\":1}",
-                    None::<String>,
-                    None::<i64>,
-                    None::<i64>
-                ])
-                .expect("put");
+                raw_put(&raw, &key((i * 13 + r) % KEYS), "{\"id\":1}", None);
             }
         },
     ));
     rows.push(compare(
         "put with TTL",
+        ROUNDS,
         put_n,
         |r| {
             for i in 0..put_n {
@@ -301,21 +438,18 @@ fn main() {
         },
         |r| {
             for i in 0..put_n {
-                let mut stmt = raw.prepare_cached(PUT).expect("prepare");
-                stmt.execute(params![
-                    "bench",
-                    key((i * 17 + r) % KEYS),
+                raw_put(
+                    &raw,
+                    &key((i * 17 + r) % KEYS),
                     "{\"id\":2}",
-                    None::<String>,
-                    now + 3_600_000,
-                    None::<i64>
-                ])
-                .expect("put");
+                    Some(now + 3_600_000),
+                );
             }
         },
     ));
     rows.push(compare(
         "delete",
+        ROUNDS,
         put_n,
         |r| {
             for i in 0..put_n {
@@ -333,6 +467,7 @@ fn main() {
     let list_n = 200;
     rows.push(compare(
         "list, page of 100",
+        ROUNDS,
         list_n,
         |r| {
             for i in 0..list_n {
@@ -361,6 +496,7 @@ fn main() {
     ));
     rows.push(compare(
         "get_bulk of 100",
+        ROUNDS,
         list_n,
         |r| {
             for i in 0..list_n {
@@ -377,9 +513,10 @@ fn main() {
                     .map(|j| key((i * 100 + j * 7 + r) % KEYS))
                     .collect();
                 let json = serde_json::to_string(&keys).expect("json");
+                // The values here are all in their rows: the entries' rows are the whole answer.
                 let found: std::collections::HashMap<String, String> = stmt
-                    .query_map(params!["bench", json, now], |row| {
-                        Ok((row.get(0)?, row.get(1)?))
+                    .query_map(params!["bench", json, now, BULK_INLINE_BYTES], |row| {
+                        Ok((row.get(0)?, row.get(2)?))
                     })
                     .expect("bulk")
                     .map(|r| r.expect("row"))
@@ -388,43 +525,39 @@ fn main() {
             }
         },
     ));
-    let mib = "m".repeat(1 << 20);
-    let big_n = 20;
-    rows.push(compare(
-        "1 MiB value, put + get",
-        big_n,
-        |r| {
-            for i in 0..big_n {
-                let k = format!("big:{}", (i + r) % 4);
-                block_on(kv.put(&k, mib.as_str()).expect("put").execute()).expect("put");
-                black_box(block_on(kv.get(&k).text()).expect("get"));
-            }
-        },
-        |r| {
-            for i in 0..big_n {
-                let mut put = raw.prepare_cached(PUT).expect("prepare");
-                let k = format!("big:{}", (i + r) % 4);
-                put.execute(params![
-                    "bench",
-                    k,
-                    mib.as_str(),
-                    None::<String>,
-                    None::<i64>,
-                    None::<i64>
-                ])
-                .expect("put");
-                let mut get = raw.prepare_cached(GET).expect("prepare");
-                let mut rows = get.query(params!["bench", k, now]).expect("get");
-                black_box(
-                    rows.next()
-                        .expect("row")
-                        .expect("hit")
-                        .get::<_, String>(1)
-                        .expect("value"),
-                );
-            }
-        },
-    ));
+    for (name, size, n) in [
+        ("16 KiB value, put + get", 16 << 10, 200),
+        ("256 KiB value, put + get", 256 << 10, 50),
+        ("1 MiB value, put + get", 1 << 20, 20),
+    ] {
+        let value = "m".repeat(size);
+        rows.push(compare(
+            name,
+            ROUNDS,
+            n,
+            |r| {
+                for i in 0..n {
+                    let k = format!("big:{}", (i + r) % 4);
+                    block_on(kv.put(&k, value.as_str()).expect("put").execute()).expect("put");
+                    black_box(block_on(kv.get(&k).text()).expect("get"));
+                }
+            },
+            |r| {
+                for i in 0..n {
+                    let k = format!("big:{}", (i + r) % 4);
+                    raw_put(&raw, &k, &value, None);
+                    black_box(raw_get(&raw, &k, now).expect("hit"));
+                }
+            },
+        ));
+    }
+    drop((kv, raw));
+
+    eprintln!("gets of a small key among {NEIGHBOURS} neighbours of each size ...");
+    let neighbours: Vec<Row> = NEIGHBOUR_SIZES
+        .iter()
+        .map(|&(label, size)| small_get_among(&dir, label, size))
+        .collect();
 
     println!(
         "\n| operation | d1ns (median per op) | raw rusqlite (median per op) | d1ns throughput / raw |"
@@ -442,12 +575,33 @@ fn main() {
     println!(
         "\n{KEYS} keys per table; {ROUNDS} rounds per operation; medians of the per-round mean."
     );
+
+    println!(
+        "\n| neighbours' values | d1ns get (median) | / 100 B neighbours | raw get (median) | / 100 B neighbours |"
+    );
+    println!("|---|---:|---:|---:|---:|");
+    let base = &neighbours[0];
+    for row in &neighbours {
+        println!(
+            "| {} | {} | {:.2} | {} | {:.2} |",
+            row.name,
+            human(row.d1ns_ns),
+            row.d1ns_ns / base.d1ns_ns,
+            human(row.raw_ns),
+            row.raw_ns / base.raw_ns
+        );
+    }
+    println!(
+        "\nA get of one small key among {NEIGHBOURS} keys with values of each size, one file \
+         database per size; {NEIGHBOUR_GETS} gets per round, {ROUNDS} rounds."
+    );
+    eprintln!("bench run took {:.0} s", started.elapsed().as_secs_f64());
 }
 
 fn human(ns: f64) -> String {
     if ns >= 1e6 {
         format!("{:.2} ms", ns / 1e6)
     } else {
-        format!("{:.1} µs", ns / 1e3)
+        format!("{:.2} µs", ns / 1e3)
     }
 }
