@@ -188,16 +188,11 @@ fn assemble(
         (Value::Null, _) if matches!(size, Value::Null) => Ok(value),
         (Value::Null, _) => Err(chunk::damaged(key, "it records a size but no chunks")),
         (_, Some(count)) if count > 0 => {
-            let numbered = |(part, data): (Value, Value)| match part.as_u64() {
-                Some(part) => Ok((part, data)),
-                None => Err(chunk::damaged(key, "a chunk number is not a whole number")),
-            };
+            // Rows numbered below 0 are not the value's (stray rows, left by hand).
             let mut chunks: Vec<(u64, Value)> = chunks
                 .into_iter()
-                .map(numbered)
-                // Rows past the count are not the value's (a bulk read returns them).
-                .filter(|chunk| chunk.as_ref().map_or(true, |(part, _)| *part < count))
-                .collect::<Result<_, _>>()?;
+                .filter_map(|(part, data)| Some((part.as_u64().filter(|&p| p < count)?, data)))
+                .collect();
             chunks.sort_unstable_by_key(|(part, _)| *part);
             // Each chunk once (a unique index): anything but 0..count is a damaged entry.
             if (0..)

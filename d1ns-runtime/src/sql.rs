@@ -23,8 +23,8 @@ pub(crate) struct Sql {
     /// schema, then [`schema`](Self::schema) completes it. One batch: all or nothing.
     pub upgrade: [String; UPGRADE_STATEMENTS],
     /// `?1` namespace, `?2` key, `?3` now -> `part, value, metadata, expiration, chunks, size`:
-    /// the entry (part `NULL`) and its chunks `0..chunks` (part 0, 1, ...), in one statement.
-    /// Chunks come back only while the entry is live; stray rows outside `0..chunks` never do.
+    /// the entry (part `NULL`) and its chunks below `chunks` (part 0, 1, ...), in one statement.
+    /// Chunks come back only while the entry is live.
     /// The rows are put in order in Rust: an `ORDER BY` here makes SQLite prepare the statement
     /// again at every use.
     pub get: String,
@@ -78,9 +78,11 @@ impl Sql {
         let on_delete = quote(&format!("{table}$chunks_on_delete"));
         // Every read binds the current time as ?3.
         let live = "(expiration IS NULL OR expiration > ?3)";
-        // A chunk row `c` that belongs to a live entry's value. A subquery per chunk row, so that
-        // an entry without chunks costs no second read of its row (a join or a subquery run
-        // once would read it again, or make SQLite prepare the statement again at each use).
+        // A chunk row `c` below its live entry's count. A subquery per chunk row, so that an
+        // entry without chunks costs no second read of its row (a join or a subquery run once
+        // would read it again, or make SQLite prepare the statement again at each use); no
+        // `part >= 0` bound either, which D1 bills as a row read on every get. Stray rows with
+        // negative numbers are dropped in Rust.
         let chunk_of_live = format!(
             "(SELECT {live} AND c.part < e.chunks FROM {t} AS e \
              WHERE e.namespace = c.namespace AND e.key = c.key)"
@@ -153,7 +155,7 @@ impl Sql {
                  WHERE namespace = ?1 AND key = ?2 AND {live} \
                  UNION ALL \
                  SELECT c.part, c.data, NULL, NULL, NULL, NULL FROM {chunks} AS c \
-                 WHERE c.namespace = ?1 AND c.key = ?2 AND c.part >= 0 AND {chunk_of_live}"
+                 WHERE c.namespace = ?1 AND c.key = ?2 AND {chunk_of_live}"
             ),
             get_bulk: format!(
                 "SELECT key, NULL, \
@@ -163,7 +165,7 @@ impl Sql {
                  UNION ALL \
                  SELECT c.key, c.part, c.data, NULL, NULL, NULL, NULL FROM {chunks} AS c \
                  WHERE c.namespace = ?1 AND c.key IN (SELECT value FROM json_each(?2)) \
-                 AND c.part >= 0 AND {chunk_of_live_within}"
+                 AND {chunk_of_live_within}"
             ),
             put: format!(
                 "INSERT INTO {t} (namespace, key, value, metadata, expiration, chunks, size) \
