@@ -133,11 +133,6 @@ pub enum Error {
         /// The decoder's complaint.
         source: serde_json::Error,
     },
-    /// A text read of a bytes value that is not UTF-8 (K7: never lossy).
-    NotUtf8 {
-        /// The key read.
-        key: String,
-    },
     /// A value or metadata could not be serialized to JSON.
     Serialize {
         /// The key being written.
@@ -177,7 +172,6 @@ impl Error {
             | Error::BulkNotJson { key }
             | Error::NotJson { key, .. }
             | Error::Decode { key, .. }
-            | Error::NotUtf8 { key }
             | Error::Serialize { key, .. } => Some(key),
             _ => None,
         }
@@ -269,9 +263,6 @@ impl fmt::Display for Error {
             }
             Error::Decode { key, part, source } => {
                 write!(f, "the {part} of key {key:?} does not decode into the requested type: {source}")
-            }
-            Error::NotUtf8 { key } => {
-                write!(f, "the value of key {key:?} is bytes that are not UTF-8; read it with bytes()")
             }
             Error::Serialize { key, part, source } => {
                 write!(f, "the {part} for key {key:?} cannot be serialized to JSON: {source}")
