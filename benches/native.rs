@@ -2,7 +2,8 @@
 //! schema, same file settings), side by side in one run, on a table of 100,000 keys.
 //!
 //! ```sh
-//! cargo bench --bench native            # prints a Markdown table of medians and ratios
+//! cargo bench --bench native            # prints Markdown tables of medians and ratios
+//! cargo bench --bench native -- get     # only the cases whose names contain "get" (to profile)
 //! ```
 //!
 //! Each operation runs in rounds; every round times a block of d1ns calls and then the same
@@ -35,8 +36,8 @@ const NOW_MS: u64 = 1_700_000_000_000;
 const GET: &str = "SELECT NULL, value, metadata, expiration, chunks, size FROM \"bench_kv_entries\" \
     WHERE namespace = ?1 AND key = ?2 AND (expiration IS NULL OR expiration > ?3) \
     UNION ALL SELECT c.part, c.data, NULL, NULL, NULL, NULL FROM \"bench_kv_entries$chunks\" AS c \
-    WHERE c.namespace = ?1 AND c.key = ?2 AND c.part >= 0 AND (SELECT (expiration IS NULL OR \
-    expiration > ?3) AND c.part < e.chunks FROM \"bench_kv_entries\" AS e \
+    WHERE c.namespace = ?1 AND c.key = ?2 AND (SELECT (expiration IS NULL OR expiration > ?3) \
+    AND c.part < e.chunks FROM \"bench_kv_entries\" AS e \
     WHERE e.namespace = c.namespace AND e.key = c.key)";
 const PUT: &str = "INSERT INTO \"bench_kv_entries\" \
     (namespace, key, value, metadata, expiration, chunks, size) \
@@ -58,7 +59,7 @@ const GET_BULK: &str = "SELECT key, NULL, CASE WHEN octet_length(value) <= ?4 TH
     UNION ALL SELECT c.key, c.part, c.data, NULL, NULL, NULL, NULL \
     FROM \"bench_kv_entries$chunks\" AS c \
     WHERE c.namespace = ?1 AND c.key IN (SELECT value FROM json_each(?2)) \
-    AND c.part >= 0 AND (SELECT (expiration IS NULL OR expiration > ?3) AND c.part < e.chunks \
+    AND (SELECT (expiration IS NULL OR expiration > ?3) AND c.part < e.chunks \
     AND e.size <= ?4 FROM \"bench_kv_entries\" AS e \
     WHERE e.namespace = c.namespace AND e.key = c.key)";
 /// The largest value a bulk read's first statement returns (d1ns's `BULK_INLINE_BYTES`).
@@ -271,15 +272,29 @@ struct Row {
     raw_ns: f64,
 }
 
+/// Whether the command line selects the case `name`: no filter, or one it contains.
+fn selected(name: &str) -> bool {
+    let mut filters = std::env::args().skip(1).filter(|a| !a.starts_with("--"));
+    let mut any = false;
+    filters.any(|f| {
+        any = true;
+        name.contains(&f)
+    }) || !any
+}
+
 /// Times `d1ns_block` and `raw_block` (each runs `n` operations) in `rounds` rounds after one
-/// unmeasured round, and returns the median time per operation of each.
+/// unmeasured round, and returns the median time per operation of each; `None` when the case
+/// is not selected.
 fn compare(
     name: &'static str,
     rounds: usize,
     n: usize,
     mut d1ns_block: impl FnMut(usize),
     mut raw_block: impl FnMut(usize),
-) -> Row {
+) -> Option<Row> {
+    if !selected(name) {
+        return None;
+    }
     let mut d1ns_samples = Vec::with_capacity(rounds);
     let mut raw_samples = Vec::with_capacity(rounds);
     for round in 0..=rounds {
@@ -304,7 +319,7 @@ fn compare(
         human(row.d1ns_ns),
         human(row.raw_ns)
     );
-    row
+    Some(row)
 }
 
 /// Neighbours of the small key in the neighbour-size comparison, and gets of it per round.
@@ -320,7 +335,10 @@ const NEIGHBOUR_SIZES: [(&str, usize); 5] = [
 
 /// Gets of one small key among [`NEIGHBOURS`] keys with values of `size` bytes, in a file
 /// database of its own: median time per get, d1ns and by hand on the same file.
-fn small_get_among(dir: &Path, label: &'static str, size: usize) -> Row {
+fn small_get_among(dir: &Path, label: &'static str, size: usize) -> Option<Row> {
+    if !selected("neighbours") {
+        return None;
+    }
     let path = dir.join("neighbours.sqlite");
     remove_database(&path);
     let kv = namespace(SqliteBackend::open(&path).expect("open"));
@@ -373,7 +391,7 @@ fn main() {
     let n = 2_000;
     let mut rows = Vec::new();
 
-    rows.push(compare(
+    rows.extend(compare(
         "get (hit)",
         ROUNDS,
         n,
@@ -388,7 +406,7 @@ fn main() {
             }
         },
     ));
-    rows.push(compare(
+    rows.extend(compare(
         "get (miss)",
         ROUNDS,
         n,
@@ -404,7 +422,7 @@ fn main() {
         },
     ));
     let put_n = 500;
-    rows.push(compare(
+    rows.extend(compare(
         "put",
         ROUNDS,
         put_n,
@@ -424,7 +442,7 @@ fn main() {
             }
         },
     ));
-    rows.push(compare(
+    rows.extend(compare(
         "put with TTL",
         ROUNDS,
         put_n,
@@ -447,7 +465,7 @@ fn main() {
             }
         },
     ));
-    rows.push(compare(
+    rows.extend(compare(
         "delete",
         ROUNDS,
         put_n,
@@ -465,7 +483,7 @@ fn main() {
         },
     ));
     let list_n = 200;
-    rows.push(compare(
+    rows.extend(compare(
         "list, page of 100",
         ROUNDS,
         list_n,
@@ -494,7 +512,7 @@ fn main() {
             }
         },
     ));
-    rows.push(compare(
+    rows.extend(compare(
         "get_bulk of 100",
         ROUNDS,
         list_n,
@@ -531,7 +549,7 @@ fn main() {
         ("1 MiB value, put + get", 1 << 20, 20),
     ] {
         let value = "m".repeat(size);
-        rows.push(compare(
+        rows.extend(compare(
             name,
             ROUNDS,
             n,
@@ -553,11 +571,12 @@ fn main() {
     }
     drop((kv, raw));
 
-    eprintln!("gets of a small key among {NEIGHBOURS} neighbours of each size ...");
+    eprintln!("neighbours: gets of a small key among {NEIGHBOURS} keys of each size ...");
     let neighbours: Vec<Row> = NEIGHBOUR_SIZES
         .iter()
-        .map(|&(label, size)| small_get_among(&dir, label, size))
+        .filter_map(|&(label, size)| small_get_among(&dir, label, size))
         .collect();
+    eprintln!("bench run took {:.0} s", started.elapsed().as_secs_f64());
 
     println!(
         "\n| operation | d1ns (median per op) | raw rusqlite (median per op) | d1ns throughput / raw |"
@@ -576,11 +595,13 @@ fn main() {
         "\n{KEYS} keys per table; {ROUNDS} rounds per operation; medians of the per-round mean."
     );
 
+    let Some(base) = neighbours.first() else {
+        return;
+    };
     println!(
         "\n| neighbours' values | d1ns get (median) | / 100 B neighbours | raw get (median) | / 100 B neighbours |"
     );
     println!("|---|---:|---:|---:|---:|");
-    let base = &neighbours[0];
     for row in &neighbours {
         println!(
             "| {} | {} | {:.2} | {} | {:.2} |",
@@ -595,7 +616,6 @@ fn main() {
         "\nA get of one small key among {NEIGHBOURS} keys with values of each size, one file \
          database per size; {NEIGHBOUR_GETS} gets per round, {ROUNDS} rounds."
     );
-    eprintln!("bench run took {:.0} s", started.elapsed().as_secs_f64());
 }
 
 fn human(ns: f64) -> String {
