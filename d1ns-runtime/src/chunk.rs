@@ -36,32 +36,40 @@ pub(crate) fn len(value: &Value) -> usize {
     }
 }
 
-/// `None` if the value fits in its row; otherwise its chunks.
-pub(crate) fn split(value: &Value) -> Option<Chunked> {
-    let size = len(value);
+/// The value's chunks, or the value itself (`Err`) when it fits in its row. The first chunk of
+/// a text keeps the text's own buffer, so a value of one chunk is never copied.
+pub(crate) fn split(value: Value) -> Result<Chunked, Value> {
+    let size = len(&value);
     if size <= MAX_IN_ROW_VALUE_BYTES {
-        return None;
+        return Err(value);
     }
     match value {
-        Value::Text(text) => {
-            let mut chunks = Vec::with_capacity(text.len() / MAX_CHUNK_BYTES + 1);
-            let mut rest = text.as_str();
-            while !rest.is_empty() {
+        Value::Text(mut text) => {
+            let end = |rest: &str| {
                 let mut end = rest.len().min(MAX_CHUNK_BYTES);
                 while !rest.is_char_boundary(end) {
                     end -= 1;
                 }
-                let (chunk, tail) = rest.split_at(end);
+                end
+            };
+            let first = end(&text);
+            let mut chunks = Vec::with_capacity(text.len() / MAX_CHUNK_BYTES + 1);
+            chunks.push(String::new());
+            let mut rest = &text[first..];
+            while !rest.is_empty() {
+                let (chunk, tail) = rest.split_at(end(rest));
                 chunks.push(chunk.to_owned());
                 rest = tail;
             }
-            Some(Chunked {
+            text.truncate(first);
+            chunks[0] = text;
+            Ok(Chunked {
                 stand_in: Value::Text(String::new()),
                 chunks,
                 size,
             })
         }
-        Value::Blob(bytes) => Some(Chunked {
+        Value::Blob(bytes) => Ok(Chunked {
             stand_in: Value::Blob(Vec::new()),
             chunks: bytes
                 .chunks(RAW_BYTES_PER_CHUNK)
@@ -69,7 +77,7 @@ pub(crate) fn split(value: &Value) -> Option<Chunked> {
                 .collect(),
             size,
         }),
-        _ => None,
+        other => Err(other),
     }
 }
 
@@ -128,11 +136,8 @@ mod tests {
             (MAX_IN_ROW_VALUE_BYTES, false),
             (MAX_IN_ROW_VALUE_BYTES + 1, true),
         ] {
-            assert_eq!(
-                split(&Value::Text("x".repeat(len))).is_some(),
-                split_expected
-            );
-            assert_eq!(split(&Value::Blob(vec![0; len])).is_some(), split_expected);
+            assert_eq!(split(Value::Text("x".repeat(len))).is_ok(), split_expected);
+            assert_eq!(split(Value::Blob(vec![0; len])).is_ok(), split_expected);
         }
     }
 
@@ -140,7 +145,7 @@ mod tests {
     fn text_splits_at_character_boundaries_and_joins_back() {
         // 4-byte characters never straddle a chunk boundary.
         let text = "a".repeat(3) + &"\u{10FFFF}".repeat(MAX_CHUNK_BYTES / 2);
-        let chunked = split(&Value::Text(text.clone())).unwrap();
+        let chunked = split(Value::Text(text.clone())).unwrap();
         assert_eq!(chunked.stand_in, Value::Text(String::new()));
         assert_eq!(chunked.size, text.len());
         assert!(chunked.chunks.len() > 1);
@@ -157,7 +162,7 @@ mod tests {
     #[test]
     fn bytes_split_into_base64_chunks_that_fit_a_row_and_join_back() {
         let bytes: Vec<u8> = (0..MAX_CHUNK_BYTES * 2).map(|i| (i % 251) as u8).collect();
-        let chunked = split(&Value::Blob(bytes.clone())).unwrap();
+        let chunked = split(Value::Blob(bytes.clone())).unwrap();
         assert_eq!(chunked.stand_in, Value::Blob(Vec::new()));
         assert!(chunked.chunks.iter().all(|p| p.len() <= MAX_CHUNK_BYTES));
         let joined = join(

@@ -131,8 +131,9 @@ impl<B: Backend> PutOptionsBuilder<B> {
                 },
             ],
         };
-        let Some(chunked) = chunk::split(&self.value) else {
-            return ns.run(vec![entry(self.value, 0, 0)]).await.map(drop);
+        let chunked = match chunk::split(self.value) {
+            Ok(chunked) => chunked,
+            Err(value) => return ns.run(vec![entry(value, 0, 0)]).await.map(drop),
         };
         // The entry, then exactly its chunks, in one batch: all or nothing.
         let mut statements = Vec::with_capacity(2 + chunked.chunks.len());

@@ -216,8 +216,8 @@ fn run_statement(
                 ValueRef::Real(r) => Value::Real(r),
                 // Text d1ns wrote is UTF-8; text that is not (written by hand) stays bytes, so
                 // that a text read reports it instead of mangling it (K7).
-                ValueRef::Text(t) => String::from_utf8(t.to_vec())
-                    .map_or_else(|e| Value::Blob(e.into_bytes()), Value::Text),
+                ValueRef::Text(t) => std::str::from_utf8(t)
+                    .map_or_else(|_| Value::Blob(t.to_vec()), |t| Value::Text(t.to_owned())),
                 ValueRef::Blob(b) => Value::Blob(b.to_vec()),
             });
         }
