@@ -167,6 +167,14 @@ pub enum Error {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// A stream form (`stream()`, `put_stream`) failed: JS could not make or read the stream,
+    /// or the program is not a Worker (streams are JS objects).
+    Stream {
+        /// The key read or written.
+        key: String,
+        /// What went wrong.
+        message: String,
+    },
     /// The database refused or failed a statement.
     Database(DatabaseError),
 }
@@ -184,7 +192,8 @@ impl Error {
             | Error::NotJson { key, .. }
             | Error::Decode { key, .. }
             | Error::NotUtf8 { key }
-            | Error::Serialize { key, .. } => Some(key),
+            | Error::Serialize { key, .. }
+            | Error::Stream { key, .. } => Some(key),
             _ => None,
         }
     }
@@ -284,6 +293,9 @@ impl fmt::Display for Error {
                     NameKind::Table => "table",
                 };
                 write!(f, "invalid {kind} name {name:?}: {reason}")
+            }
+            Error::Stream { key, message } => {
+                write!(f, "the stream of key {key:?} failed: {message}")
             }
             Error::Database(e) => write!(f, "{e}"),
         }

@@ -34,6 +34,8 @@ mod list;
 mod namespace;
 mod put;
 mod sql;
+#[cfg(feature = "d1")]
+mod stream;
 mod typed;
 
 #[cfg(all(feature = "sqlite", not(target_arch = "wasm32")))]
@@ -45,6 +47,8 @@ pub use get::{GetBulkOptionsBuilder, GetOptionsBuilder};
 pub use list::{Key, ListOptionsBuilder, ListResponse};
 pub use namespace::{D1Namespace, D1NamespaceBuilder};
 pub use put::PutOptionsBuilder;
+#[cfg(feature = "d1")]
+pub use stream::PutStreamOptionsBuilder;
 pub use typed::{
     Entry, Namespace, NoMetadata, TypedKey, TypedListBuilder, TypedListResponse, TypedNamespace,
     TypedPutBuilder,
