@@ -41,15 +41,11 @@ impl Backend for D1Database {
         // states that to the type system.
         SendFuture::new(async move {
             let prepared = prepared?;
-            // One statement goes on its own: a `batch()` of one costs a Worker more time for the
-            // same rows and meta.
-            if let [statement] = prepared.as_slice() {
-                let result = if query {
-                    statement.all().await
-                } else {
-                    statement.run().await
-                };
-                return Ok(vec![query_result(&result.map_err(database_error)?)?]);
+            // A lone query goes with `all()`, as a hand-written Worker sends it. Writes stay in
+            // `batch()`: in workerd a `batch()` of one write is faster than `run()`.
+            if query && let [statement] = prepared.as_slice() {
+                let result = statement.all().await.map_err(database_error)?;
+                return Ok(vec![query_result(&result)?]);
             }
             let results = D1Database::batch(self, prepared)
                 .await
@@ -72,9 +68,9 @@ impl Backend for D1Database {
     }
 }
 
-/// Whether a statement is a query (`SELECT`, `WITH`), sent with `all()`; others go with `run()`.
-/// D1 answers both with the same rows and meta (a `RETURNING` write sent with `run()` still
-/// gets its rows), so this follows D1's guidance and never changes a result.
+/// Whether a statement is a query (`SELECT`, `WITH`), which goes alone with `all()` when it is
+/// the whole batch. `all()` and `batch()` give the same rows and meta, so a wrong guess only
+/// picks the other path.
 fn returns_rows(sql: &str) -> bool {
     let word = sql
         .trim_start()
@@ -392,7 +388,7 @@ mod tests {
     }
 
     #[test]
-    fn queries_go_with_all_and_writes_with_run() {
+    fn queries_are_told_from_writes() {
         assert!(returns_rows("SELECT c0 FROM t"));
         assert!(returns_rows("  with x AS (SELECT 1) SELECT * FROM x"));
         assert!(!returns_rows("INSERT INTO t VALUES (1)"));
