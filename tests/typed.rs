@@ -3,6 +3,7 @@
 mod common;
 
 use std::collections::HashMap;
+use std::future::{Future, IntoFuture};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -344,4 +345,45 @@ async fn a_value_type_may_have_any_name_even_one_a_macro_might_use() {
     let bees = B::namespace(SqliteBackend::open_in_memory().unwrap());
     bees.put("queen", &B { stings: 0 }).await.unwrap();
     assert_eq!(bees.get("queen").await.unwrap(), Some(B { stings: 0 }));
+}
+
+/// Typed operations own their key and value, as the untyped builders do, so their futures can
+/// outlive the call: spawned, or handed to `ctx.wait_until`.
+#[tokio::test]
+async fn typed_futures_own_what_they_need_and_can_be_spawned() {
+    fn detached<F: Future + Send + 'static>(future: F) -> F {
+        future
+    }
+    let (sessions, _, _) = sessions();
+    let put = {
+        let key = String::from("abc");
+        let value = session(5);
+        sessions
+            .put(&key, &value)
+            .metadata(meta("cron"))
+            .into_future()
+    };
+    tokio::spawn(put).await.unwrap().unwrap();
+    let get = {
+        let key = String::from("abc");
+        detached(sessions.get(&key))
+    };
+    assert_eq!(tokio::spawn(get).await.unwrap().unwrap(), Some(session(5)));
+    let entry = {
+        let key = String::from("abc");
+        detached(sessions.get_with_metadata(&key))
+    };
+    let entry = tokio::spawn(entry).await.unwrap().unwrap().unwrap();
+    assert_eq!(entry.metadata, Some(meta("cron")));
+    let keys = vec![String::from("abc")];
+    let bulk = detached(sessions.get_bulk(&keys));
+    drop(keys);
+    let bulk = tokio::spawn(bulk).await.unwrap().unwrap();
+    assert_eq!(bulk.get("abc"), Some(&Some(session(5))));
+    let delete = {
+        let key = String::from("abc");
+        detached(sessions.delete(&key))
+    };
+    tokio::spawn(delete).await.unwrap().unwrap();
+    assert_eq!(sessions.get("abc").await.unwrap(), None);
 }

@@ -156,6 +156,14 @@ pub enum Error {
         /// What is wrong with it.
         problem: NameProblem,
     },
+    /// A stream form (`stream()`, `put_stream`) failed: JS could not make or read the stream,
+    /// or the program is not a Worker (streams are JS objects).
+    Stream {
+        /// The key read or written.
+        key: String,
+        /// What went wrong.
+        message: String,
+    },
     /// The database refused or failed a statement.
     Database(DatabaseError),
 }
@@ -172,7 +180,8 @@ impl Error {
             | Error::BulkNotJson { key }
             | Error::NotJson { key, .. }
             | Error::Decode { key, .. }
-            | Error::Serialize { key, .. } => Some(key),
+            | Error::Serialize { key, .. }
+            | Error::Stream { key, .. } => Some(key),
             _ => None,
         }
     }
@@ -273,6 +282,9 @@ impl fmt::Display for Error {
             Error::InvalidName { kind, name, problem } => {
                 write!(f, "invalid {kind} name {name:?}: {problem}")
             }
+            Error::Stream { key, message } => {
+                write!(f, "the stream of key {key:?} failed: {message}")
+            }
             Error::Database(e) => write!(f, "{e}"),
         }
     }
@@ -360,8 +372,17 @@ impl From<Error> for worker::Error {
 impl From<Error> for worker::kv::KvError {
     /// Lets `?` turn a d1ns error into a `worker::kv::KvError`, for helpers written against
     /// `KvStore` that return `Result<_, KvError>`.
+    ///
+    /// In a Worker it is a JS `Error` with KV's text, as a KV binding throws. Elsewhere (native
+    /// tests of such helpers) no JS value can be made, so it is `InvalidKvStore` with the same
+    /// text; both `Display` it after a short prefix workers-rs adds.
     fn from(e: Error) -> Self {
-        worker::kv::KvError::JavaScript(worker::wasm_bindgen::JsValue::from_str(&e.to_string()))
+        #[cfg(target_arch = "wasm32")]
+        let error =
+            worker::kv::KvError::JavaScript(worker::js_sys::Error::new(&e.to_string()).into());
+        #[cfg(not(target_arch = "wasm32"))]
+        let error = worker::kv::KvError::InvalidKvStore(e.to_string());
+        error
     }
 }
 
@@ -392,5 +413,22 @@ mod tests {
             }
             other => panic!("expected the KV text as a RustError, got {other:?}"),
         }
+    }
+
+    /// A helper written against `KvStore` can be tested natively: converting gives a value, not
+    /// an abort, and it shows d1ns's KV-worded text.
+    #[cfg(not(target_arch = "wasm32"))]
+    #[test]
+    fn errors_convert_to_kv_error_natively_with_the_kv_text() {
+        fn helper() -> Result<(), worker::kv::KvError> {
+            Err(Error::InvalidListLimit { limit: 1001 })?
+        }
+        let Err(error) = helper() else {
+            panic!("the helper returns its error")
+        };
+        let text = "KV GET failed: 400 Invalid key_count_limit of 1001.";
+        assert!(error.to_string().contains(text), "{error}");
+        let error = worker::Error::from(error);
+        assert!(error.to_string().contains(text), "{error}");
     }
 }

@@ -63,7 +63,7 @@ impl<B: Backend> D1Namespace<B> {
 #[must_use = "a get does nothing until you call .text(), .json(), .bytes() or a _with_metadata form"]
 pub struct GetOptionsBuilder<B> {
     namespace: D1Namespace<B>,
-    key: String,
+    pub(crate) key: String,
     cache_ttl: Option<u64>,
 }
 

@@ -36,6 +36,8 @@ mod macro_support;
 mod namespace;
 mod put;
 mod sql;
+#[cfg(feature = "d1")]
+mod stream;
 mod typed;
 
 #[cfg(all(feature = "sqlite", not(target_arch = "wasm32")))]
@@ -54,6 +56,8 @@ pub use put::PutOptionsBuilder;
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 #[doc(no_inline)]
 pub use rusqlite;
+#[cfg(feature = "d1")]
+pub use stream::PutStreamOptionsBuilder;
 pub use typed::{
     Entry, Namespace, NoMetadata, TypedKey, TypedListBuilder, TypedListResponse, TypedNamespace,
     TypedPutBuilder,

@@ -142,50 +142,61 @@ impl<T: Namespace, B: Backend> TypedNamespace<T, B> {
         &self.raw
     }
 
+    // Every operation's future owns what it needs (a clone of the namespace, the key, the
+    // serialized value), so it can outlive the call: spawned, or given to `ctx.wait_until`.
+
     /// The value under `key`; `None` if missing or expired. A stored value that does not
     /// decode into `T` is an error naming the key.
-    pub async fn get(&self, key: &str) -> Result<Option<T>, Error> {
-        self.raw.get(key).json().await
+    pub fn get(&self, key: &str) -> impl Future<Output = Result<Option<T>, Error>> + use<T, B> {
+        self.raw.get(key).json()
     }
 
     /// The value under `key` with its metadata and expiration.
-    pub async fn get_with_metadata(
+    pub fn get_with_metadata(
         &self,
         key: &str,
-    ) -> Result<Option<Entry<T, T::Metadata>>, Error> {
-        let Some(entry) = self.raw.get(key).entry().await? else {
-            return Ok(None);
-        };
-        Ok(Some(Entry {
-            value: json(key, entry.value)?,
-            metadata: metadata(key, entry.metadata)?,
-            expiration: entry.expiration,
-        }))
+    ) -> impl Future<Output = Result<Option<Entry<T, T::Metadata>>, Error>> + use<T, B> {
+        let get = self.raw.get(key);
+        let key = key.to_owned();
+        async move {
+            let Some(entry) = get.entry().await? else {
+                return Ok(None);
+            };
+            Ok(Some(Entry {
+                value: json(&key, entry.value)?,
+                metadata: metadata(&key, entry.metadata)?,
+                expiration: entry.expiration,
+            }))
+        }
     }
 
-    /// Up to 100 values in one round trip; `None` for missing keys.
-    pub async fn get_bulk(
+    /// Up to 100 values in one round trip; `None` for missing keys. The future holds copies
+    /// of the keys, yet its type names `K`: it is `'static` when `K` is (`String`, `&'static str`).
+    pub fn get_bulk<K: AsRef<str>>(
         &self,
-        keys: &[impl AsRef<str>],
-    ) -> Result<HashMap<String, Option<T>>, Error> {
-        self.raw.get_bulk(keys).json().await
+        keys: &[K],
+    ) -> impl Future<Output = Result<HashMap<String, Option<T>>, Error>> + use<T, B, K> {
+        self.raw.get_bulk(keys).json()
     }
 
     /// Writes `value` under `key`, with the namespace's TTL unless the builder says otherwise.
-    /// Finish with `.execute().await` or `.await`.
-    pub fn put<'a>(&'a self, key: &'a str, value: &'a T) -> TypedPutBuilder<'a, T, B> {
+    /// The value is serialized now; finish with `.execute().await` or `.await`.
+    pub fn put(&self, key: &str, value: &T) -> TypedPutBuilder<T, B> {
         TypedPutBuilder {
-            namespace: self,
-            key,
-            value,
+            namespace: self.raw.clone(),
+            key: key.to_owned(),
+            value: serde_json::to_string(value),
             expiry: Expiry::Default,
             metadata: Ok(None),
+            _values: PhantomData,
         }
     }
 
     /// Deletes `key`; deleting a missing key succeeds.
-    pub async fn delete(&self, key: &str) -> Result<(), Error> {
-        self.raw.delete(key).await
+    pub fn delete(&self, key: &str) -> impl Future<Output = Result<(), Error>> + use<T, B> {
+        let raw = self.raw.clone();
+        let key = key.to_owned();
+        async move { raw.delete(&key).await }
     }
 
     /// Lists keys with their typed metadata. Finish with `.execute().await` or `.await`.
@@ -223,18 +234,21 @@ enum Expiry {
     Never,
 }
 
-/// Options of a typed `put`; made by [`TypedNamespace::put`].
+/// Options of a typed `put`; made by [`TypedNamespace::put`]. It owns its key and the value
+/// as JSON, so the put can outlive the call that made it.
 #[must_use = "a put does nothing until you .execute().await (or .await) it"]
-pub struct TypedPutBuilder<'a, T: Namespace, B> {
-    namespace: &'a TypedNamespace<T, B>,
-    key: &'a str,
-    value: &'a T,
+pub struct TypedPutBuilder<T: Namespace, B> {
+    namespace: D1Namespace<B>,
+    key: String,
+    /// Serialized at `put`, reported at `execute`.
+    value: Result<String, serde_json::Error>,
     expiry: Expiry,
     /// Serialized when given, reported at `execute`.
     metadata: Result<Option<String>, serde_json::Error>,
+    _values: PhantomData<fn() -> T>,
 }
 
-impl<'a, T: Namespace, B: Backend> TypedPutBuilder<'a, T, B> {
+impl<T: Namespace, B: Backend> TypedPutBuilder<T, B> {
     /// Expire this many seconds from now (any value from 1 up), instead of the namespace's TTL.
     pub fn expiration_ttl(mut self, seconds: u64) -> Self {
         self.expiry = Expiry::Ttl(seconds);
@@ -261,7 +275,7 @@ impl<'a, T: Namespace, B: Backend> TypedPutBuilder<'a, T, B> {
 
     /// Writes the entry.
     pub async fn execute(self) -> Result<(), Error> {
-        let key = self.key;
+        let key = self.key.as_str();
         let serialize_error = |part| {
             move |source| Error::Serialize {
                 key: key.to_owned(),
@@ -269,8 +283,8 @@ impl<'a, T: Namespace, B: Backend> TypedPutBuilder<'a, T, B> {
                 source,
             }
         };
-        let value = serde_json::to_string(self.value).map_err(serialize_error("value"))?;
-        let mut put = self.namespace.raw.put_value(key, Value::Text(value));
+        let value = self.value.map_err(serialize_error("value"))?;
+        let mut put = self.namespace.put_value(key, Value::Text(value));
         if let Some(json) = self.metadata.map_err(serialize_error("metadata"))? {
             put = put.metadata_json(json);
         }
@@ -287,18 +301,18 @@ impl<'a, T: Namespace, B: Backend> TypedPutBuilder<'a, T, B> {
     }
 }
 
-impl<'a, T: Namespace + Sync, B: Backend + Send + Sync + 'a> IntoFuture
-    for TypedPutBuilder<'a, T, B>
+impl<T: Namespace + 'static, B: Backend + Send + Sync + 'static> IntoFuture
+    for TypedPutBuilder<T, B>
 {
     type Output = Result<(), Error>;
-    type IntoFuture = Pin<Box<dyn Future<Output = Self::Output> + Send + 'a>>;
+    type IntoFuture = Pin<Box<dyn Future<Output = Self::Output> + Send>>;
 
     fn into_future(self) -> Self::IntoFuture {
         Box::pin(self.execute())
     }
 }
 
-impl<T: Namespace, B> fmt::Debug for TypedPutBuilder<'_, T, B> {
+impl<T: Namespace, B> fmt::Debug for TypedPutBuilder<T, B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TypedPutBuilder")
             .field("key", &self.key)

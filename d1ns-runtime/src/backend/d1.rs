@@ -2,7 +2,15 @@
 //!
 //! What D1 does to values, seen through workers-rs, shapes this file: every JavaScript number binds
 //! as REAL (d1ns's integers are milliseconds, exact in a double), BLOBs come back as arrays of
-//! numbers, and rows come back as objects whose keys keep the order of the selected columns.
+//! numbers, and rows come back as JS objects keyed by column name.
+//!
+//! A JS object is not a list of columns: integer-like names (`1`) move before the others and
+//! equal names collapse into one. So d1ns names every selected column by its position, `c0`,
+//! `c1`, ... (see the `sql` module), and a row whose names are exactly `c0..cN` is read by those
+//! names, whatever order the properties come in. Other rows (statements others send through this
+//! backend) are read in property order, which is the column order when the names are distinct
+//! and not integer-like; a row of several columns with an integer-like name is refused rather
+//! than read out of order.
 
 use std::fmt;
 use std::future::Future;
@@ -29,10 +37,18 @@ impl Backend for D1Database {
             .iter()
             .map(|statement| prepare(self, statement))
             .collect();
+        let query = matches!(statements, [statement] if returns_rows(statement.sql));
         // A Worker runs on one thread, so the JS promise never crosses threads: SendFuture only
         // states that to the type system.
         SendFuture::new(async move {
-            let results = D1Database::batch(self, prepared?)
+            let prepared = prepared?;
+            // A lone query goes with `all()`, as a hand-written Worker sends it. Writes stay in
+            // `batch()`: in workerd a `batch()` of one write is faster than `run()`.
+            if query && let [statement] = prepared.as_slice() {
+                let result = statement.all().await.map_err(database_error)?;
+                return Ok(vec![query_result(&result)?]);
+            }
+            let results = D1Database::batch(self, prepared)
                 .await
                 .map_err(database_error)?;
             results.iter().map(query_result).collect()
@@ -51,6 +67,18 @@ impl Backend for D1Database {
         let _ = Reflect::set(this, &key, &JsValue::from_f64(id as f64));
         id
     }
+}
+
+/// Whether a statement is a query (`SELECT`, `WITH`), which goes alone with `all()` when it is
+/// the whole batch. `all()` and `batch()` give the same rows and meta, so a wrong guess only
+/// picks the other path.
+fn returns_rows(sql: &str) -> bool {
+    let word = sql
+        .trim_start()
+        .split(|c: char| !c.is_ascii_alphabetic())
+        .next()
+        .unwrap_or_default();
+    word.eq_ignore_ascii_case("SELECT") || word.eq_ignore_ascii_case("WITH")
 }
 
 fn prepare(
@@ -91,6 +119,13 @@ fn query_result(result: &worker::D1Result) -> Result<QueryResult, DatabaseError>
 fn database_error(e: worker::Error) -> DatabaseError {
     match e {
         worker::Error::D1(e) => DatabaseError::new(d1_message(e.as_ref())),
+        // `all()` passes D1's error on as a plain JS error: the same text as from `batch()`.
+        worker::Error::UnknownJsError {
+            original, message, ..
+        } => DatabaseError::new(match original.dyn_ref::<js_sys::Error>() {
+            Some(error) => d1_message(error),
+            None => message,
+        }),
         other => DatabaseError::new(other.to_string()),
     }
 }
@@ -115,7 +150,7 @@ fn d1_message(error: &js_sys::Error) -> String {
     }
 }
 
-/// A row object, read as its values in column order.
+/// A row object, read as its values in column order (see the module docs).
 struct Row(Vec<Value>);
 
 impl<'de> Deserialize<'de> for Row {
@@ -127,14 +162,99 @@ impl<'de> Deserialize<'de> for Row {
                 f.write_str("a D1 row object")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Row, A::Error> {
-                let mut values = Vec::new();
-                while let Some((_, Cell(value))) = map.next_entry::<de::IgnoredAny, Cell>()? {
-                    values.push(value);
+                let mut cells = Vec::with_capacity(map.size_hint().unwrap_or(0));
+                while let Some(cell) = map.next_entry::<ColumnName, Cell>()? {
+                    cells.push(cell);
                 }
-                Ok(Row(values))
+                in_column_order(cells).map(Row).map_err(de::Error::custom)
             }
         }
         deserializer.deserialize_map(RowVisitor)
+    }
+}
+
+/// The values of a row in column order: by alias when every name is one, else as they came.
+fn in_column_order(cells: Vec<(ColumnName, Cell)>) -> Result<Vec<Value>, String> {
+    let count = cells.len();
+    let aliased = cells
+        .iter()
+        .all(|(name, _)| matches!(name, ColumnName::Alias(_)));
+    if !aliased {
+        if count > 1
+            && let Some((ColumnName::IntegerLike(name), _)) = cells
+                .iter()
+                .find(|(name, _)| matches!(name, ColumnName::IntegerLike(_)))
+        {
+            return Err(format!(
+                "column {name:?} of a row of {count}: an integer-like name loses its place in a \
+                 JS object; name the columns c0, c1, ..."
+            ));
+        }
+        return Ok(cells.into_iter().map(|(_, Cell(value))| value).collect());
+    }
+    let mut values: Vec<Option<Value>> = vec![None; count];
+    for (name, Cell(value)) in cells {
+        let ColumnName::Alias(position) = name else {
+            continue;
+        };
+        match values.get_mut(position) {
+            Some(slot @ None) => *slot = Some(value),
+            _ => {
+                return Err(format!(
+                    "column c{position} does not fit a row of {count} columns named c0 to c{}",
+                    count.saturating_sub(1)
+                ));
+            }
+        }
+    }
+    // `count` distinct positions below `count`: every slot is filled.
+    Ok(values.into_iter().flatten().collect())
+}
+
+/// A column name as it bears on the column's place in the row.
+enum ColumnName {
+    /// `c0`, `c1`, ...: the column's position.
+    Alias(usize),
+    /// A name JS orders before all others (an array index such as `0` or `42`).
+    IntegerLike(String),
+    /// Any other name: its place is where it came.
+    Other,
+}
+
+impl ColumnName {
+    fn parse(name: &str) -> ColumnName {
+        // Digits without a leading zero, so that each position has one spelling.
+        fn number(digits: &str) -> Option<u64> {
+            let canonical = !digits.is_empty()
+                && digits.bytes().all(|b| b.is_ascii_digit())
+                && (digits == "0" || !digits.starts_with('0'));
+            canonical.then(|| digits.parse().ok()).flatten()
+        }
+        let alias = name.strip_prefix('c').and_then(number);
+        if let Some(position) = alias.and_then(|p| usize::try_from(p).ok()) {
+            return ColumnName::Alias(position);
+        }
+        match number(name) {
+            // JS array indices: 0 to 2^32 - 2.
+            Some(index) if index < u64::from(u32::MAX) => ColumnName::IntegerLike(name.to_owned()),
+            _ => ColumnName::Other,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for ColumnName {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct NameVisitor;
+        impl<'de> Visitor<'de> for NameVisitor {
+            type Value = ColumnName;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a column name")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<ColumnName, E> {
+                Ok(ColumnName::parse(v))
+            }
+        }
+        deserializer.deserialize_str(NameVisitor)
     }
 }
 
@@ -203,9 +323,11 @@ mod tests {
         serde_json::from_str::<Row>(object).unwrap().0
     }
 
+    /// A row whose columns are all aliased `c0..cN` is read by the aliases: JS may hand the
+    /// properties over in any order.
     #[test]
-    fn rows_keep_the_column_order_of_the_statement() {
-        let got = row(r#"{"-1": -1, "value": "v", "metadata": null, "expiration": 5.0}"#);
+    fn aliased_columns_are_placed_by_their_alias_whatever_the_property_order() {
+        let got = row(r#"{"c2": null, "c0": -1, "c3": 5.0, "c1": "v"}"#);
         assert_eq!(
             got,
             [
@@ -215,8 +337,66 @@ mod tests {
                 Value::Real(5.0)
             ]
         );
-        let got = row(r#"{"z": 1, "a": 2}"#);
-        assert_eq!(got, [Value::Integer(1), Value::Integer(2)]);
+        let eleven: String = (0..11)
+            .rev()
+            .map(|i| format!(r#""c{i}": {i}"#))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let got = row(&format!("{{{eleven}}}"));
+        assert_eq!(got, (0..11).map(Value::Integer).collect::<Vec<_>>());
+    }
+
+    /// Aliases that do not number the columns 0 to N-1 once each (a collapsed duplicate, a gap)
+    /// are a broken statement, not a row.
+    #[test]
+    fn aliases_with_a_gap_are_refused() {
+        for object in [r#"{"c0": 1, "c2": 2}"#, r#"{"c1": 1}"#] {
+            let error = serde_json::from_str::<Row>(object).err();
+            assert!(error.is_some(), "{object} was read as a row");
+        }
+    }
+
+    /// JS moves integer-like names first, so such a row cannot be put back in column order:
+    /// refused, never read with its values swapped.
+    #[test]
+    fn an_integer_like_column_name_in_a_row_of_several_is_refused() {
+        let error = serde_json::from_str::<Row>(r#"{"1": "moved first", "value": "v"}"#)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(error.contains("\"1\""), "{error}");
+        assert_eq!(row(r#"{"1": 1}"#), [Value::Integer(1)]);
+    }
+
+    /// Rows of statements without aliases (sent by others through this backend) keep their
+    /// property order, which is the column order for distinct names that are not integer-like.
+    #[test]
+    fn unaliased_rows_keep_their_property_order() {
+        let got = row(r#"{"-1": -1, "value": "v", "c0": null, "expiration": 5.0}"#);
+        assert_eq!(
+            got,
+            [
+                Value::Integer(-1),
+                Value::Text("v".into()),
+                Value::Null,
+                Value::Real(5.0)
+            ]
+        );
+        assert_eq!(
+            row(r#"{"z": 1, "a": 2}"#),
+            [Value::Integer(1), Value::Integer(2)]
+        );
+    }
+
+    #[test]
+    fn queries_are_told_from_writes() {
+        assert!(returns_rows("SELECT c0 FROM t"));
+        assert!(returns_rows("  with x AS (SELECT 1) SELECT * FROM x"));
+        assert!(!returns_rows("INSERT INTO t VALUES (1)"));
+        assert!(!returns_rows(
+            "DELETE FROM t WHERE (a) IN (SELECT a FROM t)"
+        ));
+        assert!(!returns_rows(""));
     }
 
     #[test]

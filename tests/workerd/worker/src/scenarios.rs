@@ -8,6 +8,10 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use worker::Env;
+use worker::js_sys::{Reflect, Uint8Array};
+use worker::wasm_bindgen::{JsCast, JsValue};
+use worker::wasm_bindgen_futures::JsFuture;
+use worker::web_sys::{ReadableStream, ReadableStreamDefaultReader, TransformStream};
 
 use crate::Observed;
 
@@ -16,6 +20,7 @@ pub const NAMES: &[&str] = &[
     "json_integers_above_2_53",
     "error_into_worker_error",
     "typed_namespace",
+    "streams",
 ];
 
 /// Runs the scenario called `name`; `None` if there is none.
@@ -24,6 +29,7 @@ pub async fn run(name: &str, env: &Env) -> Option<Observed> {
         "json_integers_above_2_53" => json_integers_above_2_53(env).await,
         "error_into_worker_error" => error_into_worker_error(env).await,
         "typed_namespace" => typed_namespace(env).await,
+        "streams" => streams(env).await,
         _ => return None,
     })
 }
@@ -142,4 +148,122 @@ async fn typed_namespace(env: &Env) -> Observed {
         check("list", json!(["s1"]), page.keys.iter().map(|k| k.name.clone()).collect::<Vec<_>>()),
         check("deleted", true, gone.is_none()),
     ]}))
+}
+
+/// The stream forms, as a Worker written against `KvStore` uses them: `put_stream` of a stream
+/// that arrives in chunks, then `stream()` and `stream_with_metadata()` read with a reader,
+/// byte for byte, for a short value and one stored in parts (over 1.9 MB).
+async fn streams(env: &Env) -> Observed {
+    let kv = namespace(env, "streams")?;
+    let e = |e: d1ns::Error| e.to_string();
+    let short = b"a short value, streamed".to_vec();
+    // Every byte value, in an order that repeats only every 251 bytes: not UTF-8, no runs.
+    let long: Vec<u8> = (0..2_500_000u32)
+        .map(|i| (i * 7 % 251) as u8 ^ (i >> 11) as u8)
+        .collect();
+    let mut checks = Vec::new();
+    for (key, value, chunk) in [("short", &short, 5), ("long", &long, 65_536)] {
+        let stream = chunked_stream(value, chunk)?;
+        kv.put_stream(key, stream)
+            .map_err(e)?
+            .metadata(json!({ "len": value.len() }))
+            .map_err(e)?
+            .expiration_ttl(600)
+            .execute()
+            .await
+            .map_err(e)?;
+        let stored = kv.get(key).bytes().await.map_err(e)?;
+        checks.push(check(
+            &format!("{key}: put_stream stores the bytes"),
+            true,
+            stored.as_ref() == Some(value),
+        ));
+        let Some(stream) = kv.get(key).stream().await.map_err(e)? else {
+            return Err(format!("{key}: stream() found nothing"));
+        };
+        let (read, chunks) = read_all(stream).await?;
+        checks.push(check(
+            &format!("{key}: stream() gives the bytes"),
+            true,
+            &read == value,
+        ));
+        checks.push(check(
+            &format!("{key}: stream() gives at least one chunk"),
+            true,
+            chunks >= 1,
+        ));
+        let (stream, metadata) = kv
+            .get(key)
+            .stream_with_metadata::<Value>()
+            .await
+            .map_err(e)?;
+        let read = match stream {
+            Some(stream) => Some(read_all(stream).await?.0),
+            None => None,
+        };
+        checks.push(check(
+            &format!("{key}: stream_with_metadata gives the bytes"),
+            true,
+            read.as_ref() == Some(value),
+        ));
+        checks.push(check(
+            &format!("{key}: and the metadata"),
+            json!({ "len": value.len() }),
+            metadata,
+        ));
+    }
+    let missing = kv.get("missing").stream().await.map_err(e)?;
+    let (missing_with, missing_meta) = kv
+        .get("missing")
+        .stream_with_metadata::<Value>()
+        .await
+        .map_err(e)?;
+    checks.push(check(
+        "a missing key streams None",
+        json!([true, true, null]),
+        json!([missing.is_none(), missing_with.is_none(), missing_meta]),
+    ));
+    let bad = kv
+        .put_stream("", chunked_stream(&short, 5)?)
+        .map_err(e)?
+        .execute()
+        .await;
+    checks.push(check(
+        "a bad key fails as put does",
+        "Key name cannot be empty.",
+        bad.err().map(|e| e.to_string()),
+    ));
+    Ok(json!({ "checks": checks }))
+}
+
+/// A stream of `bytes` in chunks of `chunk` bytes, written into a `TransformStream` (queued
+/// now, read by whoever reads the stream).
+fn chunked_stream(bytes: &[u8], chunk: usize) -> Result<ReadableStream, String> {
+    let js = |e: JsValue| format!("{e:?}");
+    let pipe = TransformStream::new().map_err(js)?;
+    let writer = pipe.writable().get_writer().map_err(js)?;
+    for part in bytes.chunks(chunk) {
+        // Not awaited: the writes queue until put_stream reads them.
+        let _ = writer.write_with_chunk(&Uint8Array::from(part));
+    }
+    let _ = writer.close();
+    Ok(pipe.readable())
+}
+
+/// Every byte of `stream`, read chunk by chunk with a reader, and the number of chunks.
+async fn read_all(stream: ReadableStream) -> Result<(Vec<u8>, usize), String> {
+    let js = |e: JsValue| format!("{e:?}");
+    let reader: ReadableStreamDefaultReader = stream.get_reader().unchecked_into();
+    let mut bytes = Vec::new();
+    let mut chunks = 0;
+    loop {
+        let step = JsFuture::from(reader.read()).await.map_err(js)?;
+        if Reflect::get(&step, &"done".into()).map_err(js)?.is_truthy() {
+            return Ok((bytes, chunks));
+        }
+        let chunk = Reflect::get(&step, &"value".into()).map_err(js)?;
+        let chunk = chunk.dyn_into::<Uint8Array>().map_err(js)?;
+        bytes.extend(chunk.to_vec());
+        chunks += 1;
+    }
 }
