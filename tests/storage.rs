@@ -574,6 +574,16 @@ async fn no_statement_scans_the_table() {
         if lower.starts_with("create") {
             continue;
         }
+        // The D1 backend reads a row's values by these names, not by JavaScript's property order.
+        let names: Vec<String> = conn
+            .prepare(sql)
+            .unwrap()
+            .column_names()
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        let positional: Vec<String> = (0..names.len()).map(|i| format!("c{i}")).collect();
+        assert_eq!(names, positional, "{sql}");
         let mut explain = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
         // Parameters stay unbound (NULL): the plan depends on the statement, not the values.
         let mut rows = explain.raw_query();

@@ -14,7 +14,9 @@
 //! bytes in `size`. Triggers remove the chunks when the entry gets a new value or is deleted, and
 //! move them when a key is renamed by hand; they only fire for entries that have chunks.
 
-/// The statements for one table.
+/// The statements for one table. Every column a statement returns is named `c0`, `c1`, ... by
+/// its position, which is how the D1 backend reads rows (D1 returns them as objects, whose
+/// property order JavaScript may change).
 #[derive(Debug)]
 pub(crate) struct Sql {
     /// Creates the tables, index and triggers, in order; each is `IF NOT EXISTS`.
@@ -151,16 +153,17 @@ impl Sql {
                 format!("DROP TRIGGER IF EXISTS {on_update_v1}"),
             ],
             get: format!(
-                "SELECT NULL, value, metadata, expiration, chunks, size FROM {t} \
+                "SELECT NULL AS c0, value AS c1, metadata AS c2, expiration AS c3, chunks AS c4, \
+                 size AS c5 FROM {t} \
                  WHERE namespace = ?1 AND key = ?2 AND {live} \
                  UNION ALL \
                  SELECT c.part, c.data, NULL, NULL, NULL, NULL FROM {chunks} AS c \
                  WHERE c.namespace = ?1 AND c.key = ?2 AND {chunk_of_live}"
             ),
             get_bulk: format!(
-                "SELECT key, NULL, \
-                 CASE WHEN octet_length(value) <= ?4 THEN value END, \
-                 metadata, chunks, size, octet_length(value) FROM {t} \
+                "SELECT key AS c0, NULL AS c1, \
+                 CASE WHEN octet_length(value) <= ?4 THEN value END AS c2, \
+                 metadata AS c3, chunks AS c4, size AS c5, octet_length(value) AS c6 FROM {t} \
                  WHERE namespace = ?1 AND key IN (SELECT value FROM json_each(?2)) AND {live} \
                  UNION ALL \
                  SELECT c.key, c.part, c.data, NULL, NULL, NULL, NULL FROM {chunks} AS c \
@@ -181,7 +184,7 @@ impl Sql {
             ),
             delete: format!("DELETE FROM {t} WHERE namespace = ?1 AND key = ?2"),
             list: format!(
-                "SELECT key, expiration, metadata FROM {t} \
+                "SELECT key AS c0, expiration AS c1, metadata AS c2 FROM {t} \
                  WHERE namespace = ?1 AND key >= ?2 AND key < ?4 AND {live} \
                  ORDER BY key LIMIT ?5"
             ),
@@ -189,7 +192,7 @@ impl Sql {
                 "DELETE FROM {t} WHERE (namespace, key) IN (\
                  SELECT namespace, key FROM {t} \
                  WHERE expiration IS NOT NULL AND expiration <= ?1 LIMIT ?2) \
-                 RETURNING 1"
+                 RETURNING 1 AS c0"
             ),
         }
     }
