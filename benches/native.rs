@@ -13,8 +13,8 @@
 //! operation of each side and d1ns's throughput as a fraction of raw rusqlite's.
 //!
 //! A second table times a get of one small key among 200 neighbours of each value size (a file
-//! database of its own per size), against the same get among 100-byte neighbours: large
-//! neighbours must not slow down a small key's get.
+//! database of its own per size, all timed in turn in every round), against the same get among
+//! 100-byte neighbours: large neighbours must not slow down a small key's get.
 
 use std::future::Future;
 use std::hint::black_box;
@@ -33,7 +33,8 @@ const ROUNDS: usize = 21;
 const NOW_MS: u64 = 1_700_000_000_000;
 
 /// The statements d1ns runs for each operation (see d1ns-runtime/src/sql.rs), run by hand.
-const GET: &str = "SELECT NULL, value, metadata, expiration, chunks, size FROM \"bench_kv_entries\" \
+const GET: &str = "SELECT NULL AS c0, value AS c1, metadata AS c2, expiration AS c3, \
+    chunks AS c4, size AS c5 FROM \"bench_kv_entries\" \
     WHERE namespace = ?1 AND key = ?2 AND (expiration IS NULL OR expiration > ?3) \
     UNION ALL SELECT c.part, c.data, NULL, NULL, NULL, NULL FROM \"bench_kv_entries$chunks\" AS c \
     WHERE c.namespace = ?1 AND c.key = ?2 AND (SELECT (expiration IS NULL OR expiration > ?3) \
@@ -49,11 +50,12 @@ const DELETE_CHUNKS: &str =
 const PUT_CHUNK: &str = "INSERT OR REPLACE INTO \"bench_kv_entries$chunks\" \
     (namespace, key, part, data) VALUES (?1, ?2, ?3, ?4)";
 const DELETE: &str = "DELETE FROM \"bench_kv_entries\" WHERE namespace = ?1 AND key = ?2";
-const LIST: &str = "SELECT key, expiration, metadata FROM \"bench_kv_entries\" \
+const LIST: &str = "SELECT key AS c0, expiration AS c1, metadata AS c2 FROM \"bench_kv_entries\" \
     WHERE namespace = ?1 AND key >= ?2 AND key < ?4 AND (expiration IS NULL OR expiration > ?3) \
     ORDER BY key LIMIT ?5";
-const GET_BULK: &str = "SELECT key, NULL, CASE WHEN octet_length(value) <= ?4 THEN value END, \
-    metadata, chunks, size, octet_length(value) FROM \"bench_kv_entries\" \
+const GET_BULK: &str = "SELECT key AS c0, NULL AS c1, \
+    CASE WHEN octet_length(value) <= ?4 THEN value END AS c2, metadata AS c3, chunks AS c4, \
+    size AS c5, octet_length(value) AS c6 FROM \"bench_kv_entries\" \
     WHERE namespace = ?1 AND key IN (SELECT value FROM json_each(?2)) \
     AND (expiration IS NULL OR expiration > ?3) \
     UNION ALL SELECT c.key, c.part, c.data, NULL, NULL, NULL, NULL \
@@ -333,48 +335,87 @@ const NEIGHBOUR_SIZES: [(&str, usize); 5] = [
     ("1.8 MB", 1_800_000),
 ];
 
-/// Gets of one small key among [`NEIGHBOURS`] keys with values of `size` bytes, in a file
-/// database of its own: median time per get, d1ns and by hand on the same file.
-fn small_get_among(dir: &Path, label: &'static str, size: usize) -> Option<Row> {
-    if !selected("neighbours") {
-        return None;
-    }
-    let path = dir.join("neighbours.sqlite");
+/// A file database holding one small key among [`NEIGHBOURS`] keys with values of one size, open
+/// through d1ns and by hand.
+struct Neighbourhood {
+    label: &'static str,
+    path: PathBuf,
+    kv: D1Namespace<SqliteBackend>,
+    raw: Connection,
+}
+
+const SMALL_KEY: &str = "n:100";
+
+fn neighbourhood(dir: &Path, label: &'static str, size: usize) -> Neighbourhood {
+    let path = dir.join(format!("neighbours-{size}.sqlite"));
     remove_database(&path);
     let kv = namespace(SqliteBackend::open(&path).expect("open"));
     let value = "n".repeat(size);
     // Keys n:000..n:200 with the small key in the middle, so every seek passes neighbours.
-    for i in (0..=NEIGHBOURS).filter(|&i| i != NEIGHBOURS / 2) {
-        block_on(
-            kv.put(&format!("n:{i:03}"), value.as_str())
-                .expect("put")
-                .execute(),
-        )
-        .expect("put");
+    for i in 0..=NEIGHBOURS {
+        let key = format!("n:{i:03}");
+        let value = if key == SMALL_KEY { "small" } else { &value };
+        block_on(kv.put(&key, value).expect("put").execute()).expect("put");
     }
-    let small = format!("n:{:03}", NEIGHBOURS / 2);
-    block_on(kv.put(&small, "small").expect("put").execute()).expect("put");
     let raw = Connection::open(&path).expect("open raw");
     raw.set_prepared_statement_cache_capacity(128);
-    let now = NOW_MS as i64;
-    let row = compare(
+    Neighbourhood {
         label,
-        ROUNDS,
-        NEIGHBOUR_GETS,
-        |_| {
+        path,
+        kv,
+        raw,
+    }
+}
+
+/// Median time per get of the small key in each neighbourhood, d1ns and by hand. Every round
+/// visits all neighbourhoods in turn, so a burst of load on the machine hits all sizes alike.
+fn small_gets_among_neighbours(dir: &Path) -> Vec<Row> {
+    if !selected("neighbours") {
+        return Vec::new();
+    }
+    let hoods: Vec<Neighbourhood> = NEIGHBOUR_SIZES
+        .iter()
+        .map(|&(label, size)| neighbourhood(dir, label, size))
+        .collect();
+    let now = NOW_MS as i64;
+    let mut samples = vec![(Vec::new(), Vec::new()); hoods.len()];
+    for round in 0..=ROUNDS {
+        for (hood, (d1ns_samples, raw_samples)) in hoods.iter().zip(&mut samples) {
+            let start = Instant::now();
             for _ in 0..NEIGHBOUR_GETS {
-                black_box(block_on(kv.get(&small).text()).expect("get"));
+                black_box(block_on(hood.kv.get(SMALL_KEY).text()).expect("get"));
             }
-        },
-        |_| {
+            let d1ns_time = start.elapsed();
+            let start = Instant::now();
             for _ in 0..NEIGHBOUR_GETS {
-                black_box(raw_get(&raw, &small, now).expect("hit"));
+                black_box(raw_get(&hood.raw, SMALL_KEY, now).expect("hit"));
             }
-        },
-    );
-    drop((kv, raw));
-    remove_database(&path);
-    row
+            let raw_time = start.elapsed();
+            if round > 0 {
+                d1ns_samples.push(d1ns_time.as_nanos() as f64 / NEIGHBOUR_GETS as f64);
+                raw_samples.push(raw_time.as_nanos() as f64 / NEIGHBOUR_GETS as f64);
+            }
+        }
+    }
+    hoods
+        .into_iter()
+        .zip(samples)
+        .map(|(hood, (d1ns_samples, raw_samples))| {
+            let Neighbourhood {
+                label,
+                path,
+                kv,
+                raw,
+            } = hood;
+            drop((kv, raw));
+            remove_database(&path);
+            Row {
+                name: label,
+                d1ns_ns: median(d1ns_samples),
+                raw_ns: median(raw_samples),
+            }
+        })
+        .collect()
 }
 
 fn main() {
@@ -572,28 +613,27 @@ fn main() {
     drop((kv, raw));
 
     eprintln!("neighbours: gets of a small key among {NEIGHBOURS} keys of each size ...");
-    let neighbours: Vec<Row> = NEIGHBOUR_SIZES
-        .iter()
-        .filter_map(|&(label, size)| small_get_among(&dir, label, size))
-        .collect();
+    let neighbours = small_gets_among_neighbours(&dir);
     eprintln!("bench run took {:.0} s", started.elapsed().as_secs_f64());
 
-    println!(
-        "\n| operation | d1ns (median per op) | raw rusqlite (median per op) | d1ns throughput / raw |"
-    );
-    println!("|---|---:|---:|---:|");
-    for row in &rows {
+    if !rows.is_empty() {
         println!(
-            "| {} | {} | {} | {:.2} |",
-            row.name,
-            human(row.d1ns_ns),
-            human(row.raw_ns),
-            row.raw_ns / row.d1ns_ns
+            "\n| operation | d1ns (median per op) | raw rusqlite (median per op) | d1ns throughput / raw |"
+        );
+        println!("|---|---:|---:|---:|");
+        for row in &rows {
+            println!(
+                "| {} | {} | {} | {:.2} |",
+                row.name,
+                human(row.d1ns_ns),
+                human(row.raw_ns),
+                row.raw_ns / row.d1ns_ns
+            );
+        }
+        println!(
+            "\n{KEYS} keys per table; {ROUNDS} rounds per operation; medians of the per-round mean."
         );
     }
-    println!(
-        "\n{KEYS} keys per table; {ROUNDS} rounds per operation; medians of the per-round mean."
-    );
 
     let Some(base) = neighbours.first() else {
         return;
@@ -614,7 +654,7 @@ fn main() {
     }
     println!(
         "\nA get of one small key among {NEIGHBOURS} keys with values of each size, one file \
-         database per size; {NEIGHBOUR_GETS} gets per round, {ROUNDS} rounds."
+         database per size; {NEIGHBOUR_GETS} gets per size per round, {ROUNDS} rounds."
     );
 }
 
