@@ -579,7 +579,6 @@ async fn no_statement_scans_the_table() {
             .prepare(sql)
             .unwrap()
             .column_names()
-            .into_iter()
             .map(str::to_owned)
             .collect();
         let positional: Vec<String> = (0..names.len()).map(|i| format!("c{i}")).collect();

@@ -92,6 +92,19 @@ impl<B: Backend> PutOptionsBuilder<B> {
         Ok(self.metadata_json(json))
     }
 
+    /// The key being written.
+    #[cfg(feature = "d1")]
+    pub(crate) fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// The value to write instead of the one the builder was made with.
+    #[cfg(feature = "d1")]
+    pub(crate) fn value(mut self, value: Value) -> Self {
+        self.value = value;
+        self
+    }
+
     /// Metadata already serialized; `null` means none (K10).
     pub(crate) fn metadata_json(mut self, json: String) -> Self {
         self.metadata = (json != "null").then_some(json);

@@ -21,6 +21,7 @@ use crate::error::{Error, Operation};
 use crate::get::GetOptionsBuilder;
 use crate::limits;
 use crate::namespace::D1Namespace;
+use crate::put::PutOptionsBuilder;
 
 impl<B: Backend> GetOptionsBuilder<B> {
     /// The value as a stream of its bytes; `None` if missing or expired. Workers only (see
@@ -54,70 +55,48 @@ impl<B: Backend> D1Namespace<B> {
         value: ReadableStream,
     ) -> Result<PutStreamOptionsBuilder<B>, Error> {
         Ok(PutStreamOptionsBuilder {
-            namespace: self.clone(),
-            key: key.to_owned(),
+            put: self.put_value(key, Value::Blob(Vec::new())),
             stream: value,
-            expiration: None,
-            expiration_ttl: None,
-            metadata: None,
         })
     }
 }
 
 /// Options of a `put_stream`; made by [`D1Namespace::put_stream`], with the options of
-/// [`PutOptionsBuilder`](crate::PutOptionsBuilder). Nothing is read or written until
-/// `.execute().await` (or `.await`).
+/// [`PutOptionsBuilder`]. Nothing is read or written until `.execute().await` (or `.await`).
 #[derive(Debug)]
 #[must_use = "a put does nothing until you .execute().await (or .await) it"]
 pub struct PutStreamOptionsBuilder<B> {
-    namespace: D1Namespace<B>,
-    key: String,
+    /// The put the stream's bytes go to, with every option but the value.
+    put: PutOptionsBuilder<B>,
     stream: ReadableStream,
-    expiration: Option<u64>,
-    expiration_ttl: Option<u64>,
-    metadata: Option<String>,
 }
 
 impl<B: Backend> PutStreamOptionsBuilder<B> {
     /// Expire at this time, in seconds since the Unix epoch; it must be in the future (K14).
     pub fn expiration(mut self, expiration: u64) -> Self {
-        self.expiration = Some(expiration);
+        self.put = self.put.expiration(expiration);
         self
     }
 
     /// Expire this many seconds from now (K14); wins over [`expiration`](Self::expiration).
     pub fn expiration_ttl(mut self, expiration_ttl: u64) -> Self {
-        self.expiration_ttl = Some(expiration_ttl);
+        self.put = self.put.expiration_ttl(expiration_ttl);
         self
     }
 
-    /// Metadata stored with the value: any JSON of at most 1024 bytes (K10, K11).
+    /// Metadata stored with the value: any JSON of at most 1024 bytes (K10, K11); `null` means
+    /// none.
     pub fn metadata<T: Serialize>(mut self, metadata: T) -> Result<Self, Error> {
-        let json = serde_json::to_string(&metadata).map_err(|source| Error::Serialize {
-            key: self.key.clone(),
-            part: "metadata",
-            source,
-        })?;
-        self.metadata = Some(json);
+        self.put = self.put.metadata(metadata)?;
         Ok(self)
     }
 
     /// Reads the stream to its end, then writes the entry as `put_bytes` does.
     pub async fn execute(self) -> Result<(), Error> {
         // A bad key fails before the stream is read, as for every other put.
-        limits::check_key(Operation::Put, &self.key)?;
-        let bytes = js::read_to_end(&self.key, self.stream).await?;
-        let mut put = self.namespace.put_value(&self.key, Value::Blob(bytes));
-        if let Some(json) = self.metadata {
-            put = put.metadata_json(json);
-        }
-        if let Some(expiration) = self.expiration {
-            put = put.expiration(expiration);
-        }
-        if let Some(expiration_ttl) = self.expiration_ttl {
-            put = put.expiration_ttl(expiration_ttl);
-        }
-        put.execute().await
+        limits::check_key(Operation::Put, self.put.key())?;
+        let bytes = js::read_to_end(self.put.key(), self.stream).await?;
+        self.put.value(Value::Blob(bytes)).execute().await
     }
 }
 
