@@ -54,11 +54,10 @@ fn made_by_0_1(name: &str) -> std::path::PathBuf {
     path
 }
 
-fn columns(path: &Path) -> Vec<String> {
+/// The first column of every row `query` returns.
+fn strings(path: &Path, query: &str) -> Vec<String> {
     let conn = rusqlite::Connection::open(path).unwrap();
-    let mut statement = conn
-        .prepare("SELECT name FROM pragma_table_info('_kv_entries')")
-        .unwrap();
+    let mut statement = conn.prepare(query).unwrap();
     statement
         .query_map([], |row| row.get(0))
         .unwrap()
@@ -66,16 +65,15 @@ fn columns(path: &Path) -> Vec<String> {
         .collect()
 }
 
+fn columns(path: &Path) -> Vec<String> {
+    strings(path, "SELECT name FROM pragma_table_info('_kv_entries')")
+}
+
 fn triggers(path: &Path) -> Vec<String> {
-    let conn = rusqlite::Connection::open(path).unwrap();
-    let mut statement = conn
-        .prepare("SELECT name FROM sqlite_schema WHERE type = 'trigger' ORDER BY name")
-        .unwrap();
-    statement
-        .query_map([], |row| row.get(0))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect()
+    strings(
+        path,
+        "SELECT name FROM sqlite_schema WHERE type = 'trigger' ORDER BY name",
+    )
 }
 
 async fn reads_as_0_1_wrote_it<B: Backend + Send + Sync + 'static>(kv: &D1Namespace<B>) {
