@@ -31,8 +31,9 @@ fn table_names(path: &std::path::Path) -> Vec<String> {
         .collect()
 }
 
-/// The statements of a first operation: six that create the schema, then the operation's.
-const WITH_SCHEMA: usize = 7;
+/// The statements of a first operation: six that create the schema, one that checks it is this
+/// version's, then the operation's.
+const WITH_SCHEMA: usize = 8;
 
 // ---- K32: namespaces and tables ------------------------------------------------------------
 
@@ -198,7 +199,8 @@ async fn k34_table_is_created_in_the_same_round_trip_as_the_first_operation() {
     assert!(sql[3].starts_with("CREATE UNIQUE INDEX IF NOT EXISTS"));
     assert!(sql[4].starts_with("CREATE TRIGGER IF NOT EXISTS"));
     assert!(sql[5].starts_with("CREATE TRIGGER IF NOT EXISTS"));
-    assert!(sql[6].starts_with("INSERT INTO"));
+    assert!(sql[6].starts_with("SELECT size"));
+    assert!(sql[7].starts_with("INSERT INTO"));
 
     recorder.clear();
     kv.get("k").text().await.unwrap();

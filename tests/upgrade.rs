@@ -242,3 +242,36 @@ async fn without_auto_create_a_0_1_table_is_refused_naming_the_migration_until_i
     reads_as_0_1_wrote_it(&kv).await;
     kv.put("k", "v").unwrap().await.unwrap();
 }
+
+#[tokio::test]
+async fn any_first_operation_upgrades_a_0_1_table_whole_never_half() {
+    for first in ["list", "delete", "purge"] {
+        let path = made_by_0_1(&format!("upgrade_first_{first}"));
+        let kv = D1Namespace::builder(SqliteBackend::open(&path).unwrap())
+            .clock(ManualClock::new(T0))
+            .build()
+            .unwrap();
+        match first {
+            "list" => drop(kv.list().await.unwrap()),
+            "delete" => kv.delete("absent").await.unwrap(),
+            _ => drop(kv.purge_expired(10).await.unwrap()),
+        }
+        assert!(columns(&path).contains(&"size".to_string()), "{first}");
+        assert_eq!(
+            triggers(&path),
+            ["_kv_entries$chunks_on_delete", "_kv_entries$chunks_on_edit"],
+            "{first}"
+        );
+        // Writes by hand that name the new trigger's columns work at once.
+        rusqlite::Connection::open(&path)
+            .unwrap()
+            .execute_batch(
+                "UPDATE _kv_entries SET value = 'hand', chunks = NULL, size = NULL WHERE key = 'long'",
+            )
+            .unwrap();
+        assert_eq!(
+            kv.get("long").text().await.unwrap().as_deref(),
+            Some("hand")
+        );
+    }
+}

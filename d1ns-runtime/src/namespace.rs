@@ -12,6 +12,9 @@ use crate::error::{Error, NameKind, Operation};
 use crate::limits::{self, default_table};
 use crate::sql::{SCHEMA_STATEMENTS, Sql, UPGRADE_COLUMN};
 
+/// How many statements go in front of an operation that may have to create its table.
+const SCHEMA_PREFIX: usize = SCHEMA_STATEMENTS + 1;
+
 /// A KV namespace stored in a D1 table: the API of `worker::kv::KvStore`, strongly consistent.
 ///
 /// Moving from Workers KV is one line: `env.kv("KV")?` becomes
@@ -216,14 +219,14 @@ impl<B: Backend> D1Namespace<B> {
             if with_schema && !prefixed {
                 statements.splice(0..0, self.schema_statements());
             } else if !with_schema && prefixed {
-                statements.drain(..SCHEMA_STATEMENTS);
+                statements.drain(..SCHEMA_PREFIX);
             }
             prefixed = with_schema;
             match self.inner.backend.batch(&statements).await {
                 Ok(mut results) => {
                     if with_schema {
                         self.remember_schema();
-                        results.drain(..SCHEMA_STATEMENTS.min(results.len()));
+                        results.drain(..SCHEMA_PREFIX.min(results.len()));
                     }
                     return Ok(results);
                 }
@@ -275,11 +278,16 @@ impl<B: Backend> D1Namespace<B> {
         Ok(())
     }
 
+    /// The schema statements and their check, sent in front of an operation.
     fn schema_statements(&self) -> impl Iterator<Item = Statement<'_>> {
-        self.sql().schema.iter().map(|sql| Statement {
-            sql,
-            params: Vec::new(),
-        })
+        let sql = self.sql();
+        sql.schema
+            .iter()
+            .chain([&sql.schema_check])
+            .map(|sql| Statement {
+                sql,
+                params: Vec::new(),
+            })
     }
 
     fn schema_known(&self) -> bool {

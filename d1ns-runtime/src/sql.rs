@@ -21,6 +21,10 @@
 pub(crate) struct Sql {
     /// Creates the tables, index and triggers, in order; each is `IF NOT EXISTS`.
     pub schema: [String; SCHEMA_STATEMENTS],
+    /// Runs after [`schema`](Self::schema) in the batch that creates it: fails on a table made by
+    /// d1ns 0.1 (no `size` column), so that the whole batch, the new trigger included, rolls back
+    /// and the table is upgraded first, whatever the operation.
+    pub schema_check: String,
     /// Brings a table made by d1ns 0.1 (no `size` column, the first update trigger) to this
     /// schema, then [`schema`](Self::schema) completes it. One batch: all or nothing.
     pub upgrade: [String; UPGRADE_STATEMENTS],
@@ -148,6 +152,10 @@ impl Sql {
                      WHEN OLD.chunks > 0 BEGIN DELETE FROM {old_chunks}; END"
                 ),
             ],
+            // Reads no row: a key search that stops before it starts.
+            schema_check: format!(
+                "SELECT {UPGRADE_COLUMN} AS c0 FROM {t} WHERE namespace = '' AND key = '' LIMIT 0"
+            ),
             upgrade: [
                 format!("ALTER TABLE {t} ADD COLUMN size INTEGER"),
                 format!("DROP TRIGGER IF EXISTS {on_update_v1}"),
