@@ -667,12 +667,16 @@ function printCostTable() {
 // `node driver.mjs --bench` (or `bash scripts/workerd-e2e.sh --bench`): instead of the suite, the
 // same operations through Workers KV (wrangler's local KV, binding KV) and through d1ns (binding
 // DB), in one run of one Worker, timed inside the Worker (worker/src/bench.rs), ROUNDS rounds
-// alternating which side goes first. Prints medians and the ratio d1ns / KV; the small cases
-// also run d1ns's own statements by hand on D1, to tell D1's share from d1ns's.
+// alternating which side goes first. Prints medians and the ratio d1ns / KV; then d1ns against
+// its own statements sent by hand on D1 (small gets and puts, interleaved), to tell D1's share
+// from d1ns's.
 const ROUNDS = Number(process.env.D1NS_BENCH_ROUNDS) || 5;
 const SMALL_OPS = 1000;
 const SMALL_BATCH = 250; // operations per request
 const SMALL_LEN = 100;
+// d1ns and its statements by hand alternate in blocks of this many operations (see overhead()).
+const OVERHEAD_BLOCK = 25;
+const OVERHEAD_ROUNDS = 2 * ROUNDS - 1;
 const MIB = 1024 * 1024;
 const LARGE = [
   ["1 MiB", MIB],
@@ -680,6 +684,23 @@ const LARGE = [
   ["25 MiB", 26_214_400],
 ];
 const KINDS = ["bytes", "text"];
+// Medium values: MEDIUM_OPS puts, then MEDIUM_OPS gets, per request.
+const MEDIUM = [
+  ["16 KiB", 16 * 1024],
+  ["256 KiB", 256 * 1024],
+];
+const MEDIUM_OPS = 20;
+// A small key among NEIGHBOURS keys with values of each size (a table each, through d1ns):
+// NEIGHBOUR_GETS gets of it per size and round, d1ns and its get statement by hand.
+const NEIGHBOURS = 200;
+const NEIGHBOUR_GETS = 200;
+const NEIGHBOUR_SIZES = [
+  ["100 B", 100],
+  ["16 KiB", 16 * 1024],
+  ["256 KiB", 256 * 1024],
+  ["1 MiB", MIB],
+  ["1.8 MB", 1_800_000],
+];
 
 async function timed(body) {
   const started = performance.now();
@@ -719,12 +740,62 @@ const median = (xs) => {
 const probes = [];
 async function probeGets(when) {
   const row = { when };
-  for (const sql of ["union", "entries", "chunks", "chunks_rowid"]) {
+  for (const sql of ["union", "entries", "chunks"]) {
     const r = await timed({ case: "probe_gets", count: SMALL_OPS, sql });
     row[sql] = r.ms;
     row[`${sql}_rows`] = r.rows_read;
   }
   probes.push(row);
+}
+
+/**
+ * d1ns against its own statements by hand on D1, SMALL_OPS operations a side per round, in one
+ * request per round that alternates the two sides in blocks (worker/src/bench.rs, overhead), so
+ * that a change of the machine's load falls on both sides alike.
+ */
+const overheads = [];
+async function overhead(op, when) {
+  const o = { label: `${SMALL_OPS} ${op}s, ${SMALL_LEN}-byte text, ${when}`, d1ns: [], hand: [] };
+  for (let round = 0; round < OVERHEAD_ROUNDS; round++) {
+    const r = await timed({ case: "overhead", op, count: SMALL_OPS, block: OVERHEAD_BLOCK, value_len: SMALL_LEN });
+    o.d1ns.push(r.d1ns_ms);
+    o.hand.push(r.hand_ms);
+  }
+  overheads.push(o);
+}
+
+/** The small key among neighbours of each size: fills the tables, times the gets, prints. */
+async function neighbours() {
+  const started = Date.now();
+  for (const [, size] of NEIGHBOUR_SIZES) {
+    for (let from = 0; from <= NEIGHBOURS; from += 50) {
+      await timed({ case: "neighbours_fill", size, from, count: Math.min(50, NEIGHBOURS + 1 - from) });
+    }
+  }
+  const fill = ((Date.now() - started) / 1000).toFixed(1);
+  const gets = new Map(NEIGHBOUR_SIZES.map(([name]) => [name, { d1ns: [], hand: [] }]));
+  for (let round = 0; round < ROUNDS; round++) {
+    // Every round visits every size, starting from another one each round.
+    for (let i = 0; i < NEIGHBOUR_SIZES.length; i++) {
+      const [name, size] = NEIGHBOUR_SIZES[(i + round) % NEIGHBOUR_SIZES.length];
+      const r = await timed({ case: "neighbour_gets", size, count: NEIGHBOUR_GETS });
+      gets.get(name).d1ns.push(r.d1ns_ms / NEIGHBOUR_GETS);
+      gets.get(name).hand.push(r.hand_ms / NEIGHBOUR_GETS);
+    }
+  }
+  const ms = (x) => x.toFixed(3);
+  const base = gets.get(NEIGHBOUR_SIZES[0][0]);
+  const [baseD1ns, baseHand] = [median(base.d1ns), median(base.hand)];
+  console.log(
+    `\nA get of one small key among ${NEIGHBOURS} keys with values of each size (a table each; filled in ${fill} s), ` +
+      `ms per get, median of ${ROUNDS} rounds of ${NEIGHBOUR_GETS} gets:\n`,
+  );
+  console.log("| neighbours' values | d1ns | d1ns / 100 B case | by hand | by hand / 100 B case | d1ns / by hand |");
+  console.log("|---|---:|---:|---:|---:|---:|");
+  for (const [name] of NEIGHBOUR_SIZES) {
+    const [d, h] = [median(gets.get(name).d1ns), median(gets.get(name).hand)];
+    console.log(`| ${name} | ${ms(d)} | ${(d / baseD1ns).toFixed(2)} | ${ms(h)} | ${(h / baseHand).toFixed(2)} | ${(d / h).toFixed(2)} |`);
+  }
 }
 
 /** Writes the large values again (d1ns side), for the phase profile below. */
@@ -749,9 +820,8 @@ async function runBench() {
     await small(side, "put");
     await small(side, "get");
   }
-  // The parts table's rows again, in a rowid table with an index (see probeGets).
-  await sql("DB", "CREATE TABLE bench_chunks_rowid (namespace TEXT NOT NULL, key TEXT NOT NULL, part INTEGER NOT NULL, data TEXT NOT NULL)");
-  await sql("DB", "CREATE UNIQUE INDEX bench_chunks_rowid_key ON bench_chunks_rowid (namespace, key, part)");
+  // The hand-written statements are the ones d1ns sends (the Worker answers an error if not).
+  check("the hand-written get and put are d1ns's statements", (await timed({ case: "same_sql" })).same, true);
   await probeGets("before any large value was stored");
   const cases = [
     [`${SMALL_OPS} gets, ${SMALL_LEN}-byte text`, (side) => small(side, "get"), "get"],
@@ -759,20 +829,22 @@ async function runBench() {
   ];
   const samples = new Map(); // label -> { kv: [{ms, http_ms}], d1ns: [...] }
   const add = (label, side, sample) => {
-    if (!samples.has(label)) samples.set(label, { kv: [], d1ns: [], d1: [] });
+    if (!samples.has(label)) samples.set(label, { kv: [], d1ns: [] });
     samples.get(label)[side].push(sample);
   };
-  const withLarge = `${SMALL_OPS} gets, ${SMALL_LEN}-byte text, with the large values stored too`;
-  // Small cases first, in a table that holds only small values; they also run d1ns's statements
-  // by hand on D1 ("d1"). The order of the sides rotates from round to round.
+  const withLarge = `${SMALL_OPS} gets, ${SMALL_LEN}-byte text, with the medium and large values stored too`;
+  // Small cases first, in a table that holds only small values. The side that goes first
+  // alternates from round to round.
   for (let round = 0; round < ROUNDS; round++) {
     const started = Date.now();
-    const three = ["kv", "d1ns", "d1"].map((_, i, all) => all[(i + round) % 3]);
+    const two = round % 2 === 0 ? ["kv", "d1ns"] : ["d1ns", "kv"];
     // Puts first: the gets read what the puts of this round wrote.
-    for (const side of three) add(cases[1][0], side, await cases[1][1](side));
-    for (const side of three) add(cases[0][0], side, await cases[0][1](side));
-    console.log(`small round ${round + 1}/${ROUNDS} (${three.join(", ")}): ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    for (const side of two) add(cases[1][0], side, await cases[1][1](side));
+    for (const side of two) add(cases[0][0], side, await cases[0][1](side));
+    console.log(`small round ${round + 1}/${ROUNDS} (${two.join(", ")}): ${((Date.now() - started) / 1000).toFixed(1)} s`);
   }
+  await overhead("put", "small values only");
+  await overhead("get", "small values only");
   // Large values: the same keys every round (after the first, puts overwrite).
   for (let round = 0; round < ROUNDS; round++) {
     const order = round % 2 === 0 ? ["kv", "d1ns"] : ["d1ns", "kv"];
@@ -786,53 +858,80 @@ async function runBench() {
         }
       }
     }
-    console.log(`large round ${round + 1}/${ROUNDS} (${order.join(", ")}): ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    for (const [name, size] of MEDIUM) {
+      for (const kind of KINDS) {
+        for (const side of order) {
+          const r = await timed({ case: "medium", side, kind, size, count: MEDIUM_OPS, seed: 2000 + round });
+          add(`${MEDIUM_OPS} puts, ${name} ${kind}`, side, { ms: r.put_ms, http_ms: null });
+          add(`${MEDIUM_OPS} gets, ${name} ${kind}`, side, { ms: r.get_ms, http_ms: null });
+        }
+      }
+    }
+    console.log(`medium and large round ${round + 1}/${ROUNDS} (${order.join(", ")}): ${((Date.now() - started) / 1000).toFixed(1)} s`);
   }
-  // Small gets again, now that the large values sit in the same stores.
+  // Small gets again, now that the medium and large values sit in the same stores.
   for (let round = 0; round < ROUNDS; round++) {
-    const three = ["kv", "d1ns", "d1"].map((_, i, all) => all[(i + round) % 3]);
-    for (const side of three) add(withLarge, side, await small(side, "get"));
+    const two = round % 2 === 0 ? ["kv", "d1ns"] : ["d1ns", "kv"];
+    for (const side of two) add(withLarge, side, await small(side, "get"));
   }
-  const order = [cases[0][0], cases[1][0], ...LARGE.flatMap(([name]) => KINDS.flatMap((kind) => [`put, ${name} ${kind}`, `get, ${name} ${kind}`])), withLarge];
+  await overhead("get", "medium and large values stored too");
+  const order = [
+    cases[0][0],
+    cases[1][0],
+    ...MEDIUM.flatMap(([name]) => KINDS.flatMap((kind) => [`${MEDIUM_OPS} puts, ${name} ${kind}`, `${MEDIUM_OPS} gets, ${name} ${kind}`])),
+    ...LARGE.flatMap(([name]) => KINDS.flatMap((kind) => [`put, ${name} ${kind}`, `get, ${name} ${kind}`])),
+    withLarge,
+  ];
   const fmt = (ms) => (ms >= 100 ? ms.toFixed(0) : ms.toFixed(1));
   const table = (title, field) => {
     console.log(`\n${title}\n`);
-    console.log("| operation | KV median (ms) | d1ns median (ms) | d1ns / KV | D1 by hand (ms) | d1ns / D1 by hand |");
-    console.log("|---|---:|---:|---:|---:|---:|");
+    console.log("| operation | KV median (ms) | d1ns median (ms) | d1ns / KV |");
+    console.log("|---|---:|---:|---:|");
     for (const label of order) {
       const s = samples.get(label);
-      if (!s) continue;
+      // The medium cases time puts and gets in one request: no driver figure of their own.
+      if (!s || s.d1ns.some((x) => x[field] === null)) continue;
       const kv = median(s.kv.map((x) => x[field]));
       const d1 = median(s.d1ns.map((x) => x[field]));
-      const hand = s.d1.length ? median(s.d1.map((x) => x[field])) : null;
-      const byHand = hand === null ? "| | |" : `| ${fmt(hand)} | ${(d1 / hand).toFixed(2)} |`;
-      console.log(`| ${label} | ${fmt(kv)} | ${fmt(d1)} | ${(d1 / kv).toFixed(2)} ${byHand}`);
+      console.log(`| ${label} | ${fmt(kv)} | ${fmt(d1)} | ${(d1 / kv).toFixed(2)} |`);
     }
   };
   table(`Timed inside the Worker (Date.now() around the operations), median of ${ROUNDS} rounds:`, "ms");
   table(`Timed from the driver (HTTP request to response; includes making and checking the values), median of ${ROUNDS} rounds:`, "http_ms");
 
-  await sql("DB", 'INSERT INTO bench_chunks_rowid SELECT namespace, key, part, data FROM "_kv_entries$chunks"');
-  await probeGets("after the rounds (large values stored)");
-  // Delete the large values (their parts go with them, by trigger) and look again.
-  await sql("DB", "DELETE FROM _kv_entries WHERE key >= 'large:' AND key < 'large;'");
-  await sql("DB", "DELETE FROM bench_chunks_rowid");
-  await probeGets("after deleting the large values");
-  await small("d1ns", "get").then((r) => console.log(`\nd1ns, ${SMALL_OPS} small gets after deleting the large values: ${fmt(r.ms)} ms`));
+  console.log(`\nd1ns against its own statements sent by hand on the D1 binding (${SMALL_OPS} operations a side per round, ` +
+    `interleaved in blocks of ${OVERHEAD_BLOCK}), median of ${OVERHEAD_ROUNDS} rounds:\n`);
+  console.log("| operation | d1ns (ms) | by hand (ms) | d1ns / by hand (median of the rounds' ratios) | each round's ratio |");
+  console.log("|---|---:|---:|---:|---|");
+  for (const o of overheads) {
+    const ratios = o.d1ns.map((d, i) => d / o.hand[i]);
+    console.log(`| ${o.label} | ${fmt(median(o.d1ns))} | ${fmt(median(o.hand))} | ${median(ratios).toFixed(3)} | ${ratios.map((r) => r.toFixed(2)).join(", ")} |`);
+  }
+
+  await neighbours();
+
+  await probeGets("after the rounds (medium and large values stored)");
+  // Delete the medium and large values (their chunks go with them, by trigger) and look again.
+  await sql("DB", "DELETE FROM _kv_entries WHERE (key >= 'large:' AND key < 'large;') OR (key >= 'medium:' AND key < 'medium;')");
+  await probeGets("after deleting the medium and large values");
+  await small("d1ns", "get").then((r) => console.log(`\nd1ns, ${SMALL_OPS} small gets after deleting the medium and large values: ${fmt(r.ms)} ms`));
   console.log(`\n${SMALL_OPS} small gets by hand on D1 (ms; rows_read summed), d1ns's get statement and its halves:\n`);
-  console.log("| when | whole statement (UNION ALL) | entry row only | parts only | parts only, in a rowid table + index |");
-  console.log("|---|---:|---:|---:|---:|");
+  console.log("| when | whole statement (UNION ALL) | entry row only | chunks only |");
+  console.log("|---|---:|---:|---:|");
   for (const p of probes) {
-    console.log(`| ${p.when} | ${fmt(p.union)} (${p.union_rows}) | ${fmt(p.entries)} (${p.entries_rows}) | ${fmt(p.chunks)} (${p.chunks_rows}) | ${fmt(p.chunks_rowid)} (${p.chunks_rowid_rows}) |`);
+    console.log(`| ${p.when} | ${fmt(p.union)} (${p.union_rows}) | ${fmt(p.entries)} (${p.entries_rows}) | ${fmt(p.chunks)} (${p.chunks_rows}) |`);
   }
-  const puts = {};
-  for (let i = 0; i < ROUNDS; i++) {
-    for (const batch of i % 2 ? [true, false] : [false, true]) {
-      const r = await timed({ case: "probe_puts", count: SMALL_OPS, value_len: SMALL_LEN, batch });
-      (puts[batch] ??= []).push(r.ms);
-    }
+  const puts = { run: [], batch: [] };
+  for (let round = 0; round < OVERHEAD_ROUNDS; round++) {
+    const r = await timed({ case: "probe_puts", count: SMALL_OPS, value_len: SMALL_LEN, block: OVERHEAD_BLOCK });
+    puts.run.push(r.run_ms);
+    puts.batch.push(r.batch_ms);
   }
-  console.log(`\n${SMALL_OPS} small puts by hand on D1 with d1ns's put statement (median of ${ROUNDS}): run() ${fmt(median(puts[false]))} ms, batch() of one statement ${fmt(median(puts[true]))} ms`);
+  const batchOverRun = median(puts.batch.map((b, i) => b / puts.run[i]));
+  console.log(
+    `\n${SMALL_OPS} small puts by hand on D1 with d1ns's put statement, interleaved in blocks of ${OVERHEAD_BLOCK} (median of ${OVERHEAD_ROUNDS}): ` +
+      `run() ${fmt(median(puts.run))} ms, batch() of one statement ${fmt(median(puts.batch))} ms; batch() / run() ${batchOverRun.toFixed(3)}`,
+  );
   await restoreLarge();
 
   // Where a d1ns get of a large value spends its time (d1ns side only).

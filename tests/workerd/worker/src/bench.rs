@@ -10,6 +10,7 @@
 //!
 //! Every case that reads checks what it read: a wrong value is an error, never a fast figure.
 
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use d1ns::{Backend, D1Namespace, DatabaseError, QueryResult, Statement};
@@ -69,16 +70,52 @@ pub enum BenchRequest {
     /// the D1 binding as a BLOB and as hex text: see [`blob_profile`].
     BlobProfile { size: usize, seed: u32 },
     /// `count` gets of the small keys straight on D1, with d1ns's get statement (`union`) or
-    /// one of its two halves (`entries`: the entry's row, `chunks`: its parts), to see which
+    /// one of its two halves (`entries`: the entry's row, `chunks`: its chunks), to see which
     /// half of the statement a get pays for.
     ProbeGets { count: u32, sql: ProbeSql },
-    /// `count` small puts of d1ns's put statement by hand, sent with `run()` or as a `batch()`
-    /// of one statement (as d1ns sends every operation).
+    /// `count` small puts of d1ns's put statement by hand sent with `run()`, and `count` sent
+    /// as a `batch()` of one statement (as d1ns sends every write), alternating in blocks of
+    /// `block` as [`Overhead`](Self::Overhead) does.
     ProbePuts {
         count: u32,
         value_len: usize,
-        batch: bool,
+        block: u32,
     },
+    /// `count` small puts or gets of the keys `small:00000`.. through d1ns and through its
+    /// statements by hand ([`Side::D1`]), alternating in blocks of `block` operations (the side
+    /// that starts a block alternates too, so a change of the machine's load hits both sides
+    /// alike); each side's time is summed over its blocks.
+    Overhead {
+        op: OverheadOp,
+        count: u32,
+        block: u32,
+        value_len: usize,
+    },
+    /// Fails unless the statements d1ns sends for a small get and a small put are the
+    /// hand-written [`GET_SQL`] and [`PUT_SQL`], with the same kinds of parameters.
+    SameSql,
+    /// `count` puts and then `count` gets (each checked) of `size`-byte values, keys
+    /// `medium:{kind}:{size}:{i}`, timed apart.
+    Medium {
+        side: Side,
+        kind: Kind,
+        size: usize,
+        count: u32,
+        seed: u32,
+    },
+    /// Keys `n:{from}`.. of the neighbourhood of `size`-byte values (namespace `n{size}`, a
+    /// table of its own), written through d1ns; key [`NEIGHBOUR_SMALL_KEY`] gets a small value.
+    NeighboursFill { size: usize, from: u32, count: u32 },
+    /// `count` gets of the small key among the neighbours of `size`-byte values, through d1ns
+    /// and by hand (d1ns's get statement on that table), timed apart.
+    NeighbourGets { size: usize, count: u32 },
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OverheadOp {
+    Put,
+    Get,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -87,9 +124,6 @@ pub enum ProbeSql {
     Union,
     Entries,
     Chunks,
-    /// The parts half on `bench_chunks_rowid`: the same columns and rows as the parts table,
-    /// but a rowid table with an index on `(namespace, key, part)` (the driver fills it).
-    ChunksRowid,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, Serialize)]
@@ -147,13 +181,21 @@ pub async fn run(env: &Env, request: BenchRequest) -> Result<Value, String> {
         }
         BenchRequest::ProbePuts {
             count, value_len, ..
+        }
+        | BenchRequest::Overhead {
+            count, value_len, ..
         } if *count > MAX_SMALL_COUNT || *value_len > MAX_SMALL_LEN => {
             return Err(format!(
                 "at most {MAX_SMALL_COUNT} operations of at most {MAX_SMALL_LEN} bytes a request"
             ));
         }
-        BenchRequest::ProbeGets { count, .. } if *count > MAX_SMALL_COUNT => {
-            return Err(format!("at most {MAX_SMALL_COUNT} gets a request"));
+        BenchRequest::ProbeGets { count, .. }
+        | BenchRequest::NeighbourGets { count, .. }
+        | BenchRequest::NeighboursFill { count, .. }
+        | BenchRequest::Medium { count, .. }
+            if *count > MAX_SMALL_COUNT =>
+        {
+            return Err(format!("at most {MAX_SMALL_COUNT} operations a request"));
         }
         _ => {}
     }
@@ -255,8 +297,26 @@ pub async fn run(env: &Env, request: BenchRequest) -> Result<Value, String> {
         BenchRequest::ProbePuts {
             count,
             value_len,
-            batch,
-        } => probe_puts(env, count, value_len, batch).await,
+            block,
+        } => probe_puts(env, count, value_len, block).await,
+        BenchRequest::Overhead {
+            op,
+            count,
+            block,
+            value_len,
+        } => overhead(env, op, count, block, value_len).await,
+        BenchRequest::SameSql => same_sql(env).await,
+        BenchRequest::Medium {
+            side,
+            kind,
+            size,
+            count,
+            seed,
+        } => medium(env, side, kind, size, count, seed).await,
+        BenchRequest::NeighboursFill { size, from, count } => {
+            neighbours_fill(env, size, from, count).await
+        }
+        BenchRequest::NeighbourGets { size, count } => neighbour_gets(env, size, count).await,
     }
 }
 
@@ -281,6 +341,7 @@ impl Store {
                         JsValue::from_str(""),
                         JsValue::from_str(key),
                         JsValue::from_str(value),
+                        JsValue::NULL,
                         JsValue::NULL,
                         JsValue::NULL,
                         JsValue::NULL,
@@ -330,7 +391,7 @@ impl Store {
                     .map_err(text)?
                     .results()
                     .map_err(text)?;
-                Ok(rows.into_iter().next().map(|row| row.value))
+                Ok(rows.into_iter().next().map(|row| row.c1))
             }
         }
     }
@@ -347,16 +408,20 @@ impl Store {
 const HAND_WRITTEN_SMALL_ONLY: &str = "the hand-written D1 side is for small text values only";
 
 /// d1ns's put statement on its default table (`?1` namespace, `?2` key, `?3` value,
-/// `?4` metadata, `?5` expiration, `?6` chunks).
-const PUT_SQL: &str = "INSERT INTO \"_kv_entries\" (namespace, key, value, metadata, expiration, chunks) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (namespace, key) DO UPDATE SET \
+/// `?4` metadata, `?5` expiration, `?6` chunks, `?7` size; the last two `NULL` for a value
+/// kept in its row). [`SameSql`](BenchRequest::SameSql) checks it against d1ns's.
+const PUT_SQL: &str = "INSERT INTO \"_kv_entries\" \
+     (namespace, key, value, metadata, expiration, chunks, size) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+     ON CONFLICT (namespace, key) DO UPDATE SET \
      value = excluded.value, metadata = excluded.metadata, \
-     expiration = excluded.expiration, chunks = excluded.chunks";
+     expiration = excluded.expiration, chunks = excluded.chunks, \
+     size = excluded.size";
 
-/// The value column of a small entry (its first row).
+/// The value column (`c1`) of a small entry (its only row).
 #[derive(Deserialize)]
 struct TextRow {
-    value: String,
+    c1: String,
 }
 
 fn text(e: impl std::fmt::Display) -> String {
@@ -470,19 +535,35 @@ impl Backend for Timed {
     }
 }
 
-/// The entry's own row and its parts, as d1ns's get statement reads them (default namespace
-/// and table).
-const GET_SQL: &str = "SELECT -1, value, metadata, expiration, chunks FROM \"_kv_entries\" \
-     WHERE namespace = ?1 AND key = ?2 AND (expiration IS NULL OR expiration > ?3) \
-     UNION ALL SELECT c.part, c.data, NULL, NULL, NULL FROM \"_kv_entries$chunks\" AS c \
-     WHERE c.namespace = ?1 AND c.key = ?2 AND (SELECT (expiration IS NULL OR expiration > ?3) \
-     FROM \"_kv_entries\" AS e WHERE e.namespace = c.namespace AND e.key = c.key)";
+/// The first half of d1ns's get statement on its default table: the entry's own row
+/// (`?1` namespace, `?2` key, `?3` now).
+macro_rules! get_entry_sql {
+    () => {
+        "SELECT NULL AS c0, value AS c1, metadata AS c2, expiration AS c3, chunks AS c4, \
+         size AS c5 FROM \"_kv_entries\" \
+         WHERE namespace = ?1 AND key = ?2 AND (expiration IS NULL OR expiration > ?3)"
+    };
+}
 
-/// One row's `value` column, read the way d1ns's D1 backend reads a cell: serde's
+/// The second half: the entry's chunks, while it is live.
+macro_rules! get_chunks_sql {
+    () => {
+        "SELECT c.part, c.data, NULL, NULL, NULL, NULL FROM \"_kv_entries$chunks\" AS c \
+         WHERE c.namespace = ?1 AND c.key = ?2 AND \
+         (SELECT (expiration IS NULL OR expiration > ?3) AND c.part < e.chunks \
+         FROM \"_kv_entries\" AS e WHERE e.namespace = c.namespace AND e.key = c.key)"
+    };
+}
+
+/// d1ns's get statement on its default table. [`SameSql`](BenchRequest::SameSql) checks it
+/// against d1ns's.
+const GET_SQL: &str = concat!(get_entry_sql!(), " UNION ALL ", get_chunks_sql!());
+
+/// One row's value column (`c1`), read the way d1ns's D1 backend reads a cell: serde's
 /// `deserialize_any`, a BLOB (an array of numbers) element by element.
 #[derive(Deserialize)]
 struct SerdeCell {
-    value: SerdeValue,
+    c1: SerdeValue,
 }
 
 struct SerdeValue(usize);
@@ -568,7 +649,7 @@ async fn profile(
         let started = now();
         let cells: Vec<SerdeCell> = result.results().map_err(text)?;
         let serde_ms = now() - started;
-        let serde_len: usize = cells.iter().map(|c| c.value.0).sum();
+        let serde_len: usize = cells.iter().map(|c| c.c1.0).sum();
 
         let rows = statement.raw_js_value().await.map_err(text)?;
         let started = now();
@@ -649,14 +730,14 @@ async fn blob_profile(env: &Env, size: usize, seed: u32) -> Result<Value, String
 
         let started = now();
         let rows: Vec<SerdeCell> = db
-            .prepare("SELECT v AS value FROM bench_scratch WHERE k = 'blob'")
+            .prepare("SELECT v AS c1 FROM bench_scratch WHERE k = 'blob'")
             .all()
             .await
             .map_err(text)?
             .results()
             .map_err(text)?;
         let get_blob = now() - started;
-        if rows.first().map(|r| r.value.0) != Some(bytes.len()) {
+        if rows.first().map(|r| r.c1.0) != Some(bytes.len()) {
             return Err("blob_profile: the BLOB did not come back".to_owned());
         }
 
@@ -713,18 +794,8 @@ async fn probe_gets(env: &Env, count: u32, sql: ProbeSql) -> Result<Value, Strin
     let db = env.d1("DB").map_err(text)?;
     let statement = match sql {
         ProbeSql::Union => GET_SQL,
-        ProbeSql::Entries => {
-            "SELECT -1, value, metadata, expiration, chunks FROM \"_kv_entries\" \
-             WHERE namespace = ?1 AND key = ?2 AND (expiration IS NULL OR expiration > ?3)"
-        }
-        ProbeSql::Chunks => {
-            "SELECT part, data FROM \"_kv_entries$chunks\" \
-             WHERE namespace = ?1 AND key = ?2 AND ?3 IS NOT NULL"
-        }
-        ProbeSql::ChunksRowid => {
-            "SELECT part, data FROM bench_chunks_rowid \
-             WHERE namespace = ?1 AND key = ?2 AND ?3 IS NOT NULL"
-        }
+        ProbeSql::Entries => get_entry_sql!(),
+        ProbeSql::Chunks => get_chunks_sql!(),
     };
     let mut rows_read = 0;
     let started = now();
@@ -750,29 +821,270 @@ async fn probe_gets(env: &Env, count: u32, sql: ProbeSql) -> Result<Value, Strin
 }
 
 /// See [`BenchRequest::ProbePuts`].
-async fn probe_puts(env: &Env, count: u32, value_len: usize, batch: bool) -> Result<Value, String> {
+async fn probe_puts(env: &Env, count: u32, value_len: usize, block: u32) -> Result<Value, String> {
     let db = env.d1("DB").map_err(text)?;
     let values: Vec<(String, String)> = (0..count)
         .map(|i| (small_key(i), small_value(i, value_len)))
         .collect();
-    let started = now();
-    for (key, value) in &values {
-        let statement = db
-            .prepare(PUT_SQL)
-            .bind(&[
-                JsValue::from_str(""),
-                JsValue::from_str(key),
-                JsValue::from_str(value),
-                JsValue::NULL,
-                JsValue::NULL,
-                JsValue::NULL,
-            ])
-            .map_err(text)?;
-        if batch {
-            db.batch(vec![statement]).await.map_err(text)?;
-        } else {
-            statement.run().await.map_err(text)?;
+    // [run(), batch()]
+    let mut ms = [0.0; 2];
+    for (n, block) in values.chunks(block.max(1) as usize).enumerate() {
+        let order = if n % 2 == 0 { [0, 1] } else { [1, 0] };
+        for how in order {
+            let started = now();
+            for (key, value) in block {
+                let statement = db
+                    .prepare(PUT_SQL)
+                    .bind(&[
+                        JsValue::from_str(""),
+                        JsValue::from_str(key),
+                        JsValue::from_str(value),
+                        JsValue::NULL,
+                        JsValue::NULL,
+                        JsValue::NULL,
+                        JsValue::NULL,
+                    ])
+                    .map_err(text)?;
+                if how == 1 {
+                    db.batch(vec![statement]).await.map_err(text)?;
+                } else {
+                    statement.run().await.map_err(text)?;
+                }
+            }
+            ms[how] += now() - started;
         }
     }
-    Ok(json!({ "ms": now() - started }))
+    Ok(json!({ "run_ms": ms[0], "batch_ms": ms[1] }))
+}
+
+/// A backend that records the statements d1ns sends, with the kinds of their parameters.
+struct Capture {
+    db: D1Database,
+    sent: Mutex<Vec<(String, Vec<&'static str>)>>,
+}
+
+impl Backend for Capture {
+    fn batch(
+        &self,
+        statements: &[Statement<'_>],
+    ) -> impl Future<Output = Result<Vec<QueryResult>, DatabaseError>> + Send {
+        if let Ok(mut sent) = self.sent.lock() {
+            sent.extend(statements.iter().map(|s| {
+                let kinds = s.params.iter().map(param_kind).collect();
+                (s.sql.to_owned(), kinds)
+            }));
+        }
+        Backend::batch(&self.db, statements)
+    }
+
+    fn database_id(&self) -> u64 {
+        self.db.database_id()
+    }
+}
+
+/// How a parameter reaches JS: d1ns binds integers and reals alike as numbers.
+fn param_kind(value: &d1ns::Value) -> &'static str {
+    match value {
+        d1ns::Value::Null => "null",
+        d1ns::Value::Integer(_) | d1ns::Value::Real(_) => "number",
+        d1ns::Value::Text(_) => "text",
+        d1ns::Value::Blob(_) => "blob",
+    }
+}
+
+/// See [`BenchRequest::SameSql`].
+async fn same_sql(env: &Env) -> Result<Value, String> {
+    let capture = Capture {
+        db: env.d1("DB").map_err(text)?,
+        sent: Mutex::new(Vec::new()),
+    };
+    let ns = D1Namespace::new(&capture);
+    let last = || {
+        capture
+            .sent
+            .lock()
+            .map_err(text)?
+            .last()
+            .cloned()
+            .ok_or_else(|| "d1ns sent nothing".to_owned())
+    };
+    // The hand-written side binds what `Store::put_text` and `Store::get_text` bind for D1.
+    ns.put("same-sql", "v")
+        .map_err(text)?
+        .execute()
+        .await
+        .map_err(text)?;
+    let put = last()?;
+    let hand_put = (
+        PUT_SQL.to_owned(),
+        vec!["text", "text", "text", "null", "null", "null", "null"],
+    );
+    ns.get("same-sql").text().await.map_err(text)?;
+    let get = last()?;
+    let hand_get = (GET_SQL.to_owned(), vec!["text", "text", "number"]);
+    for (what, sent, hand) in [("put", put, hand_put), ("get", get, hand_get)] {
+        if sent != hand {
+            return Err(format!(
+                "the hand-written {what} is not what d1ns sends: d1ns {sent:?}, by hand {hand:?}"
+            ));
+        }
+    }
+    Ok(json!({ "same": true }))
+}
+
+/// See [`BenchRequest::Medium`].
+async fn medium(
+    env: &Env,
+    side: Side,
+    kind: Kind,
+    size: usize,
+    count: u32,
+    seed: u32,
+) -> Result<Value, String> {
+    let store = open(env, side)?;
+    let keys: Vec<String> = (0..count)
+        .map(|i| format!("medium:{kind:?}:{size}:{i}"))
+        .collect();
+    let values = (0..count)
+        .map(|i| large_value(kind, size, seed.wrapping_add(i)))
+        .collect::<Result<Vec<Large>, String>>()?;
+    let started = now();
+    for (key, value) in keys.iter().zip(&values) {
+        match value {
+            Large::Bytes(bytes) => store.put_bytes(key, bytes).await?,
+            Large::Text(text) => store.put_text(key, text).await?,
+        }
+    }
+    let put_ms = now() - started;
+    let mut read = Vec::with_capacity(keys.len());
+    let started = now();
+    for key in &keys {
+        read.push(match kind {
+            Kind::Bytes => store.get_bytes(key).await?.map(Large::Bytes),
+            Kind::Text => store.get_text(key).await?.map(Large::Text),
+        });
+    }
+    let get_ms = now() - started;
+    let wrong = read
+        .iter()
+        .zip(&values)
+        .filter(|(read, value)| read.as_ref() != Some(*value))
+        .count();
+    if wrong > 0 {
+        return Err(format!(
+            "{wrong} of {count} gets of {size}-byte values read a wrong value"
+        ));
+    }
+    Ok(json!({ "put_ms": put_ms, "get_ms": get_ms }))
+}
+
+/// The small key among the neighbours (in the middle of `n:000`..`n:200`, so every seek
+/// passes neighbours) and its value.
+const NEIGHBOUR_SMALL_KEY: &str = "n:100";
+const NEIGHBOUR_SMALL_VALUE: &str = "small";
+
+/// The namespace of the neighbours of `size`-byte values: a table of its own.
+fn neighbourhood(env: &Env, size: usize) -> Result<D1Namespace<D1Database>, String> {
+    D1Namespace::builder(env.d1("DB").map_err(text)?)
+        .namespace(format!("n{size}"))
+        .build()
+        .map_err(text)
+}
+
+/// See [`BenchRequest::NeighboursFill`].
+async fn neighbours_fill(env: &Env, size: usize, from: u32, count: u32) -> Result<Value, String> {
+    let ns = neighbourhood(env, size)?;
+    let value = "n".repeat(size);
+    for i in from..from.saturating_add(count) {
+        let key = format!("n:{i:03}");
+        let value = if key == NEIGHBOUR_SMALL_KEY {
+            NEIGHBOUR_SMALL_VALUE
+        } else {
+            &value
+        };
+        ns.put(&key, value)
+            .map_err(text)?
+            .execute()
+            .await
+            .map_err(text)?;
+    }
+    Ok(json!({ "ops": count }))
+}
+
+/// See [`BenchRequest::NeighbourGets`].
+async fn neighbour_gets(env: &Env, size: usize, count: u32) -> Result<Value, String> {
+    let ns = neighbourhood(env, size)?;
+    let db = env.d1("DB").map_err(text)?;
+    let hand_sql = GET_SQL.replace("\"_kv_entries", &format!("\"{}", ns.table()));
+    let mut read = Vec::with_capacity(2 * count as usize);
+    let started = now();
+    for _ in 0..count {
+        read.push(ns.get(NEIGHBOUR_SMALL_KEY).text().await.map_err(text)?);
+    }
+    let d1ns_ms = now() - started;
+    let started = now();
+    for _ in 0..count {
+        let rows: Vec<TextRow> = db
+            .prepare(&hand_sql)
+            .bind(&[
+                JsValue::from_str(ns.namespace()),
+                JsValue::from_str(NEIGHBOUR_SMALL_KEY),
+                JsValue::from_f64(now()),
+            ])
+            .map_err(text)?
+            .all()
+            .await
+            .map_err(text)?
+            .results()
+            .map_err(text)?;
+        read.push(rows.into_iter().next().map(|row| row.c1));
+    }
+    let hand_ms = now() - started;
+    if read
+        .iter()
+        .any(|value| value.as_deref() != Some(NEIGHBOUR_SMALL_VALUE))
+    {
+        return Err(format!("n{size}: the small key read a wrong value"));
+    }
+    Ok(json!({ "d1ns_ms": d1ns_ms, "hand_ms": hand_ms }))
+}
+
+/// See [`BenchRequest::Overhead`].
+async fn overhead(
+    env: &Env,
+    op: OverheadOp,
+    count: u32,
+    block: u32,
+    value_len: usize,
+) -> Result<Value, String> {
+    let sides = [open(env, Side::D1ns)?, open(env, Side::D1)?];
+    let values: Vec<(String, String)> = (0..count)
+        .map(|i| (small_key(i), small_value(i, value_len)))
+        .collect();
+    let mut ms = [0.0; 2];
+    let mut wrong = 0;
+    for (n, block) in values.chunks(block.max(1) as usize).enumerate() {
+        let order = if n % 2 == 0 { [0, 1] } else { [1, 0] };
+        for side in order {
+            let store = &sides[side];
+            let mut read = Vec::with_capacity(block.len());
+            let started = now();
+            for (key, value) in block {
+                match op {
+                    OverheadOp::Put => store.put_text(key, value).await?,
+                    OverheadOp::Get => read.push(store.get_text(key).await?),
+                }
+            }
+            ms[side] += now() - started;
+            wrong += read
+                .iter()
+                .zip(block)
+                .filter(|(read, (_, value))| read.as_deref() != Some(value.as_str()))
+                .count();
+        }
+    }
+    if wrong > 0 {
+        return Err(format!("{wrong} small gets read a wrong value"));
+    }
+    Ok(json!({ "d1ns_ms": ms[0], "hand_ms": ms[1] }))
 }
