@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use worker::js_sys::{self, Uint8Array};
 use worker::kv::KvStore;
 use worker::wasm_bindgen::JsValue;
-use worker::{D1Database, Env};
+use worker::{D1Database, D1PreparedStatement, Env};
 
 /// The body of `POST /bench`. Unknown fields are refused, so a typo in the driver fails loudly.
 #[derive(Debug, Deserialize)]
@@ -336,20 +336,7 @@ impl Store {
                 .await
                 .map_err(text),
             Store::D1(db) => {
-                db.prepare(PUT_SQL)
-                    .bind(&[
-                        JsValue::from_str(""),
-                        JsValue::from_str(key),
-                        JsValue::from_str(value),
-                        JsValue::NULL,
-                        JsValue::NULL,
-                        JsValue::NULL,
-                        JsValue::NULL,
-                    ])
-                    .map_err(text)?
-                    .run()
-                    .await
-                    .map_err(text)?;
+                hand_put(db, key, value)?.run().await.map_err(text)?;
                 Ok(())
             }
         }
@@ -417,6 +404,21 @@ const PUT_SQL: &str = "INSERT INTO \"_kv_entries\" \
      value = excluded.value, metadata = excluded.metadata, \
      expiration = excluded.expiration, chunks = excluded.chunks, \
      size = excluded.size";
+
+/// [`PUT_SQL`] bound for a small text value in the default namespace, as d1ns binds it.
+fn hand_put(db: &D1Database, key: &str, value: &str) -> Result<D1PreparedStatement, String> {
+    db.prepare(PUT_SQL)
+        .bind(&[
+            JsValue::from_str(""),
+            JsValue::from_str(key),
+            JsValue::from_str(value),
+            JsValue::NULL,
+            JsValue::NULL,
+            JsValue::NULL,
+            JsValue::NULL,
+        ])
+        .map_err(text)
+}
 
 /// The value column (`c1`) of a small entry (its only row).
 #[derive(Deserialize)]
@@ -833,18 +835,7 @@ async fn probe_puts(env: &Env, count: u32, value_len: usize, block: u32) -> Resu
         for how in order {
             let started = now();
             for (key, value) in block {
-                let statement = db
-                    .prepare(PUT_SQL)
-                    .bind(&[
-                        JsValue::from_str(""),
-                        JsValue::from_str(key),
-                        JsValue::from_str(value),
-                        JsValue::NULL,
-                        JsValue::NULL,
-                        JsValue::NULL,
-                        JsValue::NULL,
-                    ])
-                    .map_err(text)?;
+                let statement = hand_put(&db, key, value)?;
                 if how == 1 {
                     db.batch(vec![statement]).await.map_err(text)?;
                 } else {
