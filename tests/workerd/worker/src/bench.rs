@@ -364,22 +364,7 @@ impl Store {
         match self {
             Store::Kv(kv) => kv.get(key).text().await.map_err(text),
             Store::D1ns(ns) => ns.get(key).text().await.map_err(text),
-            Store::D1(db) => {
-                let rows: Vec<TextRow> = db
-                    .prepare(GET_SQL)
-                    .bind(&[
-                        JsValue::from_str(""),
-                        JsValue::from_str(key),
-                        JsValue::from_f64(now()),
-                    ])
-                    .map_err(text)?
-                    .all()
-                    .await
-                    .map_err(text)?
-                    .results()
-                    .map_err(text)?;
-                Ok(rows.into_iter().next().map(|row| row.c1))
-            }
+            Store::D1(db) => hand_get(db, GET_SQL, "", key).await,
         }
     }
 
@@ -404,6 +389,30 @@ const PUT_SQL: &str = "INSERT INTO \"_kv_entries\" \
      value = excluded.value, metadata = excluded.metadata, \
      expiration = excluded.expiration, chunks = excluded.chunks, \
      size = excluded.size";
+
+/// A small text value read with d1ns's get statement `sql`, as a Worker written
+/// straight on the binding would: `all()`, the first row's value column.
+async fn hand_get(
+    db: &D1Database,
+    sql: &str,
+    namespace: &str,
+    key: &str,
+) -> Result<Option<String>, String> {
+    let rows: Vec<TextRow> = db
+        .prepare(sql)
+        .bind(&[
+            JsValue::from_str(namespace),
+            JsValue::from_str(key),
+            JsValue::from_f64(now()),
+        ])
+        .map_err(text)?
+        .all()
+        .await
+        .map_err(text)?
+        .results()
+        .map_err(text)?;
+    Ok(rows.into_iter().next().map(|row| row.c1))
+}
 
 /// [`PUT_SQL`] bound for a small text value in the default namespace, as d1ns binds it.
 fn hand_put(db: &D1Database, key: &str, value: &str) -> Result<D1PreparedStatement, String> {
@@ -1015,20 +1024,7 @@ async fn neighbour_gets(env: &Env, size: usize, count: u32) -> Result<Value, Str
     let d1ns_ms = now() - started;
     let started = now();
     for _ in 0..count {
-        let rows: Vec<TextRow> = db
-            .prepare(&hand_sql)
-            .bind(&[
-                JsValue::from_str(ns.namespace()),
-                JsValue::from_str(NEIGHBOUR_SMALL_KEY),
-                JsValue::from_f64(now()),
-            ])
-            .map_err(text)?
-            .all()
-            .await
-            .map_err(text)?
-            .results()
-            .map_err(text)?;
-        read.push(rows.into_iter().next().map(|row| row.c1));
+        read.push(hand_get(&db, &hand_sql, ns.namespace(), NEIGHBOUR_SMALL_KEY).await?);
     }
     let hand_ms = now() - started;
     if read
