@@ -432,3 +432,23 @@ mod tests {
         assert!(error.to_string().contains(text), "{error}");
     }
 }
+
+#[cfg(test)]
+mod missing_column_tests {
+    use super::DatabaseError;
+
+    #[test]
+    fn a_missing_column_is_recognised_in_sqlites_and_d1s_words() {
+        let missing = |message: &str| DatabaseError::new(message).is_missing_column("size");
+        assert!(missing("no such column: size"));
+        assert!(missing("in prepare, no such column: NEW.size"));
+        assert!(missing(
+            "D1_ERROR: table _kv_entries has no column named size: SQLITE_ERROR"
+        ));
+        assert!(missing("D1_ERROR: no such column: e.size: SQLITE_ERROR"));
+        // Another column, or a name that only starts with it, is not this one.
+        assert!(!missing("no such column: sizes"));
+        assert!(!missing("no such column: chunks"));
+        assert!(!missing("no such table: size"));
+    }
+}
