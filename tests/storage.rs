@@ -33,7 +33,7 @@ fn table_names(path: &std::path::Path) -> Vec<String> {
 
 /// The statements of a first operation: six that create the schema, one that checks it is this
 /// version's, then the operation's.
-const WITH_SCHEMA: usize = 8;
+const WITH_SCHEMA: usize = 10;
 
 // ---- K32: namespaces and tables ------------------------------------------------------------
 
@@ -199,8 +199,10 @@ async fn k34_table_is_created_in_the_same_round_trip_as_the_first_operation() {
     assert!(sql[3].starts_with("CREATE UNIQUE INDEX IF NOT EXISTS"));
     assert!(sql[4].starts_with("CREATE TRIGGER IF NOT EXISTS"));
     assert!(sql[5].starts_with("CREATE TRIGGER IF NOT EXISTS"));
-    assert!(sql[6].starts_with("SELECT size"));
-    assert!(sql[7].starts_with("INSERT INTO"));
+    assert!(sql[6].starts_with("CREATE TRIGGER IF NOT EXISTS"));
+    assert!(sql[7].starts_with("CREATE TRIGGER IF NOT EXISTS"));
+    assert!(sql[8].starts_with("SELECT size"));
+    assert!(sql[9].starts_with("INSERT INTO"));
 
     recorder.clear();
     kv.get("k").text().await.unwrap();
@@ -348,10 +350,13 @@ fn the_migration_files_applied_in_order_give_the_schema_of_the_default_table() {
     migrated
         .execute_batch(include_str!("../migrations/0002_d1ns_size.sql"))
         .unwrap();
+    migrated
+        .execute_batch(include_str!("../migrations/0003_d1ns_version.sql"))
+        .unwrap();
     let fresh = rusqlite::Connection::open_in_memory().unwrap();
     fresh.execute_batch(&kv.schema_sql()).unwrap();
     assert_eq!(schema_of(&migrated), schema_of(&fresh));
-    // 0002 is the upgrade d1ns runs itself, for the default table.
+    // 0003 is the upgrade from 0.2 that d1ns runs itself, for the default table.
     let normalize = |sql: &str| -> String {
         let code: Vec<&str> = sql.lines().filter(|line| !line.starts_with("--")).collect();
         code.join(" ")
@@ -360,8 +365,8 @@ fn the_migration_files_applied_in_order_give_the_schema_of_the_default_table() {
             .join(" ")
     };
     assert_eq!(
-        normalize(include_str!("../migrations/0002_d1ns_size.sql")),
-        normalize(&kv.upgrade_sql())
+        normalize(include_str!("../migrations/0003_d1ns_version.sql")),
+        normalize(&kv.upgrade_sql_from_0_2())
     );
 }
 
@@ -811,6 +816,9 @@ async fn a_first_read_never_waits_for_another_connections_write_lock() {
         .unwrap();
     writer
         .execute_batch(include_str!("../migrations/0002_d1ns_size.sql"))
+        .unwrap();
+    writer
+        .execute_batch(include_str!("../migrations/0003_d1ns_version.sql"))
         .unwrap();
     writer
         .execute(

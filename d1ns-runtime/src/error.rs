@@ -164,6 +164,31 @@ pub enum Error {
         /// What went wrong.
         message: String,
     },
+    /// A sum, min or max (or `increment`) met a live value that is not the decimal text of an
+    /// `i64` (A12); the commit wrote nothing.
+    NotAnInteger {
+        /// The key of the mutation.
+        key: String,
+        /// `"sum"`, `"min"` or `"max"`.
+        operation: &'static str,
+    },
+    /// A sum (or `increment`) would leave the range of `i64` (A12); the commit wrote nothing.
+    Overflow {
+        /// The key of the mutation.
+        key: String,
+        /// The amount that was to be added.
+        delta: i64,
+    },
+    /// An atomic commit beyond its limits (A10): too many checks or mutations, or too many
+    /// bytes; see [`limits`](crate::limits).
+    CommitTooLarge {
+        /// `"checks"`, `"mutations"` or `"bytes"`.
+        what: &'static str,
+        /// How many the commit has.
+        count: usize,
+        /// The most a commit may have.
+        limit: usize,
+    },
     /// The database refused or failed a statement.
     Database(DatabaseError),
 }
@@ -181,7 +206,9 @@ impl Error {
             | Error::NotJson { key, .. }
             | Error::Decode { key, .. }
             | Error::Serialize { key, .. }
-            | Error::Stream { key, .. } => Some(key),
+            | Error::Stream { key, .. }
+            | Error::NotAnInteger { key, .. }
+            | Error::Overflow { key, .. } => Some(key),
             _ => None,
         }
     }
@@ -285,6 +312,18 @@ impl fmt::Display for Error {
             Error::Stream { key, message } => {
                 write!(f, "the stream of key {key:?} failed: {message}")
             }
+            Error::NotAnInteger { key, operation } => write!(
+                f,
+                "the value of key {key:?} is not an integer, so {operation} cannot apply to it; nothing was written"
+            ),
+            Error::Overflow { key, delta } => write!(
+                f,
+                "adding {delta} to the value of key {key:?} overflows a 64-bit integer; nothing was written"
+            ),
+            Error::CommitTooLarge { what, count, limit } => write!(
+                f,
+                "an atomic commit may have at most {limit} {what}, this one has {count}; nothing was written"
+            ),
             Error::Database(e) => write!(f, "{e}"),
         }
     }

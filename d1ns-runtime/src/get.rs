@@ -11,6 +11,8 @@ use crate::chunk;
 use crate::error::{DatabaseError, Error, Operation};
 use crate::limits;
 use crate::namespace::{D1Namespace, to_i64};
+use crate::typed::Entry;
+use crate::version::Versionstamp;
 
 /// A live entry as stored: its value (text or bytes), metadata JSON and expiration.
 #[derive(Debug)]
@@ -19,6 +21,8 @@ pub(crate) struct StoredEntry {
     pub metadata: Option<String>,
     /// In whole seconds since the Unix epoch (K15).
     pub expiration: Option<u64>,
+    /// The stamp of the write that made it (A1).
+    pub version: Versionstamp,
 }
 
 impl<B: Backend> D1Namespace<B> {
@@ -114,6 +118,61 @@ impl<B: Backend> GetOptionsBuilder<B> {
         self.with_metadata(|_, value| Ok(bytes(value))).await
     }
 
+    /// The value as text with its metadata, expiration and [`Versionstamp`], in the same one
+    /// statement and one row read as [`text`](Self::text) (A4); `None` if missing or expired.
+    /// The stamp is what [`AtomicOperation::check`](crate::AtomicOperation::check) takes.
+    ///
+    /// ```
+    /// # use d1ns_runtime::{D1Namespace, SqliteBackend};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), d1ns_runtime::Error> {
+    /// # let kv = D1Namespace::new(SqliteBackend::open_in_memory()?);
+    /// kv.put("greeting", "hello")?.await?;
+    /// let entry = kv.get("greeting").text_entry::<()>().await?.unwrap();
+    /// assert_eq!(entry.value, "hello");
+    /// let committed = kv
+    ///     .atomic()
+    ///     .check("greeting", Some(entry.version))
+    ///     .put("greeting", "hello, world")
+    ///     .commit()
+    ///     .await?;
+    /// assert!(committed.is_some());
+    /// # Ok(()) }
+    /// ```
+    pub async fn text_entry<M: DeserializeOwned>(self) -> Result<Option<Entry<String, M>>, Error> {
+        self.decoded_entry(|_, value| Ok(text(value))).await
+    }
+
+    /// The value parsed as JSON, with its metadata, expiration and [`Versionstamp`] (A4).
+    pub async fn json_entry<T: DeserializeOwned, M: DeserializeOwned>(
+        self,
+    ) -> Result<Option<Entry<T, M>>, Error> {
+        self.decoded_entry(json).await
+    }
+
+    /// The value as bytes, with its metadata, expiration and [`Versionstamp`] (A4).
+    pub async fn bytes_entry<M: DeserializeOwned>(
+        self,
+    ) -> Result<Option<Entry<Vec<u8>, M>>, Error> {
+        self.decoded_entry(|_, value| Ok(bytes(value))).await
+    }
+
+    pub(crate) async fn decoded_entry<T, M: DeserializeOwned>(
+        self,
+        decode: impl FnOnce(&str, Value) -> Result<T, Error>,
+    ) -> Result<Option<Entry<T, M>>, Error> {
+        let Some(entry) = self.entry().await? else {
+            return Ok(None);
+        };
+        let key = &self.key;
+        Ok(Some(Entry {
+            value: decode(key, entry.value)?,
+            metadata: metadata(key, entry.metadata)?,
+            expiration: entry.expiration,
+            version: entry.version,
+        }))
+    }
+
     async fn with_metadata<T, M: DeserializeOwned>(
         self,
         decode: impl FnOnce(&str, Value) -> Result<T, Error>,
@@ -140,7 +199,7 @@ impl<B: Backend> GetOptionsBuilder<B> {
 
 impl<B: Backend> D1Namespace<B> {
     /// Reads one entry with its chunks, as of `now`: see `Sql::get`.
-    fn get_statement(&self, key: &str, now: u64) -> Statement<'_> {
+    pub(crate) fn get_statement(&self, key: &str, now: u64) -> Statement<'_> {
         Statement {
             sql: &self.sql().get,
             params: vec![
@@ -158,13 +217,13 @@ fn decode_entry(key: &str, rows: Vec<Vec<Value>>) -> Result<Option<StoredEntry>,
     let mut entry = None;
     let mut chunks = Vec::new();
     for row in rows {
-        let [part, value, metadata, expiration, count, size] = columns(row)?;
+        let [part, value, metadata, expiration, count, size, version] = columns(row)?;
         match part {
-            Value::Null => entry = Some((value, metadata, expiration, count, size)),
+            Value::Null => entry = Some((value, metadata, expiration, count, size, version)),
             part => chunks.push((part, value)),
         }
     }
-    let Some((value, metadata, expiration, count, size)) = entry else {
+    let Some((value, metadata, expiration, count, size, version)) = entry else {
         // No row: the entry is missing or expired.
         return Ok(None);
     };
@@ -172,6 +231,7 @@ fn decode_entry(key: &str, rows: Vec<Vec<Value>>) -> Result<Option<StoredEntry>,
         value: assemble(key, value, &count, &size, chunks)?,
         metadata: text_column(metadata),
         expiration: expiration.as_u64().map(limits::expiration_seconds),
+        version: Versionstamp::from_column(key, &version)?,
     }))
 }
 

@@ -25,6 +25,7 @@
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod atomic;
 pub mod backend;
 mod chunk;
 pub mod clock;
@@ -39,7 +40,9 @@ mod sql;
 #[cfg(feature = "d1")]
 mod stream;
 mod typed;
+mod version;
 
+pub use atomic::{AtomicOperation, WriteOptions};
 #[cfg(all(feature = "sqlite", not(target_arch = "wasm32")))]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use backend::SqliteBackend;
@@ -59,9 +62,10 @@ pub use rusqlite;
 #[cfg(feature = "d1")]
 pub use stream::PutStreamOptionsBuilder;
 pub use typed::{
-    Entry, Namespace, NoMetadata, TypedKey, TypedListBuilder, TypedListResponse, TypedNamespace,
-    TypedPutBuilder,
+    Entry, Namespace, NoMetadata, TypedAtomicOperation, TypedKey, TypedListBuilder,
+    TypedListResponse, TypedNamespace, TypedPutBuilder,
 };
+pub use version::{ParseVersionstampError, Versionstamp};
 
 /// What `#[d1_namespace]`'s output refers to. Not public API: it may change in any release.
 #[doc(hidden)]

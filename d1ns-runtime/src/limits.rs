@@ -21,6 +21,15 @@ pub const MAX_BULK_KEYS: usize = 100;
 pub const MAX_LIST_LIMIT: u64 = 1000;
 /// Smallest `cache_ttl` KV accepts (K18).
 pub const MIN_CACHE_TTL: u64 = 30;
+/// Most checks in one atomic commit (A10). They travel as one statement, whatever their number.
+pub const MAX_ATOMIC_CHECKS: usize = 100;
+/// Most mutations in one atomic commit (A10). Each is one statement of the commit's batch (a
+/// value over 1 KiB takes 2 more, plus 1 per 1.4 MB), and D1 allows 1,000 queries per Worker
+/// invocation on the paid plan, 50 on the free plan.
+pub const MAX_ATOMIC_MUTATIONS: usize = 100;
+/// Most bytes of keys, values and metadata in one atomic commit (A10): one value of the largest
+/// size KV allows, and room besides.
+pub const MAX_ATOMIC_BYTES: usize = 32 * 1024 * 1024;
 // Shared with `#[d1_namespace]`, which checks names and `ttl` at compile time (K33).
 pub use d1ns_limits::{
     DEFAULT_TABLE_SUFFIX, MAX_EXPIRATION_MS, MAX_NAMESPACE_CHARS, MAX_TABLE_CHARS, default_table,

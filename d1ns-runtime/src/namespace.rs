@@ -10,7 +10,7 @@ use crate::backend::{Backend, QueryResult, Statement, Value};
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, NameKind, Operation};
 use crate::limits::{self, default_table};
-use crate::sql::{SCHEMA_STATEMENTS, Sql, UPGRADE_COLUMN};
+use crate::sql::{SCHEMA_STATEMENTS, Sql};
 
 /// How many statements go in front of an operation that may have to create its table.
 const SCHEMA_PREFIX: usize = SCHEMA_STATEMENTS + 1;
@@ -144,10 +144,17 @@ impl<B: Backend> D1Namespace<B> {
 
     /// The statements that bring a table made by d1ns 0.1 to this version's schema, for a D1
     /// migration when auto-create is off (with auto-create, d1ns runs them itself the first
-    /// time it meets such a table). Run them once; `migrations/0002_d1ns_size.sql` is this script
-    /// for the default table.
+    /// time it meets such a table). Run them once; for the default table they are
+    /// `migrations/0002_d1ns_size.sql` then `migrations/0003_d1ns_version.sql`.
     pub fn upgrade_sql(&self) -> String {
         self.sql().upgrade_script()
+    }
+
+    /// The statements that bring a table made by d1ns 0.2 (it has the `size` column, not yet
+    /// `version`) to this version's schema; `migrations/0003_d1ns_version.sql` is this script
+    /// for the default table.
+    pub fn upgrade_sql_from_0_2(&self) -> String {
+        self.sql().upgrade_script_from(1)
     }
 
     pub(crate) fn sql(&self) -> &Sql {
@@ -230,16 +237,10 @@ impl<B: Backend> D1Namespace<B> {
                     }
                     return Ok(results);
                 }
-                // A table made by d1ns 0.1: bring it up to date once, then try again.
-                Err(e) if e.is_missing_column(UPGRADE_COLUMN) && !upgraded => {
+                // A table made by an earlier version: bring it up to date once, then try again.
+                Err(e) if !upgraded && self.missing_step(&e).is_some() => {
                     if !auto_create {
-                        return Err(Error::Database(crate::error::DatabaseError::new(format!(
-                            "table {:?} was made by d1ns 0.1 and needs an upgrade ({}): apply \
-                             migrations/0002_d1ns_size.sql (for the default table) or the \
-                             statements of D1Namespace::upgrade_sql()",
-                            self.inner.table,
-                            e.message()
-                        ))));
+                        return Err(self.upgrade_needed(&e));
                     }
                     self.upgrade().await?;
                     upgraded = true;
@@ -256,23 +257,66 @@ impl<B: Backend> D1Namespace<B> {
         }
     }
 
-    /// Upgrades a table made by d1ns 0.1, in one atomic batch. Another process may have done it
-    /// first: its new column is then already there, and that is success.
-    async fn upgrade(&self) -> Result<(), Error> {
-        let statements: Vec<Statement<'_>> = self
-            .sql()
-            .upgrade
+    /// The first upgrade step whose column `e` says is missing.
+    fn missing_step(&self, e: &crate::error::DatabaseError) -> Option<usize> {
+        self.sql()
+            .upgrades
             .iter()
-            .chain(&self.sql().schema)
-            .map(|sql| Statement {
-                sql,
-                params: Vec::new(),
-            })
-            .collect();
-        match self.inner.backend.batch(&statements).await {
-            Ok(_) => {}
-            Err(e) if e.message().contains("duplicate column name") => {}
-            Err(e) => return Err(e.into()),
+            .position(|step| e.is_missing_column(step.column))
+    }
+
+    /// The error of an operation on a table that needs an upgrade, without auto-create: names
+    /// the migration files and the method that prints the statements.
+    fn upgrade_needed(&self, e: &crate::error::DatabaseError) -> Error {
+        let first = self.missing_step(e).unwrap_or(0);
+        let steps = &self.sql().upgrades[first..];
+        let files: Vec<&str> = steps.iter().map(|step| step.migration).collect();
+        let (made_by, method) = if first == 0 {
+            ("d1ns 0.1", "D1Namespace::upgrade_sql()")
+        } else {
+            ("d1ns 0.2", "D1Namespace::upgrade_sql_from_0_2()")
+        };
+        Error::Database(crate::error::DatabaseError::new(format!(
+            "table {:?} was made by {made_by} and needs an upgrade ({}): apply {} (for the \
+             default table), or the statements of {method}",
+            self.inner.table,
+            e.message(),
+            files.join(" then ")
+        )))
+    }
+
+    /// Upgrades a table made by an earlier version, in one atomic batch: every step whose
+    /// column is missing, then the schema. Another process may be doing the same: a step whose
+    /// column turns out to exist is done, and the rest is tried again without it.
+    async fn upgrade(&self) -> Result<(), Error> {
+        let steps = &self.sql().upgrades;
+        let mut pending: Vec<bool> = vec![true; steps.len()];
+        loop {
+            let statements: Vec<Statement<'_>> = steps
+                .iter()
+                .zip(&pending)
+                .filter(|(_, pending)| **pending)
+                .flat_map(|(step, _)| &step.statements)
+                .chain(&self.sql().schema)
+                .map(|sql| Statement {
+                    sql,
+                    params: Vec::new(),
+                })
+                .collect();
+            match self.inner.backend.batch(&statements).await {
+                Ok(_) => break,
+                Err(e) => {
+                    let done = steps.iter().zip(&pending).position(|(step, pending)| {
+                        *pending
+                            && e.message()
+                                .contains(&format!("duplicate column name: {}", step.column))
+                    });
+                    match done {
+                        Some(step) => pending[step] = false,
+                        None => return Err(e.into()),
+                    }
+                }
+            }
         }
         self.remember_schema();
         Ok(())

@@ -11,6 +11,7 @@ use crate::chunk;
 use crate::error::{Error, Operation};
 use crate::limits;
 use crate::namespace::{D1Namespace, to_i64};
+use crate::version::Versionstamp;
 
 impl<B: Backend> D1Namespace<B> {
     /// Writes a value: a string as is, a number or boolean as its text (`42`, `true`), anything
@@ -113,17 +114,66 @@ impl<B: Backend> PutOptionsBuilder<B> {
 
     /// Writes the entry, replacing any value, metadata and expiration the key had (K16).
     pub async fn execute(self) -> Result<(), Error> {
-        let ns = self.namespace;
+        let ns = self.namespace.clone();
+        let put = self.check(ns.now_ms())?;
+        let version = Versionstamp::random()?;
+        ns.run(put.statements(&ns, version)).await.map(drop)
+    }
+
+    /// The put checked against the KV rules (K1-K16) at time `now`, ready to become statements.
+    pub(crate) fn check(self, now: u64) -> Result<CheckedPut, Error> {
         limits::check_key(Operation::Put, &self.key)?;
         limits::check_value_len(&self.key, chunk::len(&self.value))?;
         if let Some(metadata) = &self.metadata {
             limits::check_metadata_len(&self.key, metadata.len())?;
         }
         let expiration =
-            limits::expiration_ms(&self.key, ns.now_ms(), self.expiration, self.expiration_ttl)?;
+            limits::expiration_ms(&self.key, now, self.expiration, self.expiration_ttl)?;
+        Ok(CheckedPut {
+            key: self.key,
+            value: self.value,
+            metadata: self.metadata,
+            expiration,
+        })
+    }
+}
+
+/// A put that passed the KV rules: see [`PutOptionsBuilder::check`].
+#[derive(Debug)]
+pub(crate) struct CheckedPut {
+    pub key: String,
+    value: Value,
+    metadata: Option<String>,
+    /// In milliseconds.
+    expiration: Option<u64>,
+}
+
+impl CheckedPut {
+    /// The bytes the put sends: key, value and metadata.
+    pub(crate) fn len(&self) -> usize {
+        self.key.len() + chunk::len(&self.value) + self.metadata.as_ref().map_or(0, String::len)
+    }
+
+    /// The statements that write the entry with `version`: one upsert, or for a value in chunks
+    /// the entry, then the removal of the key's old chunks, then its chunks, in one batch.
+    pub(crate) fn statements<'s, B: Backend>(
+        self,
+        ns: &'s D1Namespace<B>,
+        version: Versionstamp,
+    ) -> Vec<Statement<'s>> {
         let key = Value::Text(self.key);
-        let expiration = expiration.map_or(Value::Null, |ms| Value::Integer(to_i64(ms)));
+        let expiration = self
+            .expiration
+            .map_or(Value::Null, |ms| Value::Integer(to_i64(ms)));
         let metadata = self.metadata.map_or(Value::Null, Value::Text);
+        let version = Value::Text(version.to_string());
+        let count = |n: usize| {
+            if n > 0 {
+                Value::Integer(to_i64(n as u64))
+            } else {
+                Value::Null
+            }
+        };
         let entry = |value, chunks: usize, size: usize| Statement {
             sql: &ns.sql().put,
             params: vec![
@@ -132,23 +182,15 @@ impl<B: Backend> PutOptionsBuilder<B> {
                 value,
                 metadata.clone(),
                 expiration.clone(),
-                if chunks > 0 {
-                    Value::Integer(to_i64(chunks as u64))
-                } else {
-                    Value::Null
-                },
-                if chunks > 0 {
-                    Value::Integer(to_i64(size as u64))
-                } else {
-                    Value::Null
-                },
+                count(chunks),
+                if chunks > 0 { count(size) } else { Value::Null },
+                version.clone(),
             ],
         };
         let chunked = match chunk::split(self.value) {
             Ok(chunked) => chunked,
-            Err(value) => return ns.run(vec![entry(value, 0, 0)]).await.map(drop),
+            Err(value) => return vec![entry(value, 0, 0)],
         };
-        // The entry, then exactly its chunks, in one batch: all or nothing.
         let mut statements = Vec::with_capacity(2 + chunked.chunks.len());
         statements.push(entry(chunked.stand_in, chunked.chunks.len(), chunked.size));
         statements.push(Statement {
@@ -166,7 +208,7 @@ impl<B: Backend> PutOptionsBuilder<B> {
                 ],
             });
         }
-        ns.run(statements).await.map(drop)
+        statements
     }
 }
 

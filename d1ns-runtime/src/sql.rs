@@ -13,6 +13,16 @@
 //! the right kind (text or bytes), the number of chunks in `chunks` and the value's length in
 //! bytes in `size`. Triggers remove the chunks when the entry gets a new value or is deleted, and
 //! move them when a key is renamed by hand; they only fire for entries that have chunks.
+//!
+//! Each entry's `version` column holds its [`Versionstamp`](crate::Versionstamp) as 32 hex
+//! digits, in the entry's own row (no row written more per put, A4). Every write by d1ns sets a
+//! new one; two triggers give a new random one to any other write (by hand, or by d1ns 0.1 and
+//! 0.2, which know nothing of versions), so that a check never passes over a change it did not
+//! see. They fire only for writes that leave the version as it was, which d1ns never does.
+//!
+//! An atomic commit ([`Sql::check`], [`Sql::counter`]) stops the whole batch by raising an
+//! error whose text carries a marker ([`ABORT_MARKER`]): SQLite's JSON path error quotes the
+//! path, and D1 passes SQLite's text on. The batch is one transaction, so nothing is written.
 
 /// The statements for one table. Every column a statement returns is named `c0`, `c1`, ... by
 /// its position, which is how the D1 backend reads rows (D1 returns them as objects, whose
@@ -25,11 +35,13 @@ pub(crate) struct Sql {
     /// d1ns 0.1 (no `size` column), so that the whole batch, the new trigger included, rolls back
     /// and the table is upgraded first, whatever the operation.
     pub schema_check: String,
-    /// Brings a table made by d1ns 0.1 (no `size` column, the first update trigger) to this
-    /// schema, then [`schema`](Self::schema) completes it. One batch: all or nothing.
-    pub upgrade: [String; UPGRADE_STATEMENTS],
-    /// `?1` namespace, `?2` key, `?3` now -> `part, value, metadata, expiration, chunks, size`:
-    /// the entry (part `NULL`) and its chunks below `chunks` (part 0, 1, ...), in one statement.
+    /// The steps that bring a table made by an earlier version to this schema, oldest first;
+    /// [`schema`](Self::schema) completes them. Each adds one column, so a step whose column
+    /// exists is done. Run as one batch: all or nothing.
+    pub upgrades: [Upgrade; UPGRADES],
+    /// `?1` namespace, `?2` key, `?3` now -> `part, value, metadata, expiration, chunks, size,
+    /// version`: the entry (part `NULL`) and its chunks below `chunks` (part 0, 1, ...), in one
+    /// statement.
     /// Chunks come back only while the entry is live.
     /// The rows are put in order in Rust: an `ORDER BY` here makes SQLite prepare the statement
     /// again at every use.
@@ -42,7 +54,7 @@ pub(crate) struct Sql {
     /// The keys travel as one JSON parameter so 100 keys stay within D1's 100 parameters.
     pub get_bulk: String,
     /// `?1` namespace, `?2` key, `?3` value, `?4` metadata, `?5` expiration, `?6` chunks,
-    /// `?7` size.
+    /// `?7` size, `?8` version.
     pub put: String,
     /// `?1` namespace, `?2` key: removes every chunk of the key, before a put writes new ones,
     /// so that chunks left by anything else can never mix with them.
@@ -57,16 +69,63 @@ pub(crate) struct Sql {
     /// `?1` now, `?2` most rows to remove -> one row per entry removed, so the count does not
     /// depend on the database reporting its changes.
     pub purge_expired: String,
+    /// `?1` namespace, `?2` the checks as a JSON array of `[key, version or null]`, `?3` now:
+    /// fails with the marker `check` when any check does not hold (A6, A7); otherwise returns
+    /// no row.
+    pub check: String,
+    /// Sum, min and max, in [`Counter`] order. `?1` namespace, `?2` key, `?3` the operand as
+    /// decimal text (exact beyond 2^53, A5), `?4` metadata, `?5` expiration, `?6` version,
+    /// `?7` now, `?8` the mutation's number (for the error) -> the new value, as text (A12-A14).
+    pub counter: [String; 3],
+}
+
+/// One step of [`Sql::upgrades`].
+#[derive(Debug)]
+pub(crate) struct Upgrade {
+    /// The column the step adds: the step is done when the table has it.
+    pub column: &'static str,
+    /// The migration file that holds the step, for the default table.
+    pub migration: &'static str,
+    pub statements: Vec<String>,
+}
+
+/// The arithmetic mutations of a commit, in the order of [`Sql::counter`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Counter {
+    Sum,
+    Min,
+    Max,
+}
+
+impl Counter {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Counter::Sum => "sum",
+            Counter::Min => "min",
+            Counter::Max => "max",
+        }
+    }
+}
+
+/// What the error of an aborted commit carries: `d1ns-abort:{reason}:{mutation}`.
+pub(crate) const ABORT_MARKER: &str = "d1ns-abort:";
+
+/// A SQL expression that fails the statement with `d1ns-abort:{reason}:` followed by
+/// `suffix_sql` (the mutation's number), evaluated only where it stands. `column` makes the
+/// expression depend on the row, so SQLite cannot compute it once up front.
+fn abort(reason: &str, suffix_sql: &str, column: &str) -> String {
+    format!(
+        "json_extract('{{}}', '{ABORT_MARKER}{reason}:' || {suffix_sql} || substr({column}, 1, 0))"
+    )
 }
 
 /// How many statements create a table's schema.
-pub(crate) const SCHEMA_STATEMENTS: usize = 6;
-/// How many statements upgrade a table made by d1ns 0.1.
-pub(crate) const UPGRADE_STATEMENTS: usize = 2;
+pub(crate) const SCHEMA_STATEMENTS: usize = 8;
+/// How many steps [`Sql::upgrades`] has.
+pub(crate) const UPGRADES: usize = 2;
 
-/// The column every statement reads and d1ns 0.1's tables lack: seeing it missing means the table
-/// needs [`Sql::upgrade`].
-pub(crate) const UPGRADE_COLUMN: &str = "size";
+/// The hex digits of the all-zero versionstamp: what a `NULL` version reads as.
+const ZERO_VERSION: &str = "00000000000000000000000000000000";
 
 impl Sql {
     /// The statements for `table`. Names are checked identifiers (K33); they are quoted anyway,
@@ -82,6 +141,12 @@ impl Sql {
         let on_update_v1 = quote(&format!("{table}$chunks_on_update"));
         let on_edit = quote(&format!("{table}$chunks_on_edit"));
         let on_delete = quote(&format!("{table}$chunks_on_delete"));
+        let version_on_edit = quote(&format!("{table}$version_on_edit"));
+        let version_on_insert = quote(&format!("{table}$version_on_insert"));
+        let new_version = format!(
+            "UPDATE {t} SET version = lower(hex(randomblob(16))) \
+             WHERE namespace = NEW.namespace AND key = NEW.key"
+        );
         // Every read binds the current time as ?3.
         let live = "(expiration IS NULL OR expiration > ?3)";
         // A chunk row `c` below its live entry's count. A subquery per chunk row, so that an
@@ -113,6 +178,7 @@ impl Sql {
                      expiration INTEGER, \
                      chunks INTEGER, \
                      size INTEGER, \
+                     version TEXT, \
                      PRIMARY KEY (namespace, key)\
                      ) WITHOUT ROWID"
                 ),
@@ -151,21 +217,44 @@ impl Sql {
                     "CREATE TRIGGER IF NOT EXISTS {on_delete} AFTER DELETE ON {t} \
                      WHEN OLD.chunks > 0 BEGIN DELETE FROM {old_chunks}; END"
                 ),
+                // A write that kept the version (by hand, or by d1ns 0.1 or 0.2) gets a new one.
+                format!(
+                    "CREATE TRIGGER IF NOT EXISTS {version_on_edit} \
+                     AFTER UPDATE OF namespace, key, value, metadata, expiration, chunks, size \
+                     ON {t} WHEN NEW.version IS OLD.version BEGIN {new_version}; END"
+                ),
+                format!(
+                    "CREATE TRIGGER IF NOT EXISTS {version_on_insert} AFTER INSERT ON {t} \
+                     WHEN NEW.version IS NULL BEGIN {new_version}; END"
+                ),
             ],
-            // Reads no row: a key search that stops before it starts.
+            // Reads no row: a key search that stops before it starts. Names every column an
+            // upgrade adds.
             schema_check: format!(
-                "SELECT {UPGRADE_COLUMN} AS c0 FROM {t} WHERE namespace = '' AND key = '' LIMIT 0"
+                "SELECT size AS c0, version AS c1 FROM {t} \
+                 WHERE namespace = '' AND key = '' LIMIT 0"
             ),
-            upgrade: [
-                format!("ALTER TABLE {t} ADD COLUMN size INTEGER"),
-                format!("DROP TRIGGER IF EXISTS {on_update_v1}"),
+            upgrades: [
+                Upgrade {
+                    column: "size",
+                    migration: "migrations/0002_d1ns_size.sql",
+                    statements: vec![
+                        format!("ALTER TABLE {t} ADD COLUMN size INTEGER"),
+                        format!("DROP TRIGGER IF EXISTS {on_update_v1}"),
+                    ],
+                },
+                Upgrade {
+                    column: "version",
+                    migration: "migrations/0003_d1ns_version.sql",
+                    statements: vec![format!("ALTER TABLE {t} ADD COLUMN version TEXT")],
+                },
             ],
             get: format!(
                 "SELECT NULL AS c0, value AS c1, metadata AS c2, expiration AS c3, chunks AS c4, \
-                 size AS c5 FROM {t} \
+                 size AS c5, version AS c6 FROM {t} \
                  WHERE namespace = ?1 AND key = ?2 AND {live} \
                  UNION ALL \
-                 SELECT c.part, c.data, NULL, NULL, NULL, NULL FROM {chunks} AS c \
+                 SELECT c.part, c.data, NULL, NULL, NULL, NULL, NULL FROM {chunks} AS c \
                  WHERE c.namespace = ?1 AND c.key = ?2 AND {chunk_of_live}"
             ),
             get_bulk: format!(
@@ -179,12 +268,12 @@ impl Sql {
                  AND {chunk_of_live_within}"
             ),
             put: format!(
-                "INSERT INTO {t} (namespace, key, value, metadata, expiration, chunks, size) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+                "INSERT INTO {t} (namespace, key, value, metadata, expiration, chunks, size, \
+                 version) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
                  ON CONFLICT (namespace, key) DO UPDATE SET \
                  value = excluded.value, metadata = excluded.metadata, \
                  expiration = excluded.expiration, chunks = excluded.chunks, \
-                 size = excluded.size"
+                 size = excluded.size, version = excluded.version"
             ),
             delete_chunks: format!("DELETE FROM {chunks} WHERE namespace = ?1 AND key = ?2"),
             put_chunk: format!(
@@ -202,6 +291,15 @@ impl Sql {
                  WHERE expiration IS NOT NULL AND expiration <= ?1 LIMIT ?2) \
                  RETURNING 1 AS c0"
             ),
+            check: format!(
+                "SELECT {fail} AS c0 FROM json_each(?2) AS c \
+                 WHERE (SELECT coalesce(e.version, '{ZERO_VERSION}') FROM {t} AS e \
+                 WHERE e.namespace = ?1 AND e.key = json_extract(c.value, '$[0]') \
+                 AND (e.expiration IS NULL OR e.expiration > ?3)) \
+                 IS NOT json_extract(c.value, '$[1]')",
+                fail = abort("check", "''", "c.key"),
+            ),
+            counter: [Counter::Sum, Counter::Min, Counter::Max].map(|op| counter(&t, op)),
         }
     }
 
@@ -210,11 +308,61 @@ impl Sql {
         script(&self.schema)
     }
 
-    /// The upgrade of a table made by d1ns 0.1, as a script: the upgrade statements, then the
-    /// schema (which adds the new trigger).
+    /// The upgrade of a table made by d1ns 0.1, as a script: every step, then the schema (which
+    /// adds the new triggers).
     pub fn upgrade_script(&self) -> String {
-        script(&self.upgrade) + &self.schema_script()
+        self.upgrade_script_from(0)
     }
+
+    /// The upgrade from step `first` on (a table that has the columns of the steps before).
+    pub fn upgrade_script_from(&self, first: usize) -> String {
+        let steps: String = self.upgrades[first..]
+            .iter()
+            .map(|step| script(&step.statements))
+            .collect();
+        steps + &self.schema_script()
+    }
+}
+
+/// The statement of a sum, min or max (see [`Sql::counter`]). On a live entry, its value must be
+/// the decimal text of an `i64` (text or bytes; anything else, a value in chunks included, fails
+/// with the marker `not-integer`), and the result must fit (else `overflow`); metadata and
+/// expiration stay. A missing or expired entry starts from the operand, with the mutation's
+/// metadata and expiration (A13).
+fn counter(t: &str, op: Counter) -> String {
+    let live = "(expiration IS NULL OR expiration > ?7)";
+    let old = "CAST(value AS INTEGER)";
+    let operand = "CAST(?3 AS INTEGER)";
+    // The text of the integer SQLite reads must be the stored text itself: no sign, spaces,
+    // leading zeros, fraction or digits beyond i64.
+    let not_integer =
+        format!("chunks IS NOT NULL OR CAST({old} AS TEXT) IS NOT CAST(value AS TEXT)");
+    let (overflow, result) = match op {
+        Counter::Sum => (
+            format!(
+                "({operand} > 0 AND {old} > 9223372036854775807 - {operand}) \
+                 OR ({operand} < 0 AND {old} < (-9223372036854775807 - 1) - {operand})"
+            ),
+            format!("{old} + {operand}"),
+        ),
+        Counter::Min => ("0".to_owned(), format!("min({old}, {operand})")),
+        Counter::Max => ("0".to_owned(), format!("max({old}, {operand})")),
+    };
+    let not_integer_abort = abort("not-integer", "?8", "value");
+    let overflow_abort = abort("overflow", "?8", "value");
+    format!(
+        "INSERT INTO {t} (namespace, key, value, metadata, expiration, chunks, size, version) \
+         VALUES (?1, ?2, CAST({operand} AS TEXT), ?4, ?5, NULL, NULL, ?6) \
+         ON CONFLICT (namespace, key) DO UPDATE SET \
+         value = CASE WHEN NOT {live} THEN excluded.value \
+         WHEN {not_integer} THEN {not_integer_abort} \
+         WHEN {overflow} THEN {overflow_abort} \
+         ELSE CAST({result} AS TEXT) END, \
+         metadata = CASE WHEN {live} THEN metadata ELSE excluded.metadata END, \
+         expiration = CASE WHEN {live} THEN expiration ELSE excluded.expiration END, \
+         chunks = NULL, size = NULL, version = excluded.version \
+         RETURNING value AS c0"
+    )
 }
 
 fn script(statements: &[String]) -> String {

@@ -11,11 +11,13 @@ use std::pin::Pin;
 use serde::de::{DeserializeOwned, IgnoredAny};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::atomic::AtomicOperation;
 use crate::backend::{Backend, Value};
 use crate::error::Error;
-use crate::get::{json, metadata};
 use crate::list::ListOptionsBuilder;
 use crate::namespace::{D1Namespace, D1NamespaceBuilder};
+use crate::put::PutOptionsBuilder;
+use crate::version::Versionstamp;
 
 /// A type stored in its own KV namespace; implemented by `#[d1_namespace]`, which checks the
 /// names at compile time. It cannot be implemented by hand: use the attribute.
@@ -65,7 +67,9 @@ impl<'de> Deserialize<'de> for NoMetadata {
     }
 }
 
-/// A stored value with its metadata and expiration.
+/// A stored value with its metadata, expiration and versionstamp: what
+/// [`TypedNamespace::get_with_metadata`] and the `_entry` reads of
+/// [`GetOptionsBuilder`](crate::GetOptionsBuilder) return.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry<T, M> {
     /// The value.
@@ -74,6 +78,9 @@ pub struct Entry<T, M> {
     pub metadata: Option<M>,
     /// When it expires, in seconds since the Unix epoch (rounded up), if it does.
     pub expiration: Option<u64>,
+    /// The stamp of the write that made this value (A1): pass it to an atomic `check` to write
+    /// only if nobody wrote the key since.
+    pub version: Versionstamp,
 }
 
 /// A listed key of a typed namespace.
@@ -156,18 +163,7 @@ impl<T: Namespace, B: Backend> TypedNamespace<T, B> {
         &self,
         key: &str,
     ) -> impl Future<Output = Result<Option<Entry<T, T::Metadata>>, Error>> + use<T, B> {
-        let get = self.raw.get(key);
-        let key = key.to_owned();
-        async move {
-            let Some(entry) = get.entry().await? else {
-                return Ok(None);
-            };
-            Ok(Some(Entry {
-                value: json(&key, entry.value)?,
-                metadata: metadata(&key, entry.metadata)?,
-                expiration: entry.expiration,
-            }))
-        }
+        self.raw.get(key).json_entry()
     }
 
     /// Up to 100 values in one round trip; `None` for missing keys. The future holds copies
@@ -197,6 +193,28 @@ impl<T: Namespace, B: Backend> TypedNamespace<T, B> {
         let raw = self.raw.clone();
         let key = key.to_owned();
         async move { raw.delete(&key).await }
+    }
+
+    /// Starts an atomic commit over this namespace (A15): checks on versionstamps (from
+    /// [`get_with_metadata`](Self::get_with_metadata)'s [`Entry::version`]), typed puts with
+    /// the namespace's TTL, and deletes, applied together or not at all.
+    ///
+    /// ```ignore
+    /// let entry = carts.get_with_metadata("alice").await?;
+    /// let mut cart = entry.as_ref().map(|e| e.value.clone()).unwrap_or_default();
+    /// cart.items.push(item);
+    /// let committed = carts
+    ///     .atomic()
+    ///     .check("alice", entry.map(|e| e.version))
+    ///     .put("alice", &cart)
+    ///     .commit()
+    ///     .await?;
+    /// ```
+    pub fn atomic(&self) -> TypedAtomicOperation<T, B> {
+        TypedAtomicOperation {
+            raw: self.raw.atomic(),
+            namespace: self.clone(),
+        }
     }
 
     /// Lists keys with their typed metadata. Finish with `.execute().await` or `.await`.
@@ -275,6 +293,12 @@ impl<T: Namespace, B: Backend> TypedPutBuilder<T, B> {
 
     /// Writes the entry.
     pub async fn execute(self) -> Result<(), Error> {
+        self.into_raw()?.execute().await
+    }
+
+    /// The untyped put this builder stands for: the JSON value, metadata and expiration (the
+    /// namespace's TTL unless the builder said otherwise).
+    fn into_raw(self) -> Result<PutOptionsBuilder<B>, Error> {
         let key = self.key.as_str();
         let serialize_error = |part| {
             move |source| Error::Serialize {
@@ -297,7 +321,7 @@ impl<T: Namespace, B: Backend> TypedPutBuilder<T, B> {
             Expiry::At(unix_seconds) => put.expiration(unix_seconds),
             Expiry::Never => put,
         };
-        put.execute().await
+        Ok(put)
     }
 }
 
@@ -317,6 +341,66 @@ impl<T: Namespace, B> fmt::Debug for TypedPutBuilder<T, B> {
         f.debug_struct("TypedPutBuilder")
             .field("key", &self.key)
             .field("expiry", &self.expiry)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An atomic commit over a typed namespace; made by [`TypedNamespace::atomic`]. Values are `T`,
+/// checked at compile time; puts get the namespace's TTL (A15).
+#[must_use = "an atomic operation does nothing until you .commit().await it"]
+pub struct TypedAtomicOperation<T, B> {
+    raw: AtomicOperation<B>,
+    namespace: TypedNamespace<T, B>,
+}
+
+impl<T: Namespace, B: Backend> TypedAtomicOperation<T, B> {
+    /// The commit holds only if `key` is live with this stamp, or, for `None`, if it is missing
+    /// or expired (A6).
+    pub fn check(self, key: &str, version: Option<Versionstamp>) -> Self {
+        self.map(|raw| raw.check(key, version))
+    }
+
+    /// Writes `value` under `key` with the namespace's TTL, as [`TypedNamespace::put`] does.
+    pub fn put(self, key: &str, value: &T) -> Self {
+        let put = self.namespace.put(key, value);
+        self.put_with(put)
+    }
+
+    /// Writes a put built with options (metadata, another expiration):
+    /// `.put_with(ns.put("k", &v).metadata(m).expiration_ttl(5))`.
+    pub fn put_with(self, put: TypedPutBuilder<T, B>) -> Self {
+        let put = put.into_raw();
+        self.map(|raw| raw.push_put(put))
+    }
+
+    /// Deletes `key`; a missing key is fine.
+    pub fn delete(self, key: &str) -> Self {
+        self.map(|raw| raw.delete(key))
+    }
+
+    /// Sends it all as one batch: `Some(stamp)` committed, `None` a check failed and nothing
+    /// was written (A7).
+    pub async fn commit(self) -> Result<Option<Versionstamp>, Error> {
+        self.raw.commit().await
+    }
+
+    /// The untyped commit, for sums and byte values beside the typed puts.
+    pub fn raw(self) -> AtomicOperation<B> {
+        self.raw
+    }
+
+    fn map(self, f: impl FnOnce(AtomicOperation<B>) -> AtomicOperation<B>) -> Self {
+        TypedAtomicOperation {
+            raw: f(self.raw),
+            namespace: self.namespace,
+        }
+    }
+}
+
+impl<T, B> fmt::Debug for TypedAtomicOperation<T, B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TypedAtomicOperation")
+            .field("raw", &self.raw)
             .finish_non_exhaustive()
     }
 }
