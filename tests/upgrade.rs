@@ -69,6 +69,14 @@ fn columns(path: &Path) -> Vec<String> {
     strings(path, "SELECT name FROM pragma_table_info('_kv_entries')")
 }
 
+/// The triggers of this version's schema.
+const ALL_TRIGGERS: [&str; 4] = [
+    "_kv_entries$chunks_on_delete",
+    "_kv_entries$chunks_on_edit",
+    "_kv_entries$version_on_edit",
+    "_kv_entries$version_on_insert",
+];
+
 fn triggers(path: &Path) -> Vec<String> {
     strings(
         path,
@@ -117,10 +125,7 @@ async fn a_0_1_table_is_upgraded_in_place_on_first_use_and_keeps_its_entries() {
         .unwrap();
     reads_as_0_1_wrote_it(&kv).await;
     assert!(columns(&path).contains(&"size".to_string()));
-    assert_eq!(
-        triggers(&path),
-        ["_kv_entries$chunks_on_delete", "_kv_entries$chunks_on_edit"]
-    );
+    assert_eq!(triggers(&path), ALL_TRIGGERS);
     // Writes of every kind work on the upgraded table, over the old rows too.
     kv.put("long", "x".repeat(5_000).as_str())
         .unwrap()
@@ -229,15 +234,28 @@ async fn without_auto_create_a_0_1_table_is_refused_naming_the_migration_until_i
         .build()
         .unwrap();
     let error = kv.put("k", "v").unwrap().await.unwrap_err().to_string();
-    assert!(error.contains("migrations/0002_d1ns_size.sql"), "{error}");
+    assert!(
+        error.contains("migrations/0002_d1ns_size.sql then migrations/0003_d1ns_version.sql"),
+        "{error}"
+    );
     assert!(error.contains("upgrade_sql()"), "{error}");
     assert!(
         !columns(&path).contains(&"size".to_string()),
         "nothing changed"
     );
-    rusqlite::Connection::open(&path)
-        .unwrap()
-        .execute_batch(include_str!("../migrations/0002_d1ns_size.sql"))
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(include_str!("../migrations/0002_d1ns_size.sql"))
+        .unwrap();
+    // Half way: a 0.2 table, which needs 0003 only.
+    let error = kv.put("k", "v").unwrap().await.unwrap_err().to_string();
+    assert!(error.contains("made by d1ns 0.2"), "{error}");
+    assert!(!error.contains("0002"), "{error}");
+    assert!(
+        error.contains("migrations/0003_d1ns_version.sql"),
+        "{error}"
+    );
+    assert!(error.contains("upgrade_sql_from_0_2()"), "{error}");
+    conn.execute_batch(include_str!("../migrations/0003_d1ns_version.sql"))
         .unwrap();
     reads_as_0_1_wrote_it(&kv).await;
     kv.put("k", "v").unwrap().await.unwrap();
@@ -257,11 +275,7 @@ async fn any_first_operation_upgrades_a_0_1_table_whole_never_half() {
             _ => drop(kv.purge_expired(10).await.unwrap()),
         }
         assert!(columns(&path).contains(&"size".to_string()), "{first}");
-        assert_eq!(
-            triggers(&path),
-            ["_kv_entries$chunks_on_delete", "_kv_entries$chunks_on_edit"],
-            "{first}"
-        );
+        assert_eq!(triggers(&path), ALL_TRIGGERS, "{first}");
         // Writes by hand that name the new trigger's columns work at once.
         rusqlite::Connection::open(&path)
             .unwrap()

@@ -240,7 +240,7 @@ impl<B: Backend> D1Namespace<B> {
                 // A table made by an earlier version: bring it up to date once, then try again.
                 Err(e) if !upgraded && self.missing_step(&e).is_some() => {
                     if !auto_create {
-                        return Err(self.upgrade_needed(&e));
+                        return Err(self.upgrade_needed(&e).await);
                     }
                     self.upgrade().await?;
                     upgraded = true;
@@ -266,9 +266,22 @@ impl<B: Backend> D1Namespace<B> {
     }
 
     /// The error of an operation on a table that needs an upgrade, without auto-create: names
-    /// the migration files and the method that prints the statements.
-    fn upgrade_needed(&self, e: &crate::error::DatabaseError) -> Error {
-        let first = self.missing_step(e).unwrap_or(0);
+    /// the migration files and the method that prints the statements. SQLite names one missing
+    /// column, not always the oldest, so each step's column is looked for.
+    async fn upgrade_needed(&self, e: &crate::error::DatabaseError) -> Error {
+        let mut first = self.missing_step(e).unwrap_or(0);
+        for (index, step) in self.sql().upgrades.iter().enumerate().take(first) {
+            let statement = Statement {
+                sql: &step.probe,
+                params: Vec::new(),
+            };
+            if let Err(probe_error) = self.inner.backend.batch(&[statement]).await {
+                if probe_error.is_missing_column(step.column) {
+                    first = index;
+                    break;
+                }
+            }
+        }
         let steps = &self.sql().upgrades[first..];
         let files: Vec<&str> = steps.iter().map(|step| step.migration).collect();
         let (made_by, method) = if first == 0 {

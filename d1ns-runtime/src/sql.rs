@@ -87,6 +87,8 @@ pub(crate) struct Upgrade {
     /// The migration file that holds the step, for the default table.
     pub migration: &'static str,
     pub statements: Vec<String>,
+    /// Reads no row, and fails when the table lacks the column.
+    pub probe: String,
 }
 
 /// The arithmetic mutations of a commit, in the order of [`Sql::counter`].
@@ -143,6 +145,9 @@ impl Sql {
         let on_delete = quote(&format!("{table}$chunks_on_delete"));
         let version_on_edit = quote(&format!("{table}$version_on_edit"));
         let version_on_insert = quote(&format!("{table}$version_on_insert"));
+        let probe = |column: &str| {
+            format!("SELECT {column} AS c0 FROM {t} WHERE namespace = '' AND key = '' LIMIT 0")
+        };
         let new_version = format!(
             "UPDATE {t} SET version = lower(hex(randomblob(16))) \
              WHERE namespace = NEW.namespace AND key = NEW.key"
@@ -237,6 +242,7 @@ impl Sql {
             upgrades: [
                 Upgrade {
                     column: "size",
+                    probe: probe("size"),
                     migration: "migrations/0002_d1ns_size.sql",
                     statements: vec![
                         format!("ALTER TABLE {t} ADD COLUMN size INTEGER"),
@@ -245,6 +251,7 @@ impl Sql {
                 },
                 Upgrade {
                     column: "version",
+                    probe: probe("version"),
                     migration: "migrations/0003_d1ns_version.sql",
                     statements: vec![format!("ALTER TABLE {t} ADD COLUMN version TEXT")],
                 },
