@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use common::{T0, scratch_db};
 use d1ns::{
     Backend, D1Namespace, DatabaseError, ManualClock, QueryResult, SqliteBackend, Statement,
+    Versionstamp,
 };
 
 /// A database file with the 0.1 schema and rows as 0.1 wrote them: a small value, a 20 KB value
@@ -112,6 +113,12 @@ async fn reads_as_0_1_wrote_it<B: Backend + Send + Sync + 'static>(kv: &D1Namesp
         .into_iter()
         .map(|k| k.name)
         .collect();
+    // (A 0.2 table has one more row, `sized`.)
+    let names: Vec<&str> = names
+        .iter()
+        .map(String::as_str)
+        .filter(|name| *name != "sized")
+        .collect();
     assert_eq!(names, ["long", "medium", "small"]);
 }
 
@@ -173,6 +180,8 @@ async fn a_second_process_meeting_an_upgraded_table_goes_on() {
 struct LateUpgrade {
     inner: SqliteBackend,
     failed_once: AtomicBool,
+    /// The column the first statement says is missing.
+    column: &'static str,
 }
 
 impl Backend for LateUpgrade {
@@ -182,7 +191,10 @@ impl Backend for LateUpgrade {
     ) -> impl Future<Output = Result<Vec<QueryResult>, DatabaseError>> + Send {
         let fail = !self.failed_once.swap(true, Ordering::SeqCst);
         let result = if fail {
-            Err(DatabaseError::new("no such column: size"))
+            Err(DatabaseError::new(format!(
+                "no such column: {}",
+                self.column
+            )))
         } else {
             futures_lite(self.inner.batch(statements))
         };
@@ -216,6 +228,7 @@ async fn an_upgrade_that_another_process_did_first_is_success() {
     let late = LateUpgrade {
         inner: SqliteBackend::from_connection(rusqlite::Connection::open(&path).unwrap()).unwrap(),
         failed_once: AtomicBool::new(false),
+        column: "size",
     };
     let kv = D1Namespace::builder(late)
         .table("_kv_entries")
@@ -288,4 +301,201 @@ async fn any_first_operation_upgrades_a_0_1_table_whole_never_half() {
             Some("hand")
         );
     }
+}
+
+// ---- Tables made before versionstamps (A16) ------------------------------------------------
+
+/// A database file with the 0.2 schema (0001 then 0002), with 0.1's rows, and one row as 0.2
+/// writes a value in chunks (with its size).
+fn made_by_0_2(name: &str) -> std::path::PathBuf {
+    let path = made_by_0_1(name);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(include_str!("../migrations/0002_d1ns_size.sql"))
+        .unwrap();
+    conn.execute_batch(
+        "INSERT INTO \"_kv_entries\" (namespace, key, value, chunks, size) \
+         VALUES ('', 'sized', '', 2, 4); \
+         INSERT INTO \"_kv_entries$chunks\" (namespace, key, part, data) \
+         VALUES ('', 'sized', 0, 'ab'), ('', 'sized', 1, 'cd');",
+    )
+    .unwrap();
+    path
+}
+
+#[tokio::test]
+async fn a16_a_0_2_table_is_upgraded_in_place_and_its_entries_read_with_the_zero_stamp() {
+    let path = made_by_0_2("a16_auto");
+    assert!(!columns(&path).contains(&"version".to_string()));
+    let kv = D1Namespace::builder(SqliteBackend::open(&path).unwrap())
+        .clock(ManualClock::new(T0))
+        .build()
+        .unwrap();
+    reads_as_0_1_wrote_it(&kv).await;
+    assert_eq!(
+        kv.get("sized").text().await.unwrap().as_deref(),
+        Some("abcd")
+    );
+    assert!(columns(&path).contains(&"version".to_string()));
+    assert_eq!(triggers(&path), ALL_TRIGGERS);
+    // Old entries carry the zero stamp until written, and it works in a check.
+    let entry = kv
+        .get("long")
+        .text_entry::<serde_json::Value>()
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(entry.version, Versionstamp::ZERO);
+    let committed = kv
+        .atomic()
+        .check("long", Some(Versionstamp::ZERO))
+        .put("long", "new")
+        .commit()
+        .await
+        .unwrap()
+        .unwrap();
+    assert_ne!(committed, Versionstamp::ZERO);
+    let entry = kv.get("long").text_entry::<()>().await.unwrap().unwrap();
+    assert_eq!((entry.value.as_str(), entry.version), ("new", committed));
+    assert_eq!(
+        kv.atomic()
+            .check("long", Some(Versionstamp::ZERO))
+            .put("long", "stale")
+            .commit()
+            .await
+            .unwrap(),
+        None
+    );
+    // Counters work over old rows too.
+    kv.put("n", 1).unwrap().await.unwrap();
+    assert_eq!(kv.increment("n", 1).await.unwrap(), 2);
+}
+
+#[tokio::test]
+async fn a16_a_0_1_table_is_upgraded_through_both_steps_at_once() {
+    let path = made_by_0_1("a16_from_0_1");
+    let kv = D1Namespace::builder(SqliteBackend::open(&path).unwrap())
+        .clock(ManualClock::new(T0))
+        .build()
+        .unwrap();
+    let entry = kv.get("small").text_entry::<()>().await.unwrap().unwrap();
+    assert_eq!(entry.version, Versionstamp::ZERO);
+    let cols = columns(&path);
+    assert!(cols.contains(&"size".to_string()) && cols.contains(&"version".to_string()));
+    assert_eq!(triggers(&path), ALL_TRIGGERS);
+}
+
+/// A backend whose first statement fails as on a 0.2 table, although another process has
+/// added the version column already.
+#[tokio::test]
+async fn a16_an_upgrade_from_0_2_that_another_process_did_first_is_success() {
+    let path = made_by_0_2("a16_race");
+    let first = D1Namespace::builder(SqliteBackend::open(&path).unwrap())
+        .clock(ManualClock::new(T0))
+        .build()
+        .unwrap();
+    reads_as_0_1_wrote_it(&first).await;
+    let late = LateUpgrade {
+        inner: SqliteBackend::from_connection(rusqlite::Connection::open(&path).unwrap()).unwrap(),
+        failed_once: AtomicBool::new(false),
+        column: "version",
+    };
+    let kv = D1Namespace::builder(late)
+        .table("_kv_entries")
+        .build()
+        .unwrap();
+    kv.put("k", "v").unwrap().await.unwrap();
+    assert_eq!(kv.get("k").text().await.unwrap().as_deref(), Some("v"));
+}
+
+#[tokio::test]
+async fn a16_writes_that_know_nothing_of_versions_still_change_the_stamp() {
+    // A process still on 0.2 (or a hand edit) writes after the upgrade: the triggers give the
+    // entry a new stamp, so a check made before it fails.
+    let path = made_by_0_2("a16_old_writer");
+    let kv = D1Namespace::builder(SqliteBackend::open(&path).unwrap())
+        .clock(ManualClock::new(T0))
+        .build()
+        .unwrap();
+    kv.put("k", "mine").unwrap().await.unwrap();
+    let seen = kv
+        .get("k")
+        .text_entry::<()>()
+        .await
+        .unwrap()
+        .unwrap()
+        .version;
+    let old_writer = rusqlite::Connection::open(&path).unwrap();
+    // d1ns 0.2's put, word for word: it does not name the version column.
+    old_writer
+        .execute(
+            "INSERT INTO \"_kv_entries\" (namespace, key, value, metadata, expiration, chunks, size) \
+             VALUES ('', 'k', 'theirs', NULL, NULL, NULL, NULL) \
+             ON CONFLICT (namespace, key) DO UPDATE SET \
+             value = excluded.value, metadata = excluded.metadata, \
+             expiration = excluded.expiration, chunks = excluded.chunks, size = excluded.size",
+            [],
+        )
+        .unwrap();
+    let now = kv.get("k").text_entry::<()>().await.unwrap().unwrap();
+    assert_eq!(now.value, "theirs");
+    assert_ne!(now.version, seen);
+    assert_ne!(now.version, Versionstamp::ZERO);
+    assert_eq!(
+        kv.atomic()
+            .check("k", Some(seen))
+            .put("k", "lost update")
+            .commit()
+            .await
+            .unwrap(),
+        None
+    );
+    // A row inserted by hand without a version gets one, and so does a hand edit of metadata.
+    old_writer
+        .execute(
+            "INSERT INTO \"_kv_entries\" (namespace, key, value) VALUES ('', 'hand', 'v')",
+            [],
+        )
+        .unwrap();
+    let hand = kv
+        .get("hand")
+        .text_entry::<()>()
+        .await
+        .unwrap()
+        .unwrap()
+        .version;
+    assert_ne!(hand, Versionstamp::ZERO);
+    old_writer
+        .execute(
+            "UPDATE \"_kv_entries\" SET metadata = '1' WHERE key = 'hand'",
+            [],
+        )
+        .unwrap();
+    assert_ne!(
+        kv.get("hand")
+            .text_entry::<d1ns::NoMetadata>()
+            .await
+            .unwrap()
+            .unwrap()
+            .version,
+        hand
+    );
+    // A version set to something d1ns did not write is a clear error, not a panic.
+    old_writer
+        .execute(
+            "UPDATE \"_kv_entries\" SET version = 'oops' WHERE key = 'hand'",
+            [],
+        )
+        .unwrap();
+    let error = kv
+        .get("hand")
+        .text_entry::<d1ns::NoMetadata>()
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("\"hand\"") && error.contains("NULL"),
+        "{error}"
+    );
+    // Plain reads are unaffected.
+    assert_eq!(kv.get("hand").text().await.unwrap().as_deref(), Some("v"));
 }

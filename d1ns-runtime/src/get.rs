@@ -21,8 +21,9 @@ pub(crate) struct StoredEntry {
     pub metadata: Option<String>,
     /// In whole seconds since the Unix epoch (K15).
     pub expiration: Option<u64>,
-    /// The stamp of the write that made it (A1).
-    pub version: Versionstamp,
+    /// The `version` column, read into a [`Versionstamp`] only by the reads that return it, so
+    /// that a hand-edited column never fails a plain read.
+    pub version: Value,
 }
 
 impl<B: Backend> D1Namespace<B> {
@@ -169,7 +170,7 @@ impl<B: Backend> GetOptionsBuilder<B> {
             value: decode(key, entry.value)?,
             metadata: metadata(key, entry.metadata)?,
             expiration: entry.expiration,
-            version: entry.version,
+            version: Versionstamp::from_column(key, &entry.version)?,
         }))
     }
 
@@ -231,7 +232,7 @@ fn decode_entry(key: &str, rows: Vec<Vec<Value>>) -> Result<Option<StoredEntry>,
         value: assemble(key, value, &count, &size, chunks)?,
         metadata: text_column(metadata),
         expiration: expiration.as_u64().map(limits::expiration_seconds),
-        version: Versionstamp::from_column(key, &version)?,
+        version,
     }))
 }
 
