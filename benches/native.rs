@@ -34,17 +34,41 @@ const NOW_MS: u64 = 1_700_000_000_000;
 
 /// The statements d1ns runs for each operation (see d1ns-runtime/src/sql.rs), run by hand.
 const GET: &str = "SELECT NULL AS c0, value AS c1, metadata AS c2, expiration AS c3, \
-    chunks AS c4, size AS c5 FROM \"bench_kv_entries\" \
+    chunks AS c4, size AS c5, version AS c6 FROM \"bench_kv_entries\" \
     WHERE namespace = ?1 AND key = ?2 AND (expiration IS NULL OR expiration > ?3) \
-    UNION ALL SELECT c.part, c.data, NULL, NULL, NULL, NULL FROM \"bench_kv_entries$chunks\" AS c \
+    UNION ALL SELECT c.part, c.data, NULL, NULL, NULL, NULL, NULL FROM \"bench_kv_entries$chunks\" AS c \
     WHERE c.namespace = ?1 AND c.key = ?2 AND (SELECT (expiration IS NULL OR expiration > ?3) \
     AND c.part < e.chunks FROM \"bench_kv_entries\" AS e \
     WHERE e.namespace = c.namespace AND e.key = c.key)";
 const PUT: &str = "INSERT INTO \"bench_kv_entries\" \
-    (namespace, key, value, metadata, expiration, chunks, size) \
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (namespace, key) DO UPDATE SET \
+    (namespace, key, value, metadata, expiration, chunks, size, version) \
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (namespace, key) DO UPDATE SET \
     value = excluded.value, metadata = excluded.metadata, expiration = excluded.expiration, \
-    chunks = excluded.chunks, size = excluded.size";
+    chunks = excluded.chunks, size = excluded.size, version = excluded.version";
+/// An atomic commit's check statement: fails the batch when a check does not hold.
+const CHECK: &str = "SELECT json_extract('{}', 'd1ns-abort:check:' || '' || substr(c.key, 1, 0)) \
+    AS c0 FROM json_each(?2) AS c WHERE (SELECT coalesce(e.version, \
+    '00000000000000000000000000000000') FROM \"bench_kv_entries\" AS e \
+    WHERE e.namespace = ?1 AND e.key = json_extract(c.value, '$[0]') \
+    AND (e.expiration IS NULL OR e.expiration > ?3)) IS NOT json_extract(c.value, '$[1]')";
+/// A sum (and `increment`): adds to a live integer, or starts from the operand.
+const SUM: &str = "INSERT INTO \"bench_kv_entries\" \
+    (namespace, key, value, metadata, expiration, chunks, size, version) \
+    VALUES (?1, ?2, CAST(CAST(?3 AS INTEGER) AS TEXT), ?4, ?5, NULL, NULL, ?6) \
+    ON CONFLICT (namespace, key) DO UPDATE SET \
+    value = CASE WHEN NOT (expiration IS NULL OR expiration > ?7) THEN excluded.value \
+    WHEN chunks IS NOT NULL OR CAST(CAST(value AS INTEGER) AS TEXT) IS NOT CAST(value AS TEXT) \
+    THEN json_extract('{}', 'd1ns-abort:not-integer:' || ?8 || substr(value, 1, 0)) \
+    WHEN (CAST(?3 AS INTEGER) > 0 AND CAST(value AS INTEGER) > 9223372036854775807 - \
+    CAST(?3 AS INTEGER)) OR (CAST(?3 AS INTEGER) < 0 AND CAST(value AS INTEGER) < \
+    (-9223372036854775807 - 1) - CAST(?3 AS INTEGER)) \
+    THEN json_extract('{}', 'd1ns-abort:overflow:' || ?8 || substr(value, 1, 0)) \
+    ELSE CAST(CAST(value AS INTEGER) + CAST(?3 AS INTEGER) AS TEXT) END, \
+    metadata = CASE WHEN (expiration IS NULL OR expiration > ?7) THEN metadata \
+    ELSE excluded.metadata END, \
+    expiration = CASE WHEN (expiration IS NULL OR expiration > ?7) THEN expiration \
+    ELSE excluded.expiration END, \
+    chunks = NULL, size = NULL, version = excluded.version RETURNING value AS c0";
 const DELETE_CHUNKS: &str =
     "DELETE FROM \"bench_kv_entries$chunks\" WHERE namespace = ?1 AND key = ?2";
 const PUT_CHUNK: &str = "INSERT OR REPLACE INTO \"bench_kv_entries$chunks\" \
@@ -82,6 +106,14 @@ fn key(i: usize) -> String {
     format!("user:{i:08}")
 }
 
+/// The hand-written side's versionstamp: the cheapest distinct text (d1ns draws 128 random bits),
+/// so that the ratio shows all that d1ns adds.
+fn raw_version() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    format!("{:032x}", NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
 /// The hand-written get: the entry's row and its chunks, joined in part order.
 fn raw_get(conn: &Connection, key: &str, now: i64) -> Option<String> {
     let mut stmt = conn.prepare_cached(GET).expect("prepare");
@@ -114,7 +146,8 @@ fn raw_put(conn: &Connection, key: &str, value: &str, expiration: Option<i64>) {
             None::<String>,
             expiration,
             None::<i64>,
-            None::<i64>
+            None::<i64>,
+            raw_version()
         ])
         .expect("put");
         return;
@@ -140,7 +173,8 @@ fn raw_put(conn: &Connection, key: &str, value: &str, expiration: Option<i64>) {
             None::<String>,
             expiration,
             chunks.len() as i64,
-            value.len() as i64
+            value.len() as i64,
+            raw_version()
         ])
         .expect("put");
     tx.prepare_cached(DELETE_CHUNKS)
@@ -211,6 +245,85 @@ fn check_same_sql(backend: &Arc<SqliteBackend>) {
     expect("get_bulk", &[GET_BULK], &|| {
         drop(block_on(kv.get_bulk(&["k"]).text()))
     });
+    expect("commit of check + put", &[CHECK, PUT], &|| {
+        drop(block_on(
+            kv.atomic().check("k", None).put("k", "v").commit(),
+        ))
+    });
+    expect("sum", &[SUM], &|| {
+        drop(block_on(kv.atomic().sum("n", 1).commit()))
+    });
+    expect("increment", &[SUM], &|| {
+        drop(block_on(kv.increment("n", 1)))
+    });
+}
+
+/// The hand-written commit of one check and one put: both statements in one write transaction,
+/// as `SqliteBackend` runs a batch; `false` when the check failed (and nothing was written).
+fn raw_check_and_put(conn: &Connection, key: &str, version: Option<&str>, value: &str) -> bool {
+    let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate).expect("tx");
+    let checks = serde_json::to_string(&[(key, version)]).expect("json");
+    let failed = tx
+        .prepare_cached(CHECK)
+        .expect("prepare")
+        .query(params!["bench", checks, NOW_MS as i64])
+        .expect("check")
+        .next()
+        .is_err();
+    if failed {
+        return false;
+    }
+    tx.prepare_cached(PUT)
+        .expect("prepare")
+        .execute(params![
+            "bench",
+            key,
+            value,
+            None::<String>,
+            None::<i64>,
+            None::<i64>,
+            None::<i64>,
+            raw_version()
+        ])
+        .expect("put");
+    tx.commit().expect("commit");
+    true
+}
+
+/// The hand-written sum: one statement, its new value back.
+fn raw_sum(conn: &Connection, key: &str, delta: i64) -> i64 {
+    let mut stmt = conn.prepare_cached(SUM).expect("prepare");
+    let mut rows = stmt
+        .query(params![
+            "bench",
+            key,
+            delta.to_string(),
+            None::<String>,
+            None::<i64>,
+            raw_version(),
+            NOW_MS as i64,
+            "0"
+        ])
+        .expect("sum");
+    let text: String = rows
+        .next()
+        .expect("row")
+        .expect("a row")
+        .get(0)
+        .expect("value");
+    // Stepped to the end, so the write commits here (as d1ns's backend does).
+    while rows.next().expect("row").is_some() {}
+    text.parse().expect("integer")
+}
+
+/// The hand-written read of a value with its version, as a compare-and-swap loop starts.
+fn raw_get_version(conn: &Connection, key: &str) -> Option<(String, String)> {
+    let mut stmt = conn.prepare_cached(GET).expect("prepare");
+    let mut rows = stmt
+        .query(params!["bench", key, NOW_MS as i64])
+        .expect("get");
+    let row = rows.next().expect("row")?;
+    Some((row.get(1).expect("value"), row.get(6).expect("version")))
 }
 
 /// The namespace both sides' tables belong to, on a fixed clock.
@@ -581,6 +694,82 @@ fn main() {
                     .map(|r| r.expect("row"))
                     .collect();
                 black_box(found);
+            }
+        },
+    ));
+    rows.extend(compare(
+        "commit: check absent + put",
+        ROUNDS,
+        put_n,
+        |r| {
+            for i in 0..put_n {
+                let k = format!("new:d1ns:{r}:{i}");
+                let committed = block_on(kv.atomic().check(&k, None).put(&k, "v").commit());
+                assert!(committed.expect("commit").is_some());
+            }
+        },
+        |r| {
+            for i in 0..put_n {
+                let k = format!("new:raw:{r}:{i}");
+                assert!(raw_check_and_put(&raw, &k, None, "v"));
+            }
+        },
+    ));
+    rows.extend(compare(
+        "compare-and-swap: get entry + check + put",
+        ROUNDS,
+        put_n,
+        |r| {
+            for i in 0..put_n {
+                let k = key((i * 23 + r) % KEYS);
+                let entry = block_on(kv.get(&k).text_entry::<()>()).expect("get");
+                let entry = entry.expect("hit");
+                let put = kv
+                    .atomic()
+                    .check(&k, Some(entry.version))
+                    .put(&k, "{\"id\":3}");
+                assert!(block_on(put.commit()).expect("commit").is_some());
+            }
+        },
+        |r| {
+            for i in 0..put_n {
+                let k = key((i * 23 + r) % KEYS);
+                let (_, version) = raw_get_version(&raw, &k).expect("hit");
+                assert!(raw_check_and_put(&raw, &k, Some(&version), "{\"id\":3}"));
+            }
+        },
+    ));
+    rows.extend(compare(
+        "sum (commit of one sum)",
+        ROUNDS,
+        put_n,
+        |r| {
+            for i in 0..put_n {
+                let k = format!("counter:{}", (i + r) % 50);
+                block_on(kv.atomic().sum(&k, 1).commit()).expect("sum");
+            }
+        },
+        |r| {
+            for i in 0..put_n {
+                let k = format!("counter:{}", (i + r) % 50);
+                black_box(raw_sum(&raw, &k, 1));
+            }
+        },
+    ));
+    rows.extend(compare(
+        "increment",
+        ROUNDS,
+        put_n,
+        |r| {
+            for i in 0..put_n {
+                let k = format!("counter:{}", (i + r) % 50);
+                black_box(block_on(kv.increment(&k, 1)).expect("increment"));
+            }
+        },
+        |r| {
+            for i in 0..put_n {
+                let k = format!("counter:{}", (i + r) % 50);
+                black_box(raw_sum(&raw, &k, 1));
             }
         },
     ));

@@ -275,11 +275,11 @@ impl<B: Backend> D1Namespace<B> {
                 sql: &step.probe,
                 params: Vec::new(),
             };
-            if let Err(probe_error) = self.inner.backend.batch(&[statement]).await {
-                if probe_error.is_missing_column(step.column) {
-                    first = index;
-                    break;
-                }
+            if let Err(probe_error) = self.inner.backend.batch(&[statement]).await
+                && probe_error.is_missing_column(step.column)
+            {
+                first = index;
+                break;
             }
         }
         let steps = &self.sql().upgrades[first..];
