@@ -71,6 +71,35 @@
 //! `Type::namespace_with(backend, |builder| builder.clock(..))`, both giving a
 //! [`TypedNamespace`]; [`TypedNamespace::raw`] is the untyped API over the same namespace.
 //!
+//! ## Atomic updates
+//!
+//! What KV cannot do: every write gives the entry a [`Versionstamp`], reads can return it
+//! ([`GetOptionsBuilder::json_entry`] and its siblings), and [`D1Namespace::atomic`] sends checks on
+//! stamps and mutations (puts, deletes, sums) as one D1 transaction, all applied or none. A
+//! compare-and-swap loses no update however many requests race:
+//!
+//! ```
+//! use d1ns::{D1Namespace, NoMetadata, SqliteBackend, WriteOptions};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), d1ns::Error> {
+//! let kv = D1Namespace::new(SqliteBackend::open_in_memory()?);
+//! loop {
+//!     let entry = kv.get("likes").json_entry::<u64, NoMetadata>().await?;
+//!     let (likes, version) = entry.map_or((0, None), |e| (e.value, Some(e.version)));
+//!     let committed = kv.atomic().check("likes", version).put("likes", likes + 1).commit().await?;
+//!     if committed.is_some() {
+//!         break; // `None`: another request wrote first; read again
+//!     }
+//! }
+//! // Counters in one round trip; the TTL applies when the hit creates the counter.
+//! let hits = kv.increment_with("rate:1.2.3.4", 1, WriteOptions::new().expiration_ttl(60)).await?;
+//! assert_eq!(hits, 1);
+//! # Ok(()) }
+//! ```
+//!
+//! The rules (A1-A16) are in `docs/atomic.md`, shipped with the crate.
+//!
 //! ## Features
 //!
 //! `d1` (the `worker::D1Database` backend) and `sqlite` (the embedded backend; not built on
