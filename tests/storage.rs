@@ -370,6 +370,27 @@ fn the_migration_files_applied_in_order_give_the_schema_of_the_default_table() {
     );
 }
 
+#[test]
+fn the_example_workers_migrations_give_the_schema_of_its_namespaces() {
+    let migrated = rusqlite::Connection::open_in_memory().unwrap();
+    for migration in [
+        include_str!("../examples/worker/migrations/0001_d1ns.sql"),
+        include_str!("../examples/worker/migrations/0002_d1ns_size.sql"),
+        include_str!("../examples/worker/migrations/0003_d1ns_version.sql"),
+    ] {
+        migrated.execute_batch(migration).unwrap();
+    }
+    let fresh = rusqlite::Connection::open_in_memory().unwrap();
+    for namespace in ["", "sessions", "limits"] {
+        let kv = D1Namespace::builder(SqliteBackend::open_in_memory().unwrap())
+            .namespace(namespace)
+            .build()
+            .unwrap();
+        fresh.execute_batch(&kv.schema_sql()).unwrap();
+    }
+    assert_eq!(schema_of(&migrated), schema_of(&fresh));
+}
+
 // ---- Persistence ---------------------------------------------------------------------------
 
 #[tokio::test]

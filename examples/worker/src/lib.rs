@@ -1,11 +1,15 @@
 //! A Worker whose KV data lives in D1, through d1ns.
 //!
 //! - `GET/PUT/DELETE /kv/:key` and `GET /kv?prefix=..&cursor=..`: the untyped KV API, exactly as
-//!   with a KV binding (the only changed line is marked below).
+//!   with a KV binding (the only changed line is marked below). Beyond KV: reads send the value's
+//!   versionstamp as an `ETag`, and a `PUT` with `If-Match: <etag>` (or `If-None-Match: *`)
+//!   writes only if nobody wrote the key since (or it is absent), else answers 412; writes are
+//!   rate-limited to 60 a minute per client, with a counter that cannot lose counts.
+//! - `POST /views/:page`: a view counter, exact under any load, one round trip.
 //! - `PUT/GET /sessions/:id`: a typed namespace, values and metadata checked at compile time.
 //! - A Cron Trigger removes expired rows.
 
-use d1ns::{D1Namespace, d1_namespace};
+use d1ns::{D1Namespace, NoMetadata, Versionstamp, WriteOptions, d1_namespace};
 use serde::{Deserialize, Serialize};
 use worker::{
     Context, Env, Request, Response, Result, RouteContext, Router, ScheduleContext, ScheduledEvent,
@@ -32,6 +36,7 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
         .get_async("/kv/:key", get)
         .put_async("/kv/:key", put)
         .delete_async("/kv/:key", delete)
+        .post_async("/views/:page", view)
         .put_async("/sessions/:id", put_session)
         .get_async("/sessions/:id", get_session)
         .run(req, env)
@@ -57,26 +62,86 @@ fn query(req: &Request, name: &str) -> Result<Option<String>> {
         .map(|(_, v)| v.into_owned()))
 }
 
+/// The value, with its versionstamp as the `ETag` (read in the same one statement).
 async fn get(_req: Request, ctx: RouteContext<()>) -> Result<Response> {
-    match kv(&ctx)?.get(param(&ctx, "key")?).text().await? {
-        Some(value) => Response::ok(value),
+    match kv(&ctx)?
+        .get(param(&ctx, "key")?)
+        .text_entry::<NoMetadata>()
+        .await?
+    {
+        Some(entry) => with_etag(Response::ok(entry.value)?, entry.version),
         None => Response::error("not found", 404),
     }
 }
 
-/// `PUT /kv/:key?ttl=SECONDS` with the value as the body; any TTL from 1 s up.
+fn with_etag(mut response: Response, version: Versionstamp) -> Result<Response> {
+    response
+        .headers_mut()
+        .set("etag", &format!("\"{version}\""))?;
+    Ok(response)
+}
+
+/// `PUT /kv/:key?ttl=SECONDS` with the value as the body; any TTL from 1 s up. With
+/// `If-Match: "<etag>"` it writes only if the key still has that version, with
+/// `If-None-Match: *` only if the key is absent; otherwise 412 and nothing is written.
 async fn put(mut req: Request, ctx: RouteContext<()>) -> Result<Response> {
+    if let Some(limited) = rate_limit(&req, &ctx).await? {
+        return Ok(limited);
+    }
     let value = req.text().await?;
-    let kv = kv(&ctx)?;
-    let mut put = kv.put(param(&ctx, "key")?, value)?;
+    let key = param(&ctx, "key")?;
+    let mut options = WriteOptions::new();
     if let Some(ttl) = query(&req, "ttl")? {
-        put = put.expiration_ttl(
+        options = options.expiration_ttl(
             ttl.parse()
                 .map_err(|_| "ttl must be a whole number of seconds")?,
         );
     }
-    put.execute().await?;
-    Response::empty()
+    let kv = kv(&ctx)?;
+    let mut write = kv.atomic();
+    if let Some(etag) = req.headers().get("if-match")? {
+        let version: Versionstamp = etag
+            .trim_matches('"')
+            .parse()
+            .map_err(|e| format!("If-Match: {e}"))?;
+        write = write.check(key, Some(version));
+    } else if req.headers().get("if-none-match")?.as_deref() == Some("*") {
+        write = write.check(key, None);
+    }
+    match write.put_with(key, value, options).commit().await? {
+        Some(version) => with_etag(Response::empty()?, version),
+        None => Response::error("the key changed since that version", 412),
+    }
+}
+
+/// At most 60 writes a minute per client: one counter per client and minute, made by its first
+/// hit with a 60 s TTL, which later hits do not extend. `increment` adds and reads in one
+/// round trip and never loses a count, however many requests race.
+async fn rate_limit(req: &Request, ctx: &RouteContext<()>) -> Result<Option<Response>> {
+    const PER_MINUTE: i64 = 60;
+    let client = req
+        .headers()
+        .get("cf-connecting-ip")?
+        .unwrap_or_else(|| "unknown".to_owned());
+    let minute = worker::Date::now().as_millis() / 60_000;
+    let limits = D1Namespace::builder(ctx.d1("DB")?)
+        .namespace("limits")
+        .build()?;
+    let key = format!("writes:{client}:{minute}");
+    let hits = limits
+        .increment_with(&key, 1, WriteOptions::new().expiration_ttl(60))
+        .await?;
+    if hits > PER_MINUTE {
+        return Response::error("too many writes: try again in a minute", 429).map(Some);
+    }
+    Ok(None)
+}
+
+/// `POST /views/:page`: counts a view and answers the new count.
+async fn view(_req: Request, ctx: RouteContext<()>) -> Result<Response> {
+    let page = param(&ctx, "page")?;
+    let views = kv(&ctx)?.increment(&format!("views:{page}"), 1).await?;
+    Response::from_json(&serde_json::json!({ "page": page, "views": views }))
 }
 
 async fn delete(_req: Request, ctx: RouteContext<()>) -> Result<Response> {
@@ -126,6 +191,12 @@ async fn purge_expired(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) 
     purge(&D1Namespace::new(db)).await;
     if let Ok(db) = env.d1("DB") {
         purge(Session::namespace(db).raw()).await;
+    }
+    if let Ok(Ok(limits)) = env
+        .d1("DB")
+        .map(|db| D1Namespace::builder(db).namespace("limits").build())
+    {
+        purge(&limits).await;
     }
 }
 
