@@ -163,9 +163,10 @@ impl<B: Backend> D1Namespace<B> {
         delta: i64,
         options: WriteOptions,
     ) -> Result<i64, Error> {
-        let counter = CheckedCounter::new(Counter::Sum, key, delta, &options, self.now_ms())?;
+        let now = self.now_ms();
+        let counter = CheckedCounter::new(Counter::Sum, key, delta, &options, now)?;
         let version = Versionstamp::random()?;
-        let statement = counter.statement(self, 0, version, self.now_ms());
+        let statement = counter.statement(self, 0, version, now);
         let result = self
             .run_one(statement)
             .await
