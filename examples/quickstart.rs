@@ -1,5 +1,6 @@
 //! d1ns in five minutes, natively on an embedded SQLite file: a typed namespace with a TTL and
-//! metadata, an untyped namespace in the same database, and a list read page by page.
+//! metadata, an untyped namespace in the same database, an atomic update and a counter, and a
+//! list read page by page.
 //!
 //! ```sh
 //! cargo run --example quickstart
@@ -9,7 +10,7 @@
 
 use std::sync::Arc;
 
-use d1ns::{D1Namespace, SqliteBackend, d1_namespace};
+use d1ns::{D1Namespace, NoMetadata, SqliteBackend, d1_namespace};
 use serde::{Deserialize, Serialize};
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
@@ -70,6 +71,43 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         entry.value, entry.metadata, entry.expiration
     );
     sessions.put("long-lived", &session).no_expiration().await?;
+
+    // Beyond KV: atomic updates. A read returns the value's versionstamp; a commit writes only if
+    // its checks hold (here: nobody wrote "visits" since), all of it or nothing.
+    let entry = kv
+        .get("visits")
+        .json_entry::<u64, NoMetadata>()
+        .await?
+        .ok_or("visits was just written")?;
+    let committed = kv
+        .atomic()
+        .check("visits", Some(entry.version))
+        .put("visits", entry.value + 1)
+        .commit()
+        .await?;
+    println!(
+        "
+atomic:  visits {} -> {} if unchanged since version {}: committed = {}",
+        entry.value,
+        entry.value + 1,
+        entry.version,
+        committed.is_some()
+    );
+    let stale = kv
+        .atomic()
+        .check("visits", Some(entry.version))
+        .put("visits", 0)
+        .commit()
+        .await?;
+    println!(
+        "         the same check again (the version has changed): committed = {}",
+        stale.is_some()
+    );
+    let first = kv.increment("hits", 1).await?;
+    let second = kv.increment("hits", 1).await?;
+    println!(
+        "         increment(\"hits\", 1) twice: {first}, then {second} (one round trip each, no count lost)"
+    );
 
     // Lists come in pages, in key order; the cursor continues where a page stopped.
     for i in 0..25 {
