@@ -91,6 +91,36 @@ async fn a2_the_mutations_of_one_commit_share_the_stamp_it_returns() {
 }
 
 #[tokio::test]
+async fn a2_a_key_written_several_times_in_one_commit_ends_with_the_commits_stamp() {
+    let (kv, _) = kv();
+    for writes in 1..=4 {
+        for kind in ["sum", "put", "mixed"] {
+            let key = format!("{kind}{writes}");
+            let mut atomic = kv.atomic();
+            for i in 0..writes {
+                atomic = match (kind, i % 2) {
+                    ("sum", _) | ("mixed", 1) => atomic.sum(&key, 1),
+                    _ => atomic.put(&key, 10),
+                };
+            }
+            let committed = atomic.commit().await.unwrap().unwrap();
+            assert_eq!(stamp(&kv, &key).await, Some(committed), "{key}");
+            // So the stamp the commit returned works in the next check.
+            let next = kv
+                .atomic()
+                .check(&key, Some(committed))
+                .max(&key, 0)
+                .min(&key, 1000)
+                .commit()
+                .await
+                .unwrap();
+            assert!(next.is_some(), "{key}");
+            assert_eq!(stamp(&kv, &key).await, next, "{key}");
+        }
+    }
+}
+
+#[tokio::test]
 async fn a2_stamps_from_two_databases_of_the_same_table_differ() {
     let one = kv().0;
     let two = kv().0;
@@ -643,7 +673,7 @@ async fn a12_sum_counts_a_missing_key_as_0_and_stores_decimal_text() {
 async fn a12_a_sum_on_a_value_that_is_not_an_integer_fails_naming_the_key_and_writes_nothing() {
     let (kv, _) = kv();
     let long = "1".repeat(2000);
-    for (i, stored) in [
+    let texts = [
         "abc",
         "4.5",
         "042",
@@ -652,13 +682,21 @@ async fn a12_a_sum_on_a_value_that_is_not_an_integer_fails_naming_the_key_and_wr
         "",
         "1e3",
         "9223372036854775808",
-    ]
-    .into_iter()
-    .chain([long.as_str()])
-    .enumerate()
-    {
+        long.as_str(),
+    ];
+    // Bytes too: empty, over 1 KiB (in chunks), not UTF-8.
+    let bytes: [&[u8]; 3] = [b"", &[b'1'; 2000], b"\xff"];
+    let values = texts
+        .iter()
+        .map(|t| (t.to_string(), t.as_bytes().to_vec(), false))
+        .chain(bytes.iter().map(|b| (format!("{b:?}"), b.to_vec(), true)));
+    for (i, (stored, raw, as_bytes)) in values.enumerate() {
         let key = format!("bad{i}");
-        kv.put(&key, stored).unwrap().await.unwrap();
+        if as_bytes {
+            kv.put_bytes(&key, &raw).unwrap().await.unwrap();
+        } else {
+            kv.put(&key, stored.as_str()).unwrap().await.unwrap();
+        }
         let before = stamp(&kv, &key).await;
         for op in ["sum", "min", "max"] {
             let atomic = kv.atomic().put("side", "effect");
@@ -680,7 +718,7 @@ async fn a12_a_sum_on_a_value_that_is_not_an_integer_fails_naming_the_key_and_wr
             kv.increment(&key, 1).await,
             Err(Error::NotAnInteger { .. })
         ));
-        assert_eq!(kv.get(&key).text().await.unwrap().as_deref(), Some(stored));
+        assert_eq!(kv.get(&key).bytes().await.unwrap(), Some(raw));
         assert_eq!(stamp(&kv, &key).await, before);
         assert_eq!(
             kv.get("side").text().await.unwrap(),

@@ -268,6 +268,17 @@ async fn without_auto_create_a_0_1_table_is_refused_naming_the_migration_until_i
         "{error}"
     );
     assert!(error.contains("upgrade_sql_from_0_2()"), "{error}");
+    // A commit with a check says so too, rather than "a check failed".
+    let commit = kv
+        .atomic()
+        .check("absent", None)
+        .put("absent", 1)
+        .commit()
+        .await;
+    assert!(
+        matches!(&commit, Err(e) if e.to_string().contains("0003_d1ns_version.sql")),
+        "{commit:?}"
+    );
     conn.execute_batch(include_str!("../migrations/0003_d1ns_version.sql"))
         .unwrap();
     reads_as_0_1_wrote_it(&kv).await;

@@ -6,6 +6,8 @@
 //! or that overflows, raise an error inside the batch, so the transaction rolls back and nothing
 //! is written; the error's text carries a marker that tells which (see the `sql` module).
 
+use std::collections::HashSet;
+
 use serde::Serialize;
 
 use crate::backend::{Backend, Statement, Value};
@@ -379,7 +381,17 @@ impl<B: Backend> AtomicOperation<B> {
         }
         // What an abort in mutation `i` is about.
         let mut counters = Vec::with_capacity(checked.len());
+        // Keys this commit has written so far: writing one again needs its version cleared.
+        let mut written = HashSet::new();
         for (index, mutation) in checked.into_iter().enumerate() {
+            if let Some(key) = mutation.written_key()
+                && !written.insert(key.to_owned())
+            {
+                statements.push(Statement {
+                    sql: &ns.sql().clear_version,
+                    params: vec![ns.namespace_param(), Value::Text(key.to_owned())],
+                });
+            }
             match mutation {
                 Checked::Put(put) => {
                     counters.push(None);
@@ -415,6 +427,15 @@ enum Checked {
 }
 
 impl Checked {
+    /// The key a put or counter writes (a delete writes none).
+    fn written_key(&self) -> Option<&str> {
+        match self {
+            Checked::Put(put) => Some(&put.key),
+            Checked::Delete(_) => None,
+            Checked::Counter(counter) => Some(&counter.key),
+        }
+    }
+
     fn len(&self) -> usize {
         match self {
             Checked::Put(put) => put.len(),

@@ -63,6 +63,10 @@ pub(crate) struct Sql {
     pub put_chunk: String,
     /// `?1` namespace, `?2` key.
     pub delete: String,
+    /// `?1` namespace, `?2` key: clears the version of an entry this commit wrote already, so
+    /// that its next write in the same commit (which sets the same stamp again) does not look
+    /// like a write that kept the version (see the `version_on_edit` trigger).
+    pub clear_version: String,
     /// `?1` namespace, `?2` lowest key (inclusive), `?3` now, `?4` key bound (exclusive),
     /// `?5` limit -> `key, expiration, metadata`.
     pub list: String,
@@ -114,10 +118,14 @@ pub(crate) const ABORT_MARKER: &str = "d1ns-abort:";
 
 /// A SQL expression that fails the statement with `d1ns-abort:{reason}:` followed by
 /// `suffix_sql` (the mutation's number), evaluated only where it stands. `column` makes the
-/// expression depend on the row, so SQLite cannot compute it once up front.
+/// expression depend on the row (through its type name, never `NULL`), so SQLite cannot compute
+/// it once up front. The marker is put together at run time: an error that quotes the
+/// statement's text (rusqlite's "no such column" does) must not read as an abort.
 fn abort(reason: &str, suffix_sql: &str, column: &str) -> String {
+    let (head, tail) = ABORT_MARKER.split_at(4);
     format!(
-        "json_extract('{{}}', '{ABORT_MARKER}{reason}:' || {suffix_sql} || substr({column}, 1, 0))"
+        "json_extract('{{}}', '{head}' || '{tail}{reason}:' || {suffix_sql} \
+         || substr(typeof({column}), 1, 0))"
     )
 }
 
@@ -287,6 +295,9 @@ impl Sql {
                 "INSERT OR REPLACE INTO {chunks} (namespace, key, part, data) VALUES (?1, ?2, ?3, ?4)"
             ),
             delete: format!("DELETE FROM {t} WHERE namespace = ?1 AND key = ?2"),
+            clear_version: format!(
+                "UPDATE {t} SET version = NULL WHERE namespace = ?1 AND key = ?2"
+            ),
             list: format!(
                 "SELECT key AS c0, expiration AS c1, metadata AS c2 FROM {t} \
                  WHERE namespace = ?1 AND key >= ?2 AND key < ?4 AND {live} \
