@@ -46,8 +46,8 @@ const PUT: &str = "INSERT INTO \"bench_kv_entries\" \
     value = excluded.value, metadata = excluded.metadata, expiration = excluded.expiration, \
     chunks = excluded.chunks, size = excluded.size, version = excluded.version";
 /// An atomic commit's check statement: fails the batch when a check does not hold.
-const CHECK: &str = "SELECT json_extract('{}', 'd1ns-abort:check:' || '' || substr(c.key, 1, 0)) \
-    AS c0 FROM json_each(?2) AS c WHERE (SELECT coalesce(e.version, \
+const CHECK: &str = "SELECT json_extract('{}', 'd1ns' || '-abort:check:' || '' \
+    || substr(typeof(c.key), 1, 0)) AS c0 FROM json_each(?2) AS c WHERE (SELECT coalesce(e.version, \
     '00000000000000000000000000000000') FROM \"bench_kv_entries\" AS e \
     WHERE e.namespace = ?1 AND e.key = json_extract(c.value, '$[0]') \
     AND (e.expiration IS NULL OR e.expiration > ?3)) IS NOT json_extract(c.value, '$[1]')";
@@ -58,11 +58,13 @@ const SUM: &str = "INSERT INTO \"bench_kv_entries\" \
     ON CONFLICT (namespace, key) DO UPDATE SET \
     value = CASE WHEN NOT (expiration IS NULL OR expiration > ?7) THEN excluded.value \
     WHEN chunks IS NOT NULL OR CAST(CAST(value AS INTEGER) AS TEXT) IS NOT CAST(value AS TEXT) \
-    THEN json_extract('{}', 'd1ns-abort:not-integer:' || ?8 || substr(value, 1, 0)) \
+    THEN json_extract('{}', 'd1ns' || '-abort:not-integer:' || ?8 \
+    || substr(typeof(value), 1, 0)) \
     WHEN (CAST(?3 AS INTEGER) > 0 AND CAST(value AS INTEGER) > 9223372036854775807 - \
     CAST(?3 AS INTEGER)) OR (CAST(?3 AS INTEGER) < 0 AND CAST(value AS INTEGER) < \
     (-9223372036854775807 - 1) - CAST(?3 AS INTEGER)) \
-    THEN json_extract('{}', 'd1ns-abort:overflow:' || ?8 || substr(value, 1, 0)) \
+    THEN json_extract('{}', 'd1ns' || '-abort:overflow:' || ?8 \
+    || substr(typeof(value), 1, 0)) \
     ELSE CAST(CAST(value AS INTEGER) + CAST(?3 AS INTEGER) AS TEXT) END, \
     metadata = CASE WHEN (expiration IS NULL OR expiration > ?7) THEN metadata \
     ELSE excluded.metadata END, \
