@@ -952,6 +952,90 @@ scenario("a failed check writes nothing, a commit that holds writes everything (
   check("A11: a put replaces the metadata; put_bytes takes its own", [ok(after[0]).metadata, ok(after[4]).metadata], [null, { e: true }]);
 });
 
+scenario("sum, min and max: not an integer or an overflow fails naming the key, and nothing is written (A12)", async () => {
+  const ns = { namespace: "sums" };
+  const setup = await ops(ns, [
+    { op: "put", key: "text", text: "hello" },
+    { op: "put", key: "frac", text: "4.5" },
+    { op: "put", key: "lead", text: "05" },
+    { op: "put", key: "plus", text: "+5" },
+    { op: "put", key: "space", text: " 5" },
+    { op: "put", key: "empty", text: "" },
+    { op: "put", key: "huge", text: "9223372036854775808" },
+    { op: "put", key: "max", text: I64_MAX },
+    { op: "put", key: "min", text: I64_MIN },
+    { op: "put", key: "json5", json: "5" },
+    { op: "put", key: "bytes7", bytes: utf8("7") },
+    { op: "put", key: "binary", bytes: [0, 1] },
+  ]);
+  check("setup", setup.map((x) => x.ok), setup.map(() => true));
+  const before = await snapshot("sums_kv_entries", "sums");
+  const failing = [
+    ["text", "sum", "1"],
+    ["frac", "sum", "1"],
+    ["lead", "sum", "1"],
+    ["plus", "sum", "1"],
+    ["space", "sum", "1"],
+    ["empty", "sum", "1"],
+    ["huge", "sum", "-1"],
+    ["binary", "sum", "1"],
+    ["text", "min", "1"],
+    ["frac", "max", "1"],
+  ];
+  // Each after a valid sum and put on other keys, which must not be written either.
+  const r = await ops(ns, failing.map(([key, type, n]) => atomic([], [
+    { type: "sum", key: "other", n: "1" },
+    { type: "put", key: "also", text: "x" },
+    { type, key, n },
+  ])));
+  failing.forEach(([key, type], i) => {
+    check(`A12: ${type} on ${JSON.stringify(before.find((row) => row.key === key)?.value)}: not an integer, naming the key`, r[i].error, notAnInteger(key, type));
+  });
+  check("A12: each failed in its one D1 call", r.map((x) => x.cost.calls), failing.map(() => 1));
+  const o = await ops(ns, [
+    atomic([], [{ type: "sum", key: "other", n: "1" }, { type: "sum", key: "max", n: "1" }]),
+    atomic([], [{ type: "sum", key: "min", n: "-1" }]),
+    atomic([], [{ type: "sum", key: "max", n: I64_MAX }]),
+    { op: "increment", key: "max", delta: "1" },
+    { op: "increment", key: "min", delta: I64_MIN },
+    { op: "increment", key: "text", delta: "1" },
+  ]);
+  check("A12: i64::MAX + 1 overflows, naming the key", o[0].error, overflow("max", 1));
+  check("A12: i64::MIN - 1 overflows", o[1].error, overflow("min", -1));
+  check("A12: i64::MAX + i64::MAX overflows", o[2].error, overflow("max", I64_MAX));
+  check("A12, A14: increment overflows alike", [o[3].error, o[4].error], [overflow("max", 1), overflow("min", I64_MIN)]);
+  check("A12, A14: increment of a value that is not an integer", o[5].error, notAnInteger("text", "sum"));
+  check("A12: nothing was written by any of them (values, metadata, expirations, stamps)", await snapshot("sums_kv_entries", "sums"), before);
+  check("A12: not even the valid mutations beside them", ok(await op(ns, { op: "get_bulk", keys: ["other", "also"] })).values, { other: null, also: null });
+
+  const fine = await ops(ns, [
+    atomic([], [{ type: "sum", key: "max", n: "-1" }, { type: "sum", key: "min", n: "1" }]),
+    atomic([], [{ type: "sum", key: "max", n: "1" }]),
+    atomic([], [{ type: "sum", key: "json5", n: "1" }, { type: "sum", key: "bytes7", n: "1" }]),
+    atomic([], [{ type: "min", key: "m", n: "5" }]),
+    atomic([], [{ type: "min", key: "m", n: "3" }]),
+    atomic([], [{ type: "min", key: "m", n: "9" }]),
+    atomic([], [{ type: "max", key: "m", n: "-10" }]),
+    atomic([], [{ type: "max", key: "m", n: "10" }]),
+    atomic([], [{ type: "sum", key: "fresh", n: "42" }]),
+    { op: "get", key: "max" },
+    { op: "get", key: "min" },
+    { op: "get", key: "json5" },
+    { op: "get", key: "bytes7" },
+    { op: "get", key: "m" },
+    { op: "get", key: "fresh" },
+    { op: "get", key: "fresh", as: "json" },
+  ]);
+  check("every commit succeeds", fine.slice(0, 9).map((x) => STAMP.test(ok(x).committed)), Array(9).fill(true));
+  const values = fine.slice(9).map((x) => ok(x).value);
+  check("A12: up to i64::MAX and down to i64::MIN exactly", values.slice(0, 2), [I64_MAX, "-9223372036854775807"]);
+  check("A12: a number put as JSON and bytes of digits are counters", values.slice(2, 4), ["6", "8"]);
+  check("A12: min and max keep the smaller and the larger, starting from the operand", values[4], "10");
+  check("A12: a sum on a missing key stores the decimal text: get text and get json", values.slice(5), ["42", "42"]);
+  const m = await ops(ns, [atomic([], [{ type: "min", key: "m2", n: "5" }]), atomic([], [{ type: "min", key: "m2", n: "3" }]), atomic([], [{ type: "min", key: "m2", n: "9" }]), { op: "get", key: "m2" }]);
+  check("A12: min of 5, 3, 9", ok(m[3]).value, "3");
+});
+
 scenario("a mutation that breaks a KV rule fails as the plain operation does, before any D1 call; a database failure writes nothing (A8)", async () => {
   const ns = { namespace: "atomic_errors" };
   const long = "k".repeat(513);
