@@ -725,9 +725,9 @@ scenario("D1 cost of versionstamps and atomic commits: a get with its stamp read
     getEntry("missing"),
   ]);
   cost("put, new key (A4: the stamp adds no row)", r[0]);
-  cost("put, overwrite", r[1]);
-  cost("put with expiration_ttl and metadata", r[2]);
-  cost("get hit, text", r[3]);
+  cost("put, overwrite (A4)", r[1]);
+  cost("put with expiration_ttl and metadata (A4)", r[2]);
+  cost("get hit, text, beside the get with its entry (A4)", r[3]);
   cost("get hit with its entry (value, metadata, expiration, version)", r[4]);
   cost("get miss with its entry", r[8]);
   check("A4: a put writes 1 row, stamp included", [r[0].cost.rows_written, r[1].cost.rows_written], [1, 1]);
@@ -753,6 +753,8 @@ scenario("D1 cost of versionstamps and atomic commits: a get with its stamp read
     atomic([["k", k], ["p", null]], [{ type: "put", key: "k", text: "y" }, { type: "sum", key: "hits", n: "1" }]),
     atomic([["nope", null], ["nada", null]], []),
     atomic([], [{ type: "delete", key: "p" }]),
+    { op: "increment", key: "rate", delta: "1", expiration_ttl: 60 },
+    { op: "increment", key: "rate", delta: "1", expiration_ttl: 60 },
   ]);
   check("every commit succeeds", c.map((x) => x.ok), c.map(() => true));
   cost("atomic commit: check + put", c[0]);
@@ -765,11 +767,14 @@ scenario("D1 cost of versionstamps and atomic commits: a get with its stamp read
   cost("atomic commit: failed check (2 checks, put + sum; no meta from D1)", c[7]);
   cost("atomic commit: 2 checks only, holding", c[8]);
   cost("atomic commit: one delete", c[9]);
+  cost("increment_with expiration_ttl, new key (a rate limiter's first hit)", c[10]);
+  cost("increment_with expiration_ttl, live key (a later hit)", c[11]);
   check("A7: check + put is one call of 2 statements", [c[0].cost.calls, c[0].cost.statements], [1, 2]);
   check("A4: a put in a commit writes 1 row, as a plain put", [c[0].cost.rows_written, c[1].cost.rows_written], [1, 1]);
   check("A12: a sum is one call of one statement", [c[2].cost, c[3].cost].map((x) => [x.calls, x.statements]), [[1, 1], [1, 1]]);
   check("A14: increment is one call of one statement", [c[4].cost, c[5].cost].map((x) => [x.calls, x.statements]), [[1, 1], [1, 1]]);
-  check("A14: increment returns the new value", [ok(c[4]).value, ok(c[5]).value], ["1", "2"]);
+  check("A14: increment returns the new value", [ok(c[4]).value, ok(c[5]).value, ok(c[10]).value, ok(c[11]).value], ["1", "2", "1", "2"]);
+  check("A14: increment_with is one call of one statement", [c[10].cost, c[11].cost].map((x) => [x.calls, x.statements]), [[1, 1], [1, 1]]);
   // A failed check fails D1's batch, which then reports no meta: its rows read and written show
   // as 0. That it wrote nothing is checked by reading back, below and in the next scenarios.
   check("A7: a failed check: not committed, one call", [ok(c[6]).committed, c[6].cost.calls], [null, 1]);
