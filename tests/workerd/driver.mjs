@@ -3,7 +3,8 @@
 // each operation, asserts the cost rules, stops the server by its process group, and exits
 // non-zero on any mismatch. Run it through scripts/workerd-e2e.sh, which builds the Worker first.
 //
-// Rules cited as in shared/kv-semantics.md (K1-K35). The Worker's API is in worker/src/ops.rs.
+// Rules cited as in shared/kv-semantics.md (K1-K35) and shared/atomic-semantics.md (A1-A16). The
+// Worker's API is in worker/src/ops.rs.
 
 import { spawn } from "node:child_process";
 import { deepStrictEqual } from "node:assert/strict";
@@ -608,6 +609,618 @@ scenario("every error path of K2-K28, with KV's text and no D1 call", async () =
   check("K21 get_bulk json of a non-JSON value", k21.error, "KV GET_BULK failed: 400 At least one of the requested keys corresponds to a non-json value");
 });
 
+// ---------------------------------------------------------------- atomic commits and versionstamps
+
+// Rules A1-A16 as in shared/atomic-semantics.md. A commit is `{op: "atomic", checks, mutations}`
+// (worker/src/ops.rs); stamps travel as their 32 hex digits, counters as decimal text.
+
+const STAMP = /^[0-9a-f]{32}$/;
+const I64_MAX = "9223372036854775807";
+const I64_MIN = "-9223372036854775808";
+
+/** An atomic commit as one operation. */
+const atomic = (checks, mutations) => ({ op: "atomic", checks, mutations });
+/** A get through the `_entry` forms: value, metadata, expiration and versionstamp. */
+const getEntry = (key, extra = {}) => ({ op: "get", key, entry: true, ...extra });
+/** The rows of a namespace's table as stored (key, value, metadata, expiration, version). */
+async function snapshot(table, namespace) {
+  const r = await sql(
+    "DB",
+    `SELECT key, CAST(value AS TEXT) AS value, metadata, expiration, chunks, version FROM "${table}" WHERE namespace = ?1 ORDER BY key`,
+    [namespace],
+  );
+  return r.rows;
+}
+const notAnInteger = (key, operation) => `the value of key ${JSON.stringify(key)} is not an integer, so ${operation} cannot apply to it; nothing was written`;
+const overflow = (key, delta) => `adding ${delta} to the value of key ${JSON.stringify(key)} overflows a 64-bit integer; nothing was written`;
+
+scenario("versionstamps: a new one per write, one per commit, a new one after a delete (A1-A3)", async () => {
+  const ns = { namespace: "stamps" };
+  const r = await ops(ns, [
+    { op: "put", key: "a", text: "1" },
+    getEntry("a"),
+    { op: "put", key: "a", text: "1" },
+    getEntry("a"),
+    { op: "put", key: "a", bytes: [1, 2] },
+    getEntry("a", { as: "bytes" }),
+    atomic([], [{ type: "put", key: "a", text: "2" }]),
+    getEntry("a"),
+    atomic([], [{ type: "sum", key: "n", n: "1" }]),
+    getEntry("n"),
+    atomic([], [{ type: "sum", key: "n", n: "1" }]),
+    getEntry("n"),
+    { op: "increment", key: "n", delta: "1" },
+    getEntry("n"),
+    atomic([], [{ type: "min", key: "n", n: "0" }]),
+    getEntry("n"),
+    // A max that keeps the value is still a write.
+    atomic([], [{ type: "max", key: "n", n: "-5" }]),
+    getEntry("n"),
+  ]);
+  check("every operation succeeds", r.map((x) => x.ok), r.map(() => true));
+  const entries = [1, 3, 5, 7, 9, 11, 13, 15, 17].map((i) => ok(r[i]));
+  check("A1: each stamp is 32 lowercase hex digits", entries.every((e) => STAMP.test(e.version)), true);
+  check("A1: every write gave a new stamp (put, the same value again, put_bytes, atomic put, sum, sum, increment, min, max)", new Set(entries.map((e) => e.version)).size, entries.length);
+  check("A1: each commit returns the stamp its entry reads with", [6, 8, 10, 14, 16].map((i) => ok(r[i]).committed), [7, 9, 11, 15, 17].map((i) => ok(r[i]).version));
+  check("values along the way", entries.map((e) => e.value), ["1", "1", [1, 2], "2", "1", "2", "3", "0", "0"]);
+  const stored = await sql("DB", "SELECT typeof(version) AS type, version FROM stamps_kv_entries WHERE namespace = 'stamps' AND key = 'a'");
+  check("A5: the stamp is stored as TEXT in the entry's own row", stored.rows, [{ type: "text", version: entries[3].version }]);
+
+  // A2: every mutation of one commit shares its stamp; two commits never share one.
+  const c = await ops(ns, [
+    atomic([], [
+      { type: "put", key: "x", text: "x" },
+      { type: "put_bytes", key: "y", bytes: [0, 255] },
+      { type: "sum", key: "z", n: "5" },
+      { type: "min", key: "w", n: "-1" },
+      { type: "max", key: "v", n: "1" },
+      { type: "delete", key: "a" },
+    ]),
+    ...["x", "y", "z", "w", "v", "a"].map((key) => getEntry(key)),
+    atomic([], [{ type: "put", key: "x", text: "x" }]),
+    atomic([], [{ type: "put", key: "x", text: "x" }]),
+  ]);
+  const committed = ok(c[0]).committed;
+  check("A2: the commit returns a stamp", STAMP.test(committed), true);
+  check("A2: every entry the commit wrote has its stamp", c.slice(1, 6).map((x) => ok(x).version), Array(5).fill(committed));
+  check("A2: and the deleted key is gone", ok(c[6]), { value: null, metadata: null, expiration: null, version: null });
+  check("A2: the same commit twice gives two stamps", new Set([committed, ok(c[7]).committed, ok(c[8]).committed]).size, 3);
+
+  // A3: deleted and written again, with the same value: a new stamp, and the old one no longer holds.
+  const d = await ops(ns, [
+    { op: "put", key: "aba", text: "same" },
+    getEntry("aba"),
+    { op: "delete", key: "aba" },
+    getEntry("aba"),
+    { op: "put", key: "aba", text: "same" },
+    getEntry("aba"),
+  ]);
+  const [before, gone, after] = [ok(d[1]), ok(d[3]), ok(d[5])];
+  check("A3: a deleted key has no entry and no stamp", gone, { value: null, metadata: null, expiration: null, version: null });
+  check("A3: written again with the same value: a new stamp", [after.value, after.version !== before.version], ["same", true]);
+  const aba = await ops(ns, [
+    atomic([["aba", before.version]], [{ type: "put", key: "aba", text: "ABA" }]),
+    atomic([["aba", after.version]], [{ type: "delete", key: "aba" }]),
+    atomic([["aba", null]], [{ type: "put", key: "aba", text: "third" }]),
+    getEntry("aba"),
+  ]);
+  check("A3: the stamp from before the delete does not hold (no ABA)", ok(aba[0]).committed, null);
+  check("A3: the current stamp holds; an atomic delete", STAMP.test(ok(aba[1]).committed), true);
+  check("A3: after an atomic delete, check(None) holds", [STAMP.test(ok(aba[2]).committed), ok(aba[3]).value], [true, "third"]);
+  check("A3: and the key has that commit's stamp", ok(aba[3]).version, ok(aba[2]).committed);
+});
+
+scenario("D1 cost of versionstamps and atomic commits: a get with its stamp reads 1 row, a put writes 1 (A4, A7, A14)", async () => {
+  const ns = { namespace: "stamp_cost" };
+  ok(await op(ns, { op: "put", key: "warm", text: "" }));
+  const r = await ops(ns, [
+    { op: "put", key: "k", text: "v" },
+    { op: "put", key: "k", text: "w" },
+    { op: "put", key: "t", text: "v", expiration_ttl: 600, metadata: { m: 1 } },
+    { op: "get", key: "k" },
+    getEntry("k"),
+    { op: "get", key: "k", with_metadata: true },
+    getEntry("t"),
+    { op: "get", key: "missing" },
+    getEntry("missing"),
+  ]);
+  cost("put, new key (A4: the stamp adds no row)", r[0]);
+  cost("put, overwrite (A4)", r[1]);
+  cost("put with expiration_ttl and metadata (A4)", r[2]);
+  cost("get hit, text, beside the get with its entry (A4)", r[3]);
+  cost("get hit with its entry (value, metadata, expiration, version)", r[4]);
+  cost("get miss with its entry", r[8]);
+  check("A4: a put writes 1 row, stamp included", [r[0].cost.rows_written, r[1].cost.rows_written], [1, 1]);
+  check("A4: a put with an expiration writes 2 rows (the entry and its index entry)", r[2].cost.rows_written, 2);
+  check("A4: a get with its stamp costs what a plain get costs", r[4].cost, r[3].cost);
+  check("A4: 1 call, 1 statement, 1 row read, nothing written", r[4].cost, { calls: 1, statements: 1, rows_read: 1, rows_written: 0 });
+  check("A4: a get with its stamp of a key with an expiration reads 1 row", r[6].cost.rows_read, 1);
+  check("A4: a missing key with its stamp costs what a plain miss costs", r[8].cost, r[7].cost);
+  const t = ok(r[6]);
+  const nowS = Math.floor(Date.now() / 1000);
+  check("the entry: value, metadata, expiration in seconds, stamp", [t.value, t.metadata, t.expiration > nowS + 590 && t.expiration <= nowS + 601, STAMP.test(t.version)], ["v", { m: 1 }, true, true]);
+  check("the entry's value is the plain get's", ok(r[4]).value, ok(r[3]).value);
+
+  const k = ok(r[4]).version;
+  const c = await ops(ns, [
+    atomic([["k", k]], [{ type: "put", key: "k", text: "x" }]),
+    atomic([], [{ type: "put", key: "p", text: "x" }]),
+    atomic([], [{ type: "sum", key: "hits", n: "1" }]),
+    atomic([], [{ type: "sum", key: "hits", n: "1" }]),
+    { op: "increment", key: "views", delta: "1" },
+    { op: "increment", key: "views", delta: "1" },
+    atomic([["k", k]], [{ type: "put", key: "k", text: "y" }]),
+    atomic([["k", k], ["p", null]], [{ type: "put", key: "k", text: "y" }, { type: "sum", key: "hits", n: "1" }]),
+    atomic([["nope", null], ["nada", null]], []),
+    atomic([], [{ type: "delete", key: "p" }]),
+    { op: "increment", key: "rate", delta: "1", expiration_ttl: 60 },
+    { op: "increment", key: "rate", delta: "1", expiration_ttl: 60 },
+  ]);
+  check("every commit succeeds", c.map((x) => x.ok), c.map(() => true));
+  cost("atomic commit: check + put", c[0]);
+  cost("atomic commit: one put, no check", c[1]);
+  cost("atomic commit: sum, new key", c[2]);
+  cost("atomic commit: sum, existing key", c[3]);
+  cost("increment, new key", c[4]);
+  cost("increment, existing key", c[5]);
+  cost("atomic commit: failed check (1 check, 1 put; no meta from D1)", c[6]);
+  cost("atomic commit: failed check (2 checks, put + sum; no meta from D1)", c[7]);
+  cost("atomic commit: 2 checks only, holding", c[8]);
+  cost("atomic commit: one delete", c[9]);
+  cost("increment_with expiration_ttl, new key (a rate limiter's first hit)", c[10]);
+  cost("increment_with expiration_ttl, live key (a later hit)", c[11]);
+  check("A7: check + put is one call of 2 statements", [c[0].cost.calls, c[0].cost.statements], [1, 2]);
+  check("A4: a put in a commit writes 1 row, as a plain put", [c[0].cost.rows_written, c[1].cost.rows_written], [1, 1]);
+  check("A12: a sum is one call of one statement", [c[2].cost, c[3].cost].map((x) => [x.calls, x.statements]), [[1, 1], [1, 1]]);
+  check("A14: increment is one call of one statement", [c[4].cost, c[5].cost].map((x) => [x.calls, x.statements]), [[1, 1], [1, 1]]);
+  check("A14: increment returns the new value", [ok(c[4]).value, ok(c[5]).value, ok(c[10]).value, ok(c[11]).value], ["1", "2", "1", "2"]);
+  check("A14: increment_with is one call of one statement", [c[10].cost, c[11].cost].map((x) => [x.calls, x.statements]), [[1, 1], [1, 1]]);
+  // A failed check fails D1's batch, which then reports no meta: its rows read and written show
+  // as 0. That it wrote nothing is checked by reading back, below and in the next scenarios.
+  check("A7: a failed check: not committed, one call", [ok(c[6]).committed, c[6].cost.calls], [null, 1]);
+  check("A7: a failed check among several: one call of 3 statements", [ok(c[7]).committed, c[7].cost.calls, c[7].cost.statements], [null, 1, 3]);
+  check("A7: a commit of checks only that hold: committed, one call of 1 statement, nothing written", [STAMP.test(ok(c[8]).committed), c[8].cost.calls, c[8].cost.statements, c[8].cost.rows_written], [true, 1, 1, 0]);
+  check("A7: a commit of checks only that fail: not committed", ok(await op(ns, atomic([["nope", null], ["k", null]], []))).committed, null);
+  const after = await ops(ns, [{ op: "get", key: "k" }, { op: "get", key: "hits" }]);
+  check("the failed commits wrote nothing", [ok(after[0]).value, ok(after[1]).value], ["x", "2"]);
+});
+
+scenario("counters beyond 2^53 stay exact: increment and sum take and give decimal text (A5, A12, A14)", async () => {
+  const ns = { namespace: "counters" };
+  ok(await op(ns, { op: "put", key: "warm", text: "" }));
+  const r = await ops(ns, [
+    { op: "increment", key: "big", delta: "9007199254740993" },
+    { op: "increment", key: "big", delta: 1 },
+    { op: "get", key: "big" },
+    { op: "get", key: "big", as: "json" },
+    atomic([], [{ type: "sum", key: "big", n: "-9007199254740000" }]),
+    { op: "get", key: "big" },
+    { op: "increment", key: "low", delta: I64_MIN },
+    { op: "increment", key: "high", delta: I64_MAX },
+    atomic([], [{ type: "sum", key: "s", n: "18014398509481985" }, { type: "sum", key: "s", n: "-1" }]),
+    { op: "get", key: "s" },
+    { op: "increment", key: "zero", delta: "0" },
+    { op: "increment", key: "neg", delta: "-3" },
+    { op: "increment", key: "neg", delta: "-4" },
+  ]);
+  check("every operation succeeds", r.map((x) => x.ok), r.map(() => true));
+  check("A5: increment by 2^53 + 1 returns it exactly", ok(r[0]).value, "9007199254740993");
+  check("A5: and + 1", ok(r[1]).value, "9007199254740994");
+  check("A12: stored as the decimal text (get text, get json)", [ok(r[2]).value, ok(r[3]).value], ["9007199254740994", "9007199254740994"]);
+  check("A5: a sum in a commit is exact", ok(r[5]).value, "994");
+  check("A5: i64::MIN and i64::MAX round-trip", [ok(r[6]).value, ok(r[7]).value], [I64_MIN, I64_MAX]);
+  check("A9, A5: two sums of one key in one commit", ok(r[9]).value, "18014398509481984");
+  check("increment by 0 creates 0; negative deltas", [ok(r[10]).value, ok(r[11]).value, ok(r[12]).value], ["0", "-3", "-7"]);
+  check("A14: every increment is one call of one statement", [0, 1, 6, 7, 10, 11, 12].map((i) => [r[i].cost.calls, r[i].cost.statements]), Array(7).fill([1, 1]));
+  const stored = await sql("DB", "SELECT key, typeof(value) AS type, value FROM counters_kv_entries WHERE namespace = 'counters' AND key IN ('big', 'high', 'low') ORDER BY key");
+  check("A12: counters are TEXT in the table, never REAL", stored.rows, [
+    { key: "big", type: "text", value: "994" },
+    { key: "high", type: "text", value: I64_MAX },
+    { key: "low", type: "text", value: I64_MIN },
+  ]);
+});
+
+scenario("checks: a live stamp holds, None holds for a missing key, anything else fails (A6, A7)", async () => {
+  const ns = { namespace: "checks" };
+  const setup = await ops(ns, [
+    { op: "put", key: "live", text: "v" },
+    { op: "put", key: "other", text: "v" },
+    getEntry("live"),
+    getEntry("other"),
+  ]);
+  const live = ok(setup[2]).version;
+  const other = ok(setup[3]).version;
+  const zero = "0".repeat(32);
+  const commit = async (checks) => ok(await op(ns, atomic(checks, [{ type: "sum", key: "commits", n: "1" }]))).committed !== null;
+  check("A6: the key's own stamp holds", await commit([["live", live]]), true);
+  check("A6: another key's stamp fails", await commit([["live", other]]), false);
+  check("A6: the zero stamp fails", await commit([["live", zero]]), false);
+  check("A6: None on a present key fails", await commit([["live", null]]), false);
+  check("A6: None on a missing key holds", await commit([["missing", null]]), true);
+  check("A6: a stamp on a missing key fails", await commit([["missing", live]]), false);
+  check("A6: several checks that all hold", await commit([["live", live], ["other", other], ["missing", null]]), true);
+  check("A6: one failing among several", await commit([["live", live], ["other", other], ["missing", other]]), false);
+  check("A6: the same key twice, both holding", await commit([["live", live], ["live", live]]), true);
+  check("A6: the same key twice, one failing", await commit([["live", live], ["live", null]]), false);
+  check("only the 4 commits whose checks held were applied", ok(await op(ns, { op: "get", key: "commits" })).value, "4");
+
+  // A7: checks see the data as it was before the commit's own mutations.
+  const own = await ops(ns, [
+    atomic([["fresh", null]], [{ type: "put", key: "fresh", text: "1" }, { type: "put", key: "live", text: "changed" }]),
+    atomic([["fresh", null]], [{ type: "put", key: "fresh", text: "2" }]),
+    getEntry("live"),
+    atomic([["live", live]], [{ type: "put", key: "live", text: "stale" }]),
+  ]);
+  check("A7: check(None) then put of the same key commits", STAMP.test(ok(own[0]).committed), true);
+  check("A7: the same commit again fails: the key is there now", ok(own[1]).committed, null);
+  check("A7: the commit's stamp replaced the one the check held on", [ok(own[2]).value, ok(own[2]).version], ["changed", ok(own[0]).committed]);
+  check("A6: the old stamp no longer holds", ok(own[3]).committed, null);
+});
+
+scenario("expiration in commits, in real time: expired keys fail their stamp and count as missing; sum_with's ttl applies to a new entry only (A6, A11, A13)", async () => {
+  const ns = { namespace: "atomic_ttl" };
+  const nowS = () => Math.floor(Date.now() / 1000);
+  const setup = await ops(ns, [
+    { op: "put", key: "soon", text: "v", expiration_ttl: 1 },
+    getEntry("soon"),
+    atomic([], [{ type: "put", key: "short", text: "s", expiration_ttl: 1, metadata: { m: "short" } }]),
+    getEntry("short"),
+    atomic([], [{ type: "sum", key: "fresh", n: "1", expiration_ttl: 60, metadata: { w: 1 } }]),
+    getEntry("fresh"),
+    atomic([], [{ type: "sum", key: "fresh", n: "1", expiration_ttl: 5, metadata: { w: 2 } }]),
+    getEntry("fresh"),
+    { op: "put", key: "plain", text: "10", metadata: { m: "kept" } },
+    atomic([], [{ type: "sum", key: "plain", n: "5", expiration_ttl: 60, metadata: { m: "new" } }]),
+    getEntry("plain"),
+    { op: "increment", key: "window", delta: "1", expiration_ttl: 1 },
+    getEntry("window"),
+    { op: "increment", key: "window", delta: "1", expiration_ttl: 60 },
+    getEntry("window"),
+    { op: "put", key: "dying", text: "100", expiration_ttl: 1, metadata: { old: true } },
+    atomic([], [{ type: "max", key: "dying-max", n: "7", expiration_ttl: 1 }]),
+  ]);
+  check("every operation succeeds", setup.map((x) => x.ok), setup.map(() => true));
+  const soon = ok(setup[1]).version;
+  const t0 = nowS();
+  const short = ok(setup[3]);
+  check("A11: a put in a commit takes metadata and expiration_ttl", [short.value, short.metadata, short.expiration >= t0 && short.expiration <= t0 + 2], ["s", { m: "short" }, true]);
+  const fresh = ok(setup[5]);
+  check("A13: a sum that creates the entry takes the mutation's ttl and metadata", [fresh.value, fresh.metadata, fresh.expiration >= t0 + 58 && fresh.expiration <= t0 + 61], ["1", { w: 1 }, true]);
+  check("A13: a sum on the live entry keeps its expiration and metadata", [ok(setup[7]).value, ok(setup[7]).metadata, ok(setup[7]).expiration], ["2", { w: 1 }, fresh.expiration]);
+  check("A13: a sum on a live entry without expiration keeps none, and its metadata", [ok(setup[10]).value, ok(setup[10]).metadata, ok(setup[10]).expiration], ["15", { m: "kept" }, null]);
+  const window = ok(setup[12]);
+  check("A13: increment_with's ttl starts a window; a later hit does not extend it", [ok(setup[11]).value, ok(setup[13]).value, ok(setup[14]).expiration], ["1", "2", window.expiration]);
+  check("A6: before expiry the stamp holds", ok(await op(ns, atomic([["soon", soon]], []))).committed !== null, true);
+
+  await sleep(1200);
+  const after = await ops(ns, [
+    getEntry("soon"),
+    atomic([["soon", soon]], [{ type: "put", key: "flag1", text: "x" }]),
+    atomic([["soon", null]], [{ type: "put", key: "flag2", text: "x" }]),
+    getEntry("short"),
+    { op: "increment", key: "window", delta: "1", expiration_ttl: 60 },
+    getEntry("window"),
+    atomic([], [{ type: "sum", key: "dying", n: "7" }]),
+    getEntry("dying"),
+    atomic([], [{ type: "min", key: "dying-max", n: "9", expiration_ttl: 60, metadata: "again" }]),
+    getEntry("dying-max"),
+    { op: "get", key: "flag1" },
+    { op: "get", key: "flag2" },
+  ]);
+  check("every operation succeeds", after.map((x) => x.ok), after.map(() => true));
+  const t1 = nowS();
+  check("an expired key reads as missing", ok(after[0]).version, null);
+  check("A6: an expired key's stamp fails", ok(after[1]).committed, null);
+  check("A6: None holds on an expired key", STAMP.test(ok(after[2]).committed), true);
+  check("A6: only the commit whose check held wrote", [ok(after[10]).value, ok(after[11]).value], [null, "x"]);
+  check("A11: a put with expiration_ttl 1 in a commit expired", ok(after[3]).value, null);
+  const renewed = ok(after[5]);
+  check("A13: the window ended: increment starts again from the delta, with its ttl", [ok(after[4]).value, renewed.expiration >= t1 + 58 && renewed.expiration <= t1 + 61], ["1", true]);
+  check("A12, A13: a sum on an expired entry starts from 0, without the old metadata and expiration", [ok(after[7]).value, ok(after[7]).metadata, ok(after[7]).expiration], ["7", null, null]);
+  const minned = ok(after[9]);
+  check("A12, A13: a min on an expired entry takes the operand and the mutation's options", [minned.value, minned.metadata, minned.expiration >= t1 + 58 && minned.expiration <= t1 + 61], ["9", "again", true]);
+});
+
+scenario("a failed check writes nothing, a commit that holds writes everything (A7)", async () => {
+  const ns = { namespace: "all_or_nothing" };
+  const setup = await ops(ns, [
+    { op: "put", key: "a", text: "a0", metadata: { v: 0 } },
+    { op: "put", key: "b", text: "b0" },
+    { op: "increment", key: "c", delta: "5" },
+    getEntry("a"),
+    getEntry("b"),
+  ]);
+  check("setup", setup.map((x) => x.ok), setup.map(() => true));
+  const [a, b] = [ok(setup[3]).version, ok(setup[4]).version];
+  const mutations = [
+    { type: "put", key: "a", text: "a1" },
+    { type: "delete", key: "b" },
+    { type: "sum", key: "c", n: "1" },
+    { type: "put", key: "d", text: "new", expiration_ttl: 600 },
+    { type: "put_bytes", key: "e", bytes: [1, 2, 3], metadata: { e: true } },
+  ];
+  const before = await snapshot("all_or_nothing_kv_entries", "all_or_nothing");
+  check("the table holds a, b, c", before.map((row) => row.key), ["a", "b", "c"]);
+  const failed = await op(ns, atomic([["a", a], ["b", null]], mutations));
+  check("A7: one check fails: not committed", ok(failed).committed, null);
+  check("A7: one D1 call: the check statement and the 5 mutations' statements", [failed.cost.calls, failed.cost.statements], [1, 6]);
+  check("A7: not one row changed (values, metadata, expirations, stamps)", await snapshot("all_or_nothing_kv_entries", "all_or_nothing"), before);
+  const reads = await ops(ns, ["a", "b", "c", "d", "e"].map((key) => ({ op: "get", key })));
+  check("A7: every key reads as before", reads.map((x) => ok(x).value), ["a0", "b0", "5", null, null]);
+
+  const done = await op(ns, atomic([["a", a], ["b", b]], mutations));
+  const stamp = ok(done).committed;
+  check("A7: every check holds: committed", STAMP.test(stamp), true);
+  const after = await ops(ns, [getEntry("a"), getEntry("b"), getEntry("c"), getEntry("d"), getEntry("e", { as: "bytes" })]);
+  check("A7: every mutation applied", after.map((x) => ok(x).value), ["a1", null, "6", "new", [1, 2, 3]]);
+  check("A2: under the commit's stamp", [0, 2, 3, 4].map((i) => ok(after[i]).version), Array(4).fill(stamp));
+  check("A11: a put replaces the metadata; put_bytes takes its own", [ok(after[0]).metadata, ok(after[4]).metadata], [null, { e: true }]);
+});
+
+scenario("sum, min and max: not an integer or an overflow fails naming the key, and nothing is written (A12)", async () => {
+  const ns = { namespace: "sums" };
+  const setup = await ops(ns, [
+    { op: "put", key: "text", text: "hello" },
+    { op: "put", key: "frac", text: "4.5" },
+    { op: "put", key: "lead", text: "05" },
+    { op: "put", key: "plus", text: "+5" },
+    { op: "put", key: "space", text: " 5" },
+    { op: "put", key: "empty", text: "" },
+    { op: "put", key: "huge", text: "9223372036854775808" },
+    { op: "put", key: "max", text: I64_MAX },
+    { op: "put", key: "min", text: I64_MIN },
+    { op: "put", key: "json5", json: "5" },
+    { op: "put", key: "bytes7", bytes: utf8("7") },
+    { op: "put", key: "binary", bytes: [0, 1] },
+  ]);
+  check("setup", setup.map((x) => x.ok), setup.map(() => true));
+  const before = await snapshot("sums_kv_entries", "sums");
+  const failing = [
+    ["text", "sum", "1"],
+    ["frac", "sum", "1"],
+    ["lead", "sum", "1"],
+    ["plus", "sum", "1"],
+    ["space", "sum", "1"],
+    ["empty", "sum", "1"],
+    ["huge", "sum", "-1"],
+    ["binary", "sum", "1"],
+    ["text", "min", "1"],
+    ["frac", "max", "1"],
+  ];
+  // Each after a valid sum and put on other keys, which must not be written either.
+  const r = await ops(ns, failing.map(([key, type, n]) => atomic([], [
+    { type: "sum", key: "other", n: "1" },
+    { type: "put", key: "also", text: "x" },
+    { type, key, n },
+  ])));
+  failing.forEach(([key, type], i) => {
+    check(`A12: ${type} on ${JSON.stringify(before.find((row) => row.key === key)?.value)}: not an integer, naming the key`, r[i].error, notAnInteger(key, type));
+  });
+  check("A12: each failed in its one D1 call", r.map((x) => x.cost.calls), failing.map(() => 1));
+  const o = await ops(ns, [
+    atomic([], [{ type: "sum", key: "other", n: "1" }, { type: "sum", key: "max", n: "1" }]),
+    atomic([], [{ type: "sum", key: "min", n: "-1" }]),
+    atomic([], [{ type: "sum", key: "max", n: I64_MAX }]),
+    { op: "increment", key: "max", delta: "1" },
+    { op: "increment", key: "min", delta: I64_MIN },
+    { op: "increment", key: "text", delta: "1" },
+  ]);
+  check("A12: i64::MAX + 1 overflows, naming the key", o[0].error, overflow("max", 1));
+  check("A12: i64::MIN - 1 overflows", o[1].error, overflow("min", -1));
+  check("A12: i64::MAX + i64::MAX overflows", o[2].error, overflow("max", I64_MAX));
+  check("A12, A14: increment overflows alike", [o[3].error, o[4].error], [overflow("max", 1), overflow("min", I64_MIN)]);
+  check("A12, A14: increment of a value that is not an integer", o[5].error, notAnInteger("text", "sum"));
+  check("A12: nothing was written by any of them (values, metadata, expirations, stamps)", await snapshot("sums_kv_entries", "sums"), before);
+  check("A12: not even the valid mutations beside them", ok(await op(ns, { op: "get_bulk", keys: ["other", "also"] })).values, { other: null, also: null });
+
+  const fine = await ops(ns, [
+    atomic([], [{ type: "sum", key: "max", n: "-1" }, { type: "sum", key: "min", n: "1" }]),
+    atomic([], [{ type: "sum", key: "max", n: "1" }]),
+    atomic([], [{ type: "sum", key: "json5", n: "1" }, { type: "sum", key: "bytes7", n: "1" }]),
+    atomic([], [{ type: "min", key: "m", n: "5" }]),
+    atomic([], [{ type: "min", key: "m", n: "3" }]),
+    atomic([], [{ type: "min", key: "m", n: "9" }]),
+    atomic([], [{ type: "max", key: "m", n: "-10" }]),
+    atomic([], [{ type: "max", key: "m", n: "10" }]),
+    atomic([], [{ type: "sum", key: "fresh", n: "42" }]),
+    { op: "get", key: "max" },
+    { op: "get", key: "min" },
+    { op: "get", key: "json5" },
+    { op: "get", key: "bytes7" },
+    { op: "get", key: "m" },
+    { op: "get", key: "fresh" },
+    { op: "get", key: "fresh", as: "json" },
+  ]);
+  check("every commit succeeds", fine.slice(0, 9).map((x) => STAMP.test(ok(x).committed)), Array(9).fill(true));
+  const values = fine.slice(9).map((x) => ok(x).value);
+  check("A12: up to i64::MAX and down to i64::MIN exactly", values.slice(0, 2), [I64_MAX, "-9223372036854775807"]);
+  check("A12: a number put as JSON and bytes of digits are counters", values.slice(2, 4), ["6", "8"]);
+  check("A12: min and max keep the smaller and the larger, starting from the operand", values[4], "10");
+  check("A12: a sum on a missing key stores the decimal text: get text and get json", values.slice(5), ["42", "42"]);
+  const m = await ops(ns, [atomic([], [{ type: "min", key: "m2", n: "5" }]), atomic([], [{ type: "min", key: "m2", n: "3" }]), atomic([], [{ type: "min", key: "m2", n: "9" }]), { op: "get", key: "m2" }]);
+  check("A12: min of 5, 3, 9", ok(m[3]).value, "3");
+});
+
+scenario("a mutation that breaks a KV rule fails as the plain operation does, before any D1 call; a database failure writes nothing (A8)", async () => {
+  const ns = { namespace: "atomic_errors" };
+  const long = "k".repeat(513);
+  const valid = { type: "put", key: "ok", text: "v" };
+  // [name, commit, the plain operation that breaks the same rule]
+  const cases = [
+    ["K4 put key of 513 bytes", atomic([], [valid, { type: "put", key: long, text: "v" }]), { op: "put", key: long, text: "v" }],
+    ["K2 put empty key", atomic([], [valid, { type: "put", key: "", text: "v" }]), { op: "put", key: "", text: "v" }],
+    ["K3 delete ..", atomic([], [valid, { type: "delete", key: ".." }]), { op: "delete", key: ".." }],
+    ["K4 put_bytes key", atomic([], [valid, { type: "put_bytes", key: long, bytes: [1] }]), { op: "put", key: long, bytes: [1] }],
+    ["K6 value over 25 MiB", atomic([], [valid, { type: "put", key: "big", repeat: 26_214_401 }]), { op: "put", key: "big", repeat: 26_214_401 }],
+    ["K11 metadata over 1024 bytes", atomic([], [valid, { type: "put", key: "m", text: "v", metadata: "x".repeat(1100) }]), { op: "put", key: "m", text: "v", metadata: "x".repeat(1100) }],
+    ["K14 expiration in the past", atomic([], [valid, { type: "put", key: "e", text: "v", expiration: 1000 }]), { op: "put", key: "e", text: "v", expiration: 1000 }],
+    ["K14 sum_with ttl 0", atomic([], [valid, { type: "sum", key: "t", n: "1", expiration_ttl: 0 }]), { op: "put", key: "t", text: "v", expiration_ttl: 0 }],
+    ["K11 sum_with metadata over 1024 bytes", atomic([], [valid, { type: "max", key: "t", n: "1", metadata: "x".repeat(1100) }]), { op: "put", key: "t", text: "v", metadata: "x".repeat(1100) }],
+    ["K2 check of an empty key", atomic([["", null]], [valid]), { op: "get", key: "" }],
+    ["K4 check of a key of 513 bytes", atomic([[long, null]], [valid]), { op: "get", key: long }],
+    ["K4 increment", { op: "increment", key: long, delta: "1" }, { op: "put", key: long, text: "v" }],
+    ["K14 increment ttl 0", { op: "increment", key: "i", delta: "1", expiration_ttl: 0 }, { op: "put", key: "i", text: "v", expiration_ttl: 0 }],
+  ];
+  const r = await ops(ns, cases.flatMap(([, commit, plain]) => [commit, plain]));
+  cases.forEach(([name], i) => {
+    const [commit, plain] = [r[2 * i], r[2 * i + 1]];
+    check(`${name}: the plain operation's error`, [commit.ok, commit.error], [false, plain.error]);
+    check(`${name}: refused before D1 (0 calls)`, commit.cost.calls, 0);
+  });
+  check("the valid put beside them was never written", ok(await op(ns, { op: "get", key: "ok" })).value, null);
+  const refused = await ops(ns, [
+    atomic([["ok", "0123456789ABCDEF0123456789ABCDEF"]], [valid]),
+    atomic([["ok", "0123"]], [valid]),
+  ]);
+  check("A1: a stamp in capitals does not parse", refused[0].error, 'database error: bad test request: "0123456789ABCDEF0123456789ABCDEF" is not a versionstamp: expected 32 lowercase hex digits');
+  check("A1: nor a short one; neither reaches D1", [refused[1].error?.includes("is not a versionstamp"), refused[0].cost.calls, refused[1].cost.calls], [true, 0, 0]);
+
+  // A database failure mid-batch: a trigger of the user's refuses one key.
+  ok(await op(ns, { op: "put", key: "a", text: "before" }));
+  await sql("DB", `CREATE TRIGGER "atomic_errors$refuse" BEFORE INSERT ON atomic_errors_kv_entries WHEN NEW.key = 'refused' BEGIN SELECT RAISE(ABORT, 'refused by hand'); END`);
+  const before = await snapshot("atomic_errors_kv_entries", "atomic_errors");
+  const f = await ops(ns, [
+    { op: "put", key: "refused", text: "x" },
+    atomic([], [{ type: "put", key: "a", text: "after" }, { type: "sum", key: "n", n: "5" }, { type: "put", key: "refused", text: "x" }]),
+    atomic([["a", null], ["n", null]], [{ type: "delete", key: "a" }, { type: "put", key: "refused", text: "x" }]),
+    { op: "increment", key: "refused", delta: "1" },
+    { op: "get", key: "a" },
+    { op: "get", key: "n" },
+    { op: "get", key: "refused" },
+  ]);
+  check("the trigger refuses a plain put", [f[0].ok, f[0].error?.includes("refused by hand")], [false, true]);
+  check("A8: a commit the database fails is an error with the database's text", [f[1].ok, f[1].error?.includes("refused by hand"), f[1].cost.calls], [false, true, 1]);
+  check("A6, A8: a failing check comes first: not committed, not an error", [f[2].ok, f[2].result?.committed], [true, null]);
+  check("A8: an increment the database fails is an error", [f[3].ok, f[3].error?.includes("refused by hand")], [false, true]);
+  check("A8: nothing was written", [ok(f[4]).value, ok(f[5]).value, ok(f[6]).value], ["before", null, null]);
+  check("A8: not one row changed", await snapshot("atomic_errors_kv_entries", "atomic_errors"), before);
+  await sql("DB", `DROP TRIGGER "atomic_errors$refuse"`);
+});
+
+scenario("mutations apply in order; a key may appear more than once (A9)", async () => {
+  const ns = { namespace: "atomic_order" };
+  ok(await op(ns, { op: "put", key: "e", text: "existed" }));
+  const r = await ops(ns, [
+    atomic([], [{ type: "put", key: "k", text: "a" }, { type: "put", key: "k", text: "b" }]),
+    atomic([], [{ type: "sum", key: "n", n: "1" }, { type: "sum", key: "n", n: "2" }, { type: "sum", key: "n", n: "3" }]),
+    atomic([], [{ type: "put", key: "x", json: "5" }, { type: "sum", key: "x", n: "1" }]),
+    atomic([], [{ type: "put", key: "d", text: "v" }, { type: "delete", key: "d" }]),
+    atomic([], [{ type: "delete", key: "e" }, { type: "put", key: "e", text: "back" }]),
+    atomic([], [{ type: "sum", key: "m", n: "10" }, { type: "min", key: "m", n: "3" }, { type: "max", key: "m", n: "7" }]),
+    atomic([], [{ type: "put", key: "j", json: '{"a":1}', metadata: { first: true } }, { type: "put", key: "j", text: "last" }]),
+    atomic([], [{ type: "sum", key: "s", n: "1" }, { type: "put", key: "s", text: "text" }]),
+  ]);
+  check("every commit succeeds", r.map((x) => STAMP.test(ok(x).committed)), r.map(() => true));
+  const g = await ops(ns, ["k", "n", "x", "d", "e", "m", "j", "s"].map((key) => getEntry(key)));
+  check("A9: last put wins; sums add up; a put then a sum; put then delete; delete then put; sum, min, max; a later put replaces the metadata; a sum then a put", g.map((x) => ok(x).value), ["b", "6", "6", null, "back", "7", "last", "text"]);
+  check("A9: the last put's metadata (none)", ok(g[6]).metadata, null);
+  check("one statement per mutation", r.map((x) => x.cost.statements), [2, 3, 2, 2, 2, 3, 2, 2]);
+});
+
+scenario("100 checks and 100 mutations in one commit; more is refused before sending (A10)", async () => {
+  const ns = { namespace: "atomic_limits" };
+  const keys = Array.from({ length: 100 }, (_, i) => `k${String(i).padStart(3, "0")}`);
+  ok(await op(ns, { op: "put", key: "warm", text: "" }));
+  const first = await op(ns, atomic([], keys.map((key) => ({ type: "put", key, text: "v1" }))));
+  cost("atomic commit: 100 puts", first);
+  const stamp = ok(first).committed;
+  check("100 puts: one call of 100 statements", [STAMP.test(stamp), first.cost.calls, first.cost.statements, first.cost.rows_written], [true, 1, 100, 100]);
+  const full = await op(ns, atomic(keys.map((key) => [key, stamp]), keys.map((key, i) => (i % 2 ? { type: "put", key, text: "v2" } : { type: "sum", key: `n${key}`, n: "1" }))));
+  cost("atomic commit: 100 checks + 100 mutations (50 puts, 50 sums)", full);
+  const second = ok(full).committed;
+  check("A10: 100 checks and 100 mutations: committed in one call of 101 statements", [STAMP.test(second), full.cost.calls, full.cost.statements], [true, 1, 101]);
+  const counted = await sql("DB", "SELECT count(*) AS n FROM atomic_limits_kv_entries WHERE namespace = 'atomic_limits' AND version = ?1", [second]);
+  check("A10: all 100 mutations applied under the commit's stamp", counted.rows[0].n, 100);
+  const stale = await op(ns, atomic(keys.map((key) => [key, stamp]), [{ type: "put", key: "after", text: "x" }]));
+  check("A10: 100 checks, 50 of them now stale: not committed", [ok(stale).committed, stale.cost.calls], [null, 1]);
+  const tooMany = await ops(ns, [
+    atomic([...keys, "k100"].map((key) => [key, null]), [{ type: "put", key: "after", text: "x" }]),
+    atomic([], [...keys, "k100"].map((key) => ({ type: "delete", key }))),
+  ]);
+  check("A10: 101 checks: refused", tooMany[0].error, "an atomic commit may have at most 100 checks, this one has 101; nothing was written");
+  check("A10: 101 mutations: refused", tooMany[1].error, "an atomic commit may have at most 100 mutations, this one has 101; nothing was written");
+  check("A10: refused before sending (0 calls)", tooMany.map((x) => x.cost.calls), [0, 0]);
+  check("nothing written", ok(await op(ns, { op: "get", key: "after" })).value, null);
+});
+
+scenario("large values in an atomic commit, stored in chunks (A10, A12, A13, K9)", async () => {
+  const ns = { namespace: "atomic_large" };
+  const chunks = async (key) => (await sql("DB", 'SELECT count(*) AS n FROM "atomic_large_kv_entries$chunks" WHERE namespace = ?1 AND key = ?2', ["atomic_large", key])).rows[0].n;
+  ok(await op(ns, { op: "put", key: "warm", text: "" }));
+  const put = await op(ns, atomic([["big", null]], [{ type: "put", key: "big", repeat: 3_000_000 }, { type: "put", key: "small", text: "s" }, { type: "sum", key: "n", n: "1" }]));
+  cost("atomic commit: check + 3,000,000-byte put (in chunks) + put + sum", put);
+  const stamp = ok(put).committed;
+  check("A10: a commit with a 3,000,000-byte value: committed in one call", [STAMP.test(stamp), put.cost.calls], [true, 1]);
+  const r = await ops(ns, [getEntry("big", { summary: true }), getEntry("small"), getEntry("n")]);
+  check("A10: the value round-trips, under the commit's stamp", ok(r[0]), { length: 3_000_000, same_byte: 120, version: stamp });
+  check("A2: the other mutations share the stamp", [ok(r[1]).version, ok(r[2]).version], [stamp, stamp]);
+  check("K9: stored in 2 chunks", await chunks("big"), 2);
+  const failed = await op(ns, atomic([["big", "f".repeat(32)]], [{ type: "put", key: "big", repeat: 2_500_000 }]));
+  check("A7: a failed check on a large put: not committed", ok(failed).committed, null);
+  check("A7: the old value and its chunks stay", [ok(await op(ns, getEntry("big", { summary: true }))), await chunks("big")], [{ length: 3_000_000, same_byte: 120, version: stamp }, 2]);
+  const sum = await op(ns, atomic([], [{ type: "sum", key: "big", n: "1" }]));
+  check("A12: a sum on a value in chunks: not an integer", sum.error, notAnInteger("big", "sum"));
+  const small = await op(ns, atomic([["big", stamp]], [{ type: "put", key: "big", text: "small now" }]));
+  check("the large value replaced in a commit", [STAMP.test(ok(small).committed), ok(await op(ns, { op: "get", key: "big" })).value], [true, "small now"]);
+  check("K9: its chunks are gone", await chunks("big"), 0);
+
+  // A12, A13: a sum over an expired value in chunks starts from the operand and drops the chunks.
+  ok(await op(ns, { op: "put", key: "long", repeat: 3000, expiration_ttl: 1 }));
+  check("a 3000-byte value is in chunks", await chunks("long"), 1);
+  await sleep(1200);
+  const restarted = await op(ns, atomic([["long", null]], [{ type: "sum", key: "long", n: "4" }]));
+  check("A13: a sum over an expired value in chunks starts from the operand", [STAMP.test(ok(restarted).committed), ok(await op(ns, { op: "get", key: "long" })).value], [true, "4"]);
+  check("K9: and its chunks are gone", await chunks("long"), 0);
+
+  const over = await op(ns, atomic([], [{ type: "put", key: "a", repeat: 17_000_000 }, { type: "put", key: "b", repeat: 17_000_000 }]));
+  check("A10: more than 32 MiB in one commit: refused before sending", [over.error, over.cost.calls], ["an atomic commit may have at most 33554432 bytes, this one has 34000002; nothing was written", 0]);
+});
+
+scenario("no lost update: concurrent compare-and-swap loops, sums and increments from parallel requests (A2, A6, A7, A14)", async () => {
+  const ns = { namespace: "race" };
+  const CLIENTS = 8;
+  const ROUNDS = 25;
+  ok(await op(ns, { op: "put", key: "warm", text: "" }));
+  const stamps = [];
+  const increments = [];
+  let retries = 0;
+  // get the entry, then put value + 1 only if nobody wrote the key since; again if somebody did.
+  const casClient = async () => {
+    for (let i = 0; i < ROUNDS; i++) {
+      for (;;) {
+        const entry = ok(await op(ns, getEntry("cas", { as: "json" })));
+        const value = entry.value === null ? 0 : JSON.parse(entry.value);
+        const r = await op(ns, atomic([["cas", entry.version]], [{ type: "put", key: "cas", json: String(value + 1) }]));
+        if (ok(r).committed !== null) {
+          stamps.push(ok(r).committed);
+          break;
+        }
+        retries++;
+      }
+    }
+  };
+  const sumClient = async (c) => {
+    for (let i = 0; i < ROUNDS; i++) {
+      const r = await op(ns, atomic([], [{ type: "sum", key: "sum", n: "1" }, { type: "sum", key: `sum:${c}`, n: "1" }]));
+      stamps.push(ok(r).committed);
+    }
+  };
+  const incrementClient = async () => {
+    for (let i = 0; i < ROUNDS; i++) increments.push(Number(ok(await op(ns, { op: "increment", key: "inc", delta: "1" })).value));
+  };
+  const started = Date.now();
+  await Promise.all(Array.from({ length: CLIENTS }, (_, c) => [casClient(), sumClient(c), incrementClient()]).flat());
+  const total = CLIENTS * ROUNDS;
+  console.log(`  ${3 * CLIENTS} clients, ${3 * total} updates in ${Date.now() - started} ms; ${retries} compare-and-swap retries`);
+  const r = await ops(ns, [{ op: "get", key: "cas" }, { op: "get", key: "sum" }, { op: "get", key: "inc" }, ...Array.from({ length: CLIENTS }, (_, c) => ({ op: "get", key: `sum:${c}` }))]);
+  check(`A6, A7: ${total} compare-and-swap increments from ${CLIENTS} clients: none lost`, ok(r[0]).value, String(total));
+  check(`A7: ${total} sums from ${CLIENTS} clients: none lost`, ok(r[1]).value, String(total));
+  check(`A7: each client's own counter, summed in the same commits: ${ROUNDS} each`, r.slice(3).map((x) => ok(x).value), Array(CLIENTS).fill(String(ROUNDS)));
+  check(`A14: ${total} increments: none lost`, ok(r[2]).value, String(total));
+  check("A14: every increment returned a different value, 1 to the total", [...increments].sort((a, b) => a - b), Array.from({ length: total }, (_, i) => i + 1));
+  check("A2: every commit returned its own stamp", new Set(stamps).size, 2 * total);
+});
+
 scenario("Rust-side scenarios (worker/src/scenarios.rs)", async () => {
   const names = await (await fetch(`${base}/scenarios`)).json();
   check("the Worker lists its scenarios", names.includes("typed_namespace"), true);
@@ -631,9 +1244,17 @@ function costRules() {
   const reached = allOps.filter((x) => x.r.ok && !x.recovery && !x.scenario.startsWith("large values"));
   const bad = (pred) => reached.filter((x) => !pred(x)).map((x) => ({ scenario: x.scenario, op: x.op.op, key: x.op.key, cost: x.r.cost }));
   check("every operation is exactly one D1 call", bad((x) => x.r.cost.calls === 1), []);
+  const schema = (x) => (x.schema ? schemaStatements : 0);
   check(
     "schema statements only on the first operation per database and table (a new D1Namespace per request adds none)",
-    bad((x) => x.r.cost.statements === (x.schema ? 1 + schemaStatements : 1)),
+    bad((x) => x.op.op === "atomic" || x.r.cost.statements === schema(x) + 1),
+    [],
+  );
+  // A7: one batch, whatever its checks hold: one statement for all its checks, one per mutation.
+  const commits = reached.filter((x) => x.op.op === "atomic");
+  check(
+    `a commit is one statement for its checks and one per mutation (${commits.length} commits)`,
+    bad((x) => x.op.op !== "atomic" || x.r.cost.statements === schema(x) + (x.op.checks.length > 0 ? 1 : 0) + x.op.mutations.length),
     [],
   );
   const plain = reached.filter((x) => !x.schema);
@@ -644,6 +1265,8 @@ function costRules() {
   check(`put writes at most 2 rows (${puts.length} puts)`, badOf(puts, (x) => x.r.cost.rows_written <= 2), []);
   const deletes = plain.filter((x) => x.op.op === "delete");
   check(`delete writes at most 2 rows (${deletes.length} deletes)`, badOf(deletes, (x) => x.r.cost.rows_written <= 2), []);
+  const increments = plain.filter((x) => x.op.op === "increment");
+  check(`increment writes at most 2 rows (${increments.length} increments)`, badOf(increments, (x) => x.r.cost.rows_written <= 2), []);
   const reads = plain.filter((x) => ["get", "get_bulk", "list"].includes(x.op.op));
   check(`reads never write (${reads.length} reads)`, badOf(reads, (x) => x.r.cost.rows_written === 0), []);
   const bulk100 = plain.filter((x) => x.op.op === "get_bulk" && x.op.keys.length === 100);

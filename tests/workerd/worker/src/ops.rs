@@ -5,13 +5,19 @@
 //! `{"binding": "DB", "namespace": "ns", "table": "t", "ops": [{"op": "put", "key": "k", "text": "v"}]}`.
 //! Without `namespace`, `table` and `auto_create` the namespace is `D1Namespace::new(env.d1(..)?)`,
 //! the one-line move from KV. JSON values travel as JSON *text* in both directions (`json`
-//! fields), so integers above 2^53 are never a JavaScript number on the way.
+//! fields), so integers above 2^53 are never a JavaScript number on the way; so do the
+//! integers of counters (`n`, `delta`, and the value `increment` returns).
+//!
+//! Atomic commits (A6-A13) take checks as `[key, versionstamp or null]` and mutations tagged by
+//! `type`: `{"op": "atomic", "checks": [["k", "0123..."]], "mutations": [{"type": "put", "key":
+//! "k", "text": "v"}, {"type": "sum", "key": "n", "n": "1"}]}`, answered `{"committed": stamp or
+//! null}`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use d1ns::D1Namespace;
 use d1ns::backend::{Instrumented, Stats};
+use d1ns::{AtomicOperation, D1Namespace, Versionstamp, WriteOptions};
 use serde::{Deserialize, Deserializer};
 use serde_json::{Value, json};
 use worker::{D1Database, Env};
@@ -80,6 +86,11 @@ enum Op {
         /// Answer `{"length", "same_byte"}` instead of the value (for values of megabytes).
         #[serde(default)]
         summary: bool,
+        /// Read with the `_entry` forms: answer `{"value", "metadata", "expiration", "version"}`
+        /// (all `null` for a missing key), or with `summary`, `{"length", "same_byte",
+        /// "version"}` (A4).
+        #[serde(default)]
+        entry: bool,
     },
     GetBulk {
         keys: Vec<String>,
@@ -100,6 +111,94 @@ enum Op {
     PurgeExpired {
         max_rows: u64,
     },
+    /// One atomic commit: every check, then every mutation, in order.
+    Atomic {
+        /// `[key, versionstamp]`, the stamp as its 32 hex digits or `null` (A6).
+        #[serde(default)]
+        checks: Vec<(String, Option<String>)>,
+        #[serde(default)]
+        mutations: Vec<Mutation>,
+    },
+    /// `increment_with`, answered `{"value": "the new value as decimal text"}` (A14).
+    Increment {
+        key: String,
+        delta: Int,
+        expiration: Option<u64>,
+        expiration_ttl: Option<u64>,
+        #[serde(default, deserialize_with = "present")]
+        metadata: Option<Value>,
+    },
+}
+
+/// One mutation of an [`Op::Atomic`], with the options of a plain put (A11, A13).
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+enum Mutation {
+    /// `put` of `text`, `json` (as JSON text) or `repeat` bytes of `x`.
+    Put {
+        key: String,
+        text: Option<String>,
+        json: Option<String>,
+        repeat: Option<usize>,
+        expiration: Option<u64>,
+        expiration_ttl: Option<u64>,
+        #[serde(default, deserialize_with = "present")]
+        metadata: Option<Value>,
+    },
+    PutBytes {
+        key: String,
+        bytes: Vec<u8>,
+        expiration: Option<u64>,
+        expiration_ttl: Option<u64>,
+        #[serde(default, deserialize_with = "present")]
+        metadata: Option<Value>,
+    },
+    Delete {
+        key: String,
+    },
+    Sum {
+        key: String,
+        n: Int,
+        expiration: Option<u64>,
+        expiration_ttl: Option<u64>,
+        #[serde(default, deserialize_with = "present")]
+        metadata: Option<Value>,
+    },
+    Min {
+        key: String,
+        n: Int,
+        expiration: Option<u64>,
+        expiration_ttl: Option<u64>,
+        #[serde(default, deserialize_with = "present")]
+        metadata: Option<Value>,
+    },
+    Max {
+        key: String,
+        n: Int,
+        expiration: Option<u64>,
+        expiration_ttl: Option<u64>,
+        #[serde(default, deserialize_with = "present")]
+        metadata: Option<Value>,
+    },
+}
+
+/// An `i64` sent as decimal text (exact beyond 2^53, A5) or as a JSON integer.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Int {
+    Text(String),
+    Number(i64),
+}
+
+impl Int {
+    fn get(&self) -> Result<i64, d1ns::Error> {
+        match self {
+            Int::Text(text) => text
+                .parse()
+                .map_err(|_| bad_request(&format!("{text:?} is not an i64"))),
+            Int::Number(n) => Ok(*n),
+        }
+    }
 }
 
 /// A field that is present, even as `null`, is `Some`.
@@ -215,10 +314,17 @@ async fn execute(ns: &D1Namespace<Counted>, op: &Op) -> Result<Value, d1ns::Erro
             with_metadata,
             cache_ttl,
             summary,
+            entry,
         } => {
             let mut get = ns.get(key);
             if let Some(cache_ttl) = cache_ttl {
                 get = get.cache_ttl(*cache_ttl);
+            }
+            if *entry {
+                if *with_metadata {
+                    return Err(bad_request("an entry has its metadata: no with_metadata"));
+                }
+                return read_entry(get, *kind, *summary).await;
             }
             if *summary {
                 let value = get.bytes().await?;
@@ -303,7 +409,179 @@ async fn execute(ns: &D1Namespace<Counted>, op: &Op) -> Result<Value, d1ns::Erro
         Op::PurgeExpired { max_rows } => {
             Ok(json!({ "removed": ns.purge_expired(*max_rows).await? }))
         }
+        Op::Atomic { checks, mutations } => {
+            let mut atomic = ns.atomic();
+            for (key, version) in checks {
+                let version = match version {
+                    Some(text) => Some(
+                        text.parse::<Versionstamp>()
+                            .map_err(|e| bad_request(&e.to_string()))?,
+                    ),
+                    None => None,
+                };
+                atomic = atomic.check(key, version);
+            }
+            for mutation in mutations {
+                atomic = add_mutation(atomic, mutation)?;
+            }
+            let committed = atomic.commit().await?;
+            Ok(json!({ "committed": committed }))
+        }
+        Op::Increment {
+            key,
+            delta,
+            expiration,
+            expiration_ttl,
+            metadata,
+        } => {
+            let options = write_options(*expiration, *expiration_ttl, metadata);
+            let value = ns.increment_with(key, delta.get()?, options).await?;
+            Ok(json!({ "value": value.to_string() }))
+        }
     }
+}
+
+/// A get through the `_entry` forms (A4): the value as `kind` with its metadata, expiration and
+/// versionstamp, or with `summary` the value's length and repeated byte instead of the value.
+async fn read_entry(
+    get: d1ns::GetOptionsBuilder<Counted>,
+    kind: Kind,
+    summary: bool,
+) -> Result<Value, d1ns::Error> {
+    let missing = json!({ "value": null, "metadata": null, "expiration": null, "version": null });
+    if summary {
+        return Ok(match get.bytes_entry::<Value>().await? {
+            Some(entry) => json!({
+                "length": entry.value.len(),
+                "same_byte": same_byte(&entry.value),
+                "version": entry.version,
+            }),
+            None => json!({ "length": null, "same_byte": null, "version": null }),
+        });
+    }
+    let answer = |value: Value, metadata, expiration, version| json!({ "value": value, "metadata": metadata, "expiration": expiration, "version": version });
+    Ok(match kind {
+        Kind::Text => match get.text_entry::<Value>().await? {
+            Some(e) => answer(json!(e.value), e.metadata, e.expiration, e.version),
+            None => missing,
+        },
+        Kind::Json => match get.json_entry::<Value, Value>().await? {
+            Some(e) => answer(
+                json!(e.value.to_string()),
+                e.metadata,
+                e.expiration,
+                e.version,
+            ),
+            None => missing,
+        },
+        Kind::Bytes => match get.bytes_entry::<Value>().await? {
+            Some(e) => answer(json!(e.value), e.metadata, e.expiration, e.version),
+            None => missing,
+        },
+    })
+}
+
+/// The options of a mutation or an increment, as a plain put takes them.
+fn write_options(
+    expiration: Option<u64>,
+    expiration_ttl: Option<u64>,
+    metadata: &Option<Value>,
+) -> WriteOptions {
+    let mut options = WriteOptions::new();
+    if let Some(expiration) = expiration {
+        options = options.expiration(expiration);
+    }
+    if let Some(ttl) = expiration_ttl {
+        options = options.expiration_ttl(ttl);
+    }
+    if let Some(metadata) = metadata {
+        options = options.metadata(metadata);
+    }
+    options
+}
+
+/// Adds one mutation to the commit. Mistakes of the driver's (no value, a bad integer) are
+/// errors here; mistakes against the KV rules are the commit's to report (A8).
+fn add_mutation(
+    atomic: AtomicOperation<Counted>,
+    mutation: &Mutation,
+) -> Result<AtomicOperation<Counted>, d1ns::Error> {
+    Ok(match mutation {
+        Mutation::Put {
+            key,
+            text,
+            json,
+            repeat,
+            expiration,
+            expiration_ttl,
+            metadata,
+        } => {
+            let options = write_options(*expiration, *expiration_ttl, metadata);
+            match (text, json, repeat) {
+                (Some(text), None, None) => atomic.put_with(key, text.as_str(), options),
+                (None, Some(json), None) => {
+                    let value: Value =
+                        serde_json::from_str(json).map_err(|source| d1ns::Error::Serialize {
+                            key: key.clone(),
+                            part: "value",
+                            source,
+                        })?;
+                    atomic.put_with(key, &value, options)
+                }
+                (None, None, Some(n)) => atomic.put_with(key, "x".repeat(*n), options),
+                _ => {
+                    return Err(bad_request(
+                        "a put mutation needs exactly one of text, json, repeat",
+                    ));
+                }
+            }
+        }
+        Mutation::PutBytes {
+            key,
+            bytes,
+            expiration,
+            expiration_ttl,
+            metadata,
+        } => atomic.put_bytes_with(
+            key,
+            bytes,
+            write_options(*expiration, *expiration_ttl, metadata),
+        ),
+        Mutation::Delete { key } => atomic.delete(key),
+        Mutation::Sum {
+            key,
+            n,
+            expiration,
+            expiration_ttl,
+            metadata,
+        } => atomic.sum_with(
+            key,
+            n.get()?,
+            write_options(*expiration, *expiration_ttl, metadata),
+        ),
+        Mutation::Min {
+            key,
+            n,
+            expiration,
+            expiration_ttl,
+            metadata,
+        } => atomic.min_with(
+            key,
+            n.get()?,
+            write_options(*expiration, *expiration_ttl, metadata),
+        ),
+        Mutation::Max {
+            key,
+            n,
+            expiration,
+            expiration_ttl,
+            metadata,
+        } => atomic.max_with(
+            key,
+            n.get()?,
+            write_options(*expiration, *expiration_ttl, metadata),
+        ),
+    })
 }
 
 /// The byte every position of `value` holds, if it is one byte repeated.

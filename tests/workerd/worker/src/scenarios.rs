@@ -20,6 +20,7 @@ pub const NAMES: &[&str] = &[
     "json_integers_above_2_53",
     "error_into_worker_error",
     "typed_namespace",
+    "typed_atomic",
     "streams",
 ];
 
@@ -29,6 +30,7 @@ pub async fn run(name: &str, env: &Env) -> Option<Observed> {
         "json_integers_above_2_53" => json_integers_above_2_53(env).await,
         "error_into_worker_error" => error_into_worker_error(env).await,
         "typed_namespace" => typed_namespace(env).await,
+        "typed_atomic" => typed_atomic(env).await,
         "streams" => streams(env).await,
         _ => return None,
     })
@@ -147,6 +149,113 @@ async fn typed_namespace(env: &Env) -> Observed {
         check("get_bulk", json!([true, true]), json!([bulk.get("s1").is_some_and(|v| v.as_ref() == Some(&session)), bulk.get("s2") == Some(&None)])),
         check("list", json!(["s1"]), page.keys.iter().map(|k| k.name.clone()).collect::<Vec<_>>()),
         check("deleted", true, gone.is_none()),
+    ]}))
+}
+
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+struct CartMeta {
+    items: usize,
+}
+
+/// A typed namespace for atomic commits (A15): its puts get the namespace's TTL.
+#[d1ns::d1_namespace(name = "typed_carts", ttl = 60, metadata = CartMeta)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct Cart {
+    items: Vec<String>,
+}
+
+/// A15 on D1: a typed read returns the stamp with the value; a typed commit checks it, puts
+/// typed values with the namespace's TTL (or the options of a typed put) and deletes; a stale
+/// stamp commits nothing; `raw()` adds a sum beside the typed puts, under the same stamp.
+async fn typed_atomic(env: &Env) -> Observed {
+    let e = |e: d1ns::Error| e.to_string();
+    let carts = Cart::namespace(env.d1("DB").map_err(|e| e.to_string())?);
+    let now_s = (worker::js_sys::Date::now() / 1000.0) as u64;
+    let within = |expiration: Option<u64>, ttl: u64| {
+        expiration.is_some_and(|at| at > now_s + ttl - 2 && at <= now_s + ttl + 2)
+    };
+    let cart = Cart {
+        items: vec!["apple".to_owned()],
+    };
+    let first = carts
+        .atomic()
+        .check("alice", None)
+        .put("alice", &cart)
+        .commit()
+        .await
+        .map_err(e)?;
+    let entry = carts.get_with_metadata("alice").await.map_err(e)?;
+    let version = entry.as_ref().map(|entry| entry.version);
+
+    // A compare-and-swap with the options of a typed put, and a delete beside it.
+    let mut next = cart.clone();
+    next.items.push("pear".to_owned());
+    let put = carts
+        .put("alice", &next)
+        .metadata(CartMeta { items: 2 })
+        .expiration_ttl(120);
+    let second = carts
+        .atomic()
+        .check("alice", version)
+        .put_with(put)
+        .delete("bob")
+        .commit()
+        .await
+        .map_err(e)?;
+    let after = carts.get_with_metadata("alice").await.map_err(e)?;
+
+    // The first stamp is stale now: nothing is written.
+    let stale = carts
+        .atomic()
+        .check("alice", first)
+        .put("alice", &Cart::default())
+        .commit()
+        .await
+        .map_err(e)?;
+    let unchanged = carts.get("alice").await.map_err(e)?;
+
+    // Typed puts and an untyped sum in one commit share its stamp.
+    let third = carts
+        .atomic()
+        .check("bob", None)
+        .put("bob", &cart)
+        .raw()
+        .sum("carts made", 2)
+        .commit()
+        .await
+        .map_err(e)?;
+    let bob = carts.get_with_metadata("bob").await.map_err(e)?;
+    let made = carts
+        .raw()
+        .get("carts made")
+        .text_entry::<Value>()
+        .await
+        .map_err(e)?;
+    let taken = carts
+        .atomic()
+        .check("bob", None)
+        .put("bob", &Cart::default())
+        .commit()
+        .await
+        .map_err(e)?;
+    let text = first.map(|stamp| stamp.to_string());
+    let parsed = text.as_deref().map(str::parse::<d1ns::Versionstamp>);
+    Ok(json!({ "checks": [
+        check("a commit with check(None) on a missing key commits", true, first.is_some()),
+        check("the typed read returns the commit's stamp", true, first.is_some() && version == first),
+        check("the typed read returns the value", true, entry.as_ref().map(|entry| &entry.value) == Some(&cart)),
+        check("a typed put in a commit takes the namespace's TTL of 60 s", true, within(entry.as_ref().and_then(|entry| entry.expiration), 60)),
+        check("the compare-and-swap commits with a new stamp", true, second.is_some() && second != first),
+        check("the entry has the new stamp", true, second.is_some() && after.as_ref().map(|entry| entry.version) == second),
+        check("put_with keeps the typed put's metadata", true, after.as_ref().and_then(|entry| entry.metadata.as_ref()) == Some(&CartMeta { items: 2 })),
+        check("put_with keeps the typed put's expiration_ttl of 120 s", true, within(after.as_ref().and_then(|entry| entry.expiration), 120)),
+        check("a stale stamp commits nothing", true, stale.is_none()),
+        check("and writes nothing", true, unchanged.as_ref() == Some(&next)),
+        check("raw(): the typed put and the sum share the stamp", true, third.is_some() && bob.as_ref().map(|entry| entry.version) == third && made.as_ref().map(|entry| entry.version) == third),
+        check("raw(): the sum", "2", made.as_ref().map(|entry| entry.value.as_str())),
+        check("check(None) on a present key fails", true, taken.is_none()),
+        check("the stamp prints as 32 lowercase hex digits", true, text.as_ref().is_some_and(|text| text.len() == 32 && text.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))),
+        check("and parses back", true, parsed == Some(Ok(first.unwrap_or(d1ns::Versionstamp::ZERO)))),
     ]}))
 }
 
