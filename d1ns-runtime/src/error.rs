@@ -189,6 +189,23 @@ pub enum Error {
         /// The most a commit may have.
         limit: usize,
     },
+    /// A look-up by an index with a value D1 cannot look up exactly (an integer beyond 2^53).
+    InvalidIndexValue {
+        /// The indexed field.
+        field: String,
+        /// What is wrong with the value.
+        message: String,
+    },
+    /// A typed put whose indexed integer field is beyond 2^53 (I3): D1 hands numbers to
+    /// JavaScript as doubles, so the entry could not be found by it.
+    IndexValueTooLarge {
+        /// The key being written.
+        key: String,
+        /// The indexed field.
+        field: String,
+        /// Its value, as JSON.
+        value: String,
+    },
     /// The database refused or failed a statement.
     Database(DatabaseError),
 }
@@ -208,7 +225,8 @@ impl Error {
             | Error::Serialize { key, .. }
             | Error::Stream { key, .. }
             | Error::NotAnInteger { key, .. }
-            | Error::Overflow { key, .. } => Some(key),
+            | Error::Overflow { key, .. }
+            | Error::IndexValueTooLarge { key, .. } => Some(key),
             _ => None,
         }
     }
@@ -323,6 +341,13 @@ impl fmt::Display for Error {
             Error::CommitTooLarge { what, count, limit } => write!(
                 f,
                 "an atomic commit may have at most {limit} {what}, this one has {count}; nothing was written"
+            ),
+            Error::InvalidIndexValue { field, message } => {
+                write!(f, "cannot look up the index on {field:?}: {message}")
+            }
+            Error::IndexValueTooLarge { key, field, value } => write!(
+                f,
+                "the indexed field {field:?} of the value for key {key:?} is {value}, beyond 2^53: D1 could not find the entry by it; nothing was written"
             ),
             Error::Database(e) => write!(f, "{e}"),
         }

@@ -238,7 +238,7 @@ fn decode_entry(key: &str, rows: Vec<Vec<Value>>) -> Result<Option<StoredEntry>,
 
 /// An entry's value from its row's `value`, `chunks` and `size` columns and its chunks (part
 /// number, data) in any order. Anything d1ns could not have written is [`chunk::damaged`].
-fn assemble(
+pub(crate) fn assemble(
     key: &str,
     value: Value,
     count: &Value,

@@ -171,7 +171,7 @@ impl<B: Backend + Send + Sync + 'static> IntoFuture for ListOptionsBuilder<B> {
 /// cursors.
 const CURSOR_VERSION: u8 = 1;
 
-fn encode_cursor(last_key: &str) -> String {
+pub(crate) fn encode_cursor(last_key: &str) -> String {
     let mut raw = Vec::with_capacity(1 + last_key.len());
     raw.push(CURSOR_VERSION);
     raw.extend_from_slice(last_key.as_bytes());
@@ -179,7 +179,7 @@ fn encode_cursor(last_key: &str) -> String {
 }
 
 /// The key a cursor continues after; anything d1ns did not make is [`Error::InvalidCursor`].
-fn decode_cursor(cursor: &str) -> Result<String, Error> {
+pub(crate) fn decode_cursor(cursor: &str) -> Result<String, Error> {
     let invalid = || Error::InvalidCursor {
         cursor: cursor.to_owned(),
     };

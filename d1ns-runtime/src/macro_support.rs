@@ -5,6 +5,7 @@ use serde::de::DeserializeOwned;
 
 pub use crate::backend::Backend;
 pub use crate::error::Error;
+pub use crate::index::{Index, IndexDef};
 pub use crate::namespace::D1NamespaceBuilder;
 pub use crate::typed::{Namespace, NoMetadata, Sealed, TypedNamespace};
 pub use ::core;

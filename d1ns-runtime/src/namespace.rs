@@ -9,11 +9,9 @@ use std::sync::{Arc, LazyLock, Mutex, MutexGuard, PoisonError};
 use crate::backend::{Backend, QueryResult, Statement, Value};
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, NameKind, Operation};
+use crate::index::IndexDef;
 use crate::limits::{self, default_table};
-use crate::sql::{SCHEMA_STATEMENTS, Sql};
-
-/// How many statements go in front of an operation that may have to create its table.
-const SCHEMA_PREFIX: usize = SCHEMA_STATEMENTS + 1;
+use crate::sql::{IndexSql, Sql};
 
 /// A KV namespace stored in a D1 table: the API of `worker::kv::KvStore`, strongly consistent.
 ///
@@ -49,6 +47,11 @@ pub(crate) struct Inner<B> {
     namespace: String,
     table: String,
     pub(crate) sql: Sql,
+    /// The typed indexes of this namespace (I1), with their statements.
+    pub(crate) indexes: Vec<(IndexDef, IndexSql)>,
+    /// What the schema registry knows this namespace by: its table, and with indexes its name
+    /// too (another namespace in the same table has other indexes).
+    schema_key: Box<str>,
     auto_create: bool,
     /// Set once this namespace knows its table exists; saves a lock on the registry per operation.
     schema_known: AtomicBool,
@@ -73,6 +76,7 @@ impl<B: Backend> D1Namespace<B> {
             default_table(""),
             true,
             Arc::new(SystemClock),
+            &[],
         )
     }
 
@@ -97,6 +101,7 @@ impl<B: Backend> D1Namespace<B> {
             table: None,
             auto_create: true,
             clock: Arc::new(SystemClock),
+            indexes: &[],
         }
     }
 
@@ -106,10 +111,21 @@ impl<B: Backend> D1Namespace<B> {
         table: String,
         auto_create: bool,
         clock: Arc<dyn Clock>,
+        indexes: &'static [IndexDef],
     ) -> Self {
+        let schema_key = if indexes.is_empty() {
+            table.clone().into()
+        } else {
+            format!("{table}\0{namespace}").into()
+        };
         let inner = Inner {
             backend,
             sql: Sql::for_table(&table),
+            indexes: indexes
+                .iter()
+                .map(|def| (*def, IndexSql::new(&table, &namespace, def.field)))
+                .collect(),
+            schema_key,
             namespace,
             table,
             auto_create,
@@ -139,7 +155,13 @@ impl<B: Backend> D1Namespace<B> {
     /// The statements that create this namespace's table, its expiration index, the table of
     /// long values' chunks and its two triggers: for a D1 migration when auto-create is off.
     pub fn schema_sql(&self) -> String {
-        self.sql().schema_script()
+        let indexes: String = self
+            .inner
+            .indexes
+            .iter()
+            .map(|(_, sql)| format!("{};\n", sql.create))
+            .collect();
+        self.sql().schema_script() + &indexes
     }
 
     /// The statements that bring a table made by d1ns 0.1 to this version's schema, for a D1
@@ -220,20 +242,21 @@ impl<B: Backend> D1Namespace<B> {
     ) -> Result<Vec<QueryResult>, Error> {
         let auto_create = self.inner.auto_create;
         let mut with_schema = auto_create && !self.schema_known();
+        let schema_len = self.schema_statements().count();
         let mut prefixed = false;
         let mut upgraded = false;
         loop {
             if with_schema && !prefixed {
                 statements.splice(0..0, self.schema_statements());
             } else if !with_schema && prefixed {
-                statements.drain(..SCHEMA_PREFIX);
+                statements.drain(..schema_len);
             }
             prefixed = with_schema;
             match self.inner.backend.batch(&statements).await {
                 Ok(mut results) => {
                     if with_schema {
                         self.remember_schema();
-                        results.drain(..SCHEMA_PREFIX.min(results.len()));
+                        results.drain(..schema_len.min(results.len()));
                     }
                     return Ok(results);
                 }
@@ -335,11 +358,13 @@ impl<B: Backend> D1Namespace<B> {
         Ok(())
     }
 
-    /// The schema statements and their check, sent in front of an operation.
+    /// The schema statements, this namespace's indexes and the check, sent in front of an
+    /// operation.
     fn schema_statements(&self) -> impl Iterator<Item = Statement<'_>> {
         let sql = self.sql();
         sql.schema
             .iter()
+            .chain(self.inner.indexes.iter().map(|(_, index)| &index.create))
             .chain([&sql.schema_check])
             .map(|sql| Statement {
                 sql,
@@ -354,7 +379,7 @@ impl<B: Backend> D1Namespace<B> {
         let id = self.inner.backend.database_id();
         let known = registry()
             .get(&id)
-            .is_some_and(|tables| tables.contains(self.inner.table.as_str()));
+            .is_some_and(|tables| tables.contains(&*self.inner.schema_key));
         if known {
             self.inner.schema_known.store(true, Ordering::Relaxed);
         }
@@ -363,11 +388,11 @@ impl<B: Backend> D1Namespace<B> {
 
     fn remember_schema(&self) {
         let id = self.inner.backend.database_id();
-        let table = self.inner.table.as_str();
+        let key = &*self.inner.schema_key;
         let mut registry = registry();
         let tables = registry.entry(id).or_default();
-        if !tables.contains(table) {
-            tables.insert(table.into());
+        if !tables.contains(key) {
+            tables.insert(key.into());
         }
         self.inner.schema_known.store(true, Ordering::Relaxed);
     }
@@ -375,7 +400,9 @@ impl<B: Backend> D1Namespace<B> {
     fn forget_schema(&self) {
         let id = self.inner.backend.database_id();
         if let Some(tables) = registry().get_mut(&id) {
-            tables.remove(self.inner.table.as_str());
+            // The table is gone: so are the indexes of every namespace in it.
+            let table = self.inner.table.as_str();
+            tables.retain(|key| key.split('\0').next() != Some(table));
         }
         self.inner.schema_known.store(false, Ordering::Relaxed);
     }
@@ -419,9 +446,16 @@ pub struct D1NamespaceBuilder<B> {
     table: Option<String>,
     auto_create: bool,
     clock: Arc<dyn Clock>,
+    indexes: &'static [IndexDef],
 }
 
 impl<B: Backend> D1NamespaceBuilder<B> {
+    /// The typed indexes `#[d1_namespace(index(..))]` declares (I1).
+    pub(crate) fn indexes(mut self, indexes: &'static [IndexDef]) -> Self {
+        self.indexes = indexes;
+        self
+    }
+
     /// The namespace name: a plain identifier (K33). Default `""`. Its default table is
     /// `{namespace}_kv_entries` (K32).
     pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
@@ -469,6 +503,7 @@ impl<B: Backend> D1NamespaceBuilder<B> {
             table,
             self.auto_create,
             self.clock,
+            self.indexes,
         )
     }
 

@@ -187,10 +187,24 @@ impl CheckedPut {
                 version.clone(),
             ],
         };
-        let chunked = match chunk::split(self.value) {
+        // The indexed fields of a JSON value in chunks stay in its row, where the index reads
+        // them (I11); reads take only the kind of the row's value when there are chunks.
+        let indexed = match &self.value {
+            Value::Text(text)
+                if chunk::len(&self.value) > crate::limits::MAX_IN_ROW_VALUE_BYTES
+                    && !ns.inner.indexes.is_empty() =>
+            {
+                crate::index::indexed_fields(text, &ns.inner.indexes)
+            }
+            _ => None,
+        };
+        let mut chunked = match chunk::split(self.value) {
             Ok(chunked) => chunked,
             Err(value) => return vec![entry(value, 0, 0)],
         };
+        if let Some(fields) = indexed {
+            chunked.stand_in = Value::Text(fields);
+        }
         let mut statements = Vec::with_capacity(2 + chunked.chunks.len());
         statements.push(entry(chunked.stand_in, chunked.chunks.len(), chunked.size));
         statements.push(Statement {

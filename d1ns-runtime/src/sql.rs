@@ -390,6 +390,72 @@ fn script(statements: &[String]) -> String {
         .collect()
 }
 
+/// The statements of one typed index (I1-I12): a partial expression index over the JSON field
+/// `field` of one namespace's values, and the look-ups through it.
+#[derive(Debug)]
+pub(crate) struct IndexSql {
+    /// Creates the index (`IF NOT EXISTS`); over existing rows too (I9).
+    pub create: String,
+    /// `?1` the field's value, `?2` the key to continue after (`''` for the first page), `?3`
+    /// now, `?4` the most entries -> `key, part, value, metadata, expiration, chunks, size,
+    /// version`: the page's live entries (part `NULL`) in key order, and the chunks (any order)
+    /// of those stored in chunks, in one statement.
+    pub find: String,
+    /// `?1` the field's value, `?2` now -> one row per live entry removed (I6).
+    pub delete_where: String,
+}
+
+/// The indexed expression for the JSON field `field` of a value: `NULL` for a value that is not
+/// JSON text (bytes, or text that is not JSON), so that no put ever fails because of an index
+/// (I10). A value in chunks keeps its indexed fields in its row (see `put.rs`), so it is
+/// indexed too (I11).
+fn index_expr(column: &str, field: &str) -> String {
+    // A JSON path member in double quotes may hold any character but `"` (refused by the macro)
+    // and the SQL string escapes its quotes.
+    let path = format!("$.\"{field}\"").replace('\'', "''");
+    format!(
+        "(CASE WHEN typeof({column}) = 'text' AND json_valid({column}) \
+         THEN json_extract({column}, '{path}') END)"
+    )
+}
+
+impl IndexSql {
+    /// The statements for the index on `field` of `namespace` in `table`. The namespace is
+    /// written into the SQL (a checked identifier, K33, quoted anyway) so that SQLite can tell
+    /// that a look-up fits the partial index, which holds only this namespace's rows: other
+    /// namespaces in the table pay nothing (I8).
+    pub fn new(table: &str, namespace: &str, field: &str) -> IndexSql {
+        let t = quote(table);
+        let chunks = quote(&format!("{table}$chunks"));
+        let index = quote(&format!("{table}$index${namespace}${field}"));
+        let ns = format!("'{}'", namespace.replace('\'', "''"));
+        let expr = index_expr("value", field);
+        let live = "(expiration IS NULL OR expiration > ?3)";
+        IndexSql {
+            create: format!(
+                "CREATE INDEX IF NOT EXISTS {index} ON {t} ({expr}, key) \
+                 WHERE namespace = {ns} AND {expr} IS NOT NULL"
+            ),
+            find: format!(
+                "WITH page AS (SELECT key, value, metadata, expiration, chunks, size, version \
+                 FROM {t} WHERE namespace = {ns} AND {expr} = ?1 AND key > ?2 AND {live} \
+                 ORDER BY key LIMIT ?4) \
+                 SELECT key AS c0, NULL AS c1, value AS c2, metadata AS c3, expiration AS c4, \
+                 chunks AS c5, size AS c6, version AS c7 FROM page \
+                 UNION ALL \
+                 SELECT c.key, c.part, c.data, NULL, NULL, NULL, NULL, NULL \
+                 FROM page AS p JOIN {chunks} AS c \
+                 ON c.namespace = {ns} AND c.key = p.key AND c.part < p.chunks \
+                 WHERE p.chunks > 0"
+            ),
+            delete_where: format!(
+                "DELETE FROM {t} WHERE namespace = {ns} AND {expr} = ?1 \
+                 AND (expiration IS NULL OR expiration > ?2) RETURNING 1 AS c0"
+            ),
+        }
+    }
+}
+
 /// `name` as a quoted SQL identifier.
 fn quote(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))

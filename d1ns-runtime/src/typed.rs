@@ -44,6 +44,9 @@ pub trait Namespace: Sealed + Serialize + DeserializeOwned {
     const AUTO_CREATE: bool;
     /// The metadata stored with each value; [`NoMetadata`] for none.
     type Metadata: Serialize + DeserializeOwned;
+    /// The indexed fields, `index(..)` of the attribute (I1).
+    #[doc(hidden)]
+    const INDEXES: &'static [crate::index::IndexDef] = &[];
 }
 
 /// Implemented by `#[d1_namespace]` only, so that every [`Namespace`]'s names were checked.
@@ -137,7 +140,8 @@ impl<T: Namespace, B: Backend> TypedNamespace<T, B> {
     fn builder(backend: B) -> D1NamespaceBuilder<B> {
         let builder = D1Namespace::builder(backend)
             .namespace(T::NAME)
-            .auto_create(T::AUTO_CREATE);
+            .auto_create(T::AUTO_CREATE)
+            .indexes(T::INDEXES);
         match T::TABLE {
             Some(table) => builder.table(table),
             None => builder,
@@ -308,6 +312,7 @@ impl<T: Namespace, B: Backend> TypedPutBuilder<T, B> {
             }
         };
         let value = self.value.map_err(serialize_error("value"))?;
+        crate::index::check_indexed_integers(key, &value, &self.namespace.inner.indexes)?;
         let mut put = self.namespace.put_value(key, Value::Text(value));
         if let Some(json) = self.metadata.map_err(serialize_error("metadata"))? {
             put = put.metadata_json(json);

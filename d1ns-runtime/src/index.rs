@@ -1,0 +1,433 @@
+//! Typed secondary indexes (I1-I12): `#[d1_namespace(..., index(user_id))]` declares them, the
+//! database keeps them (a partial expression index per field and namespace, see `sql.rs`), and
+//! [`TypedNamespace::find`] and [`TypedNamespace::delete_where`] look entries up through them.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::{Future, IntoFuture};
+use std::marker::PhantomData;
+use std::pin::Pin;
+
+use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
+
+use crate::backend::{Backend, Statement, Value};
+use crate::error::{DatabaseError, Error};
+use crate::get::{columns, json, metadata, text_column};
+use crate::limits::MAX_LIST_LIMIT;
+use crate::list::{decode_cursor, encode_cursor};
+use crate::namespace::{D1Namespace, to_i64};
+use crate::typed::{Entry, Namespace, TypedNamespace};
+use crate::version::Versionstamp;
+
+/// One indexed field, as `#[d1_namespace(index(..))]` declares it.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndexDef {
+    /// The field's name in the JSON of a value (serde's, after `rename` and `rename_all`).
+    pub field: &'static str,
+    /// Whether the field's integers may go beyond 2^53 (`i64`, `u64`), so that a put must check
+    /// them: D1 hands numbers to JavaScript as doubles, and a look-up of such a value could not
+    /// find it (I3).
+    pub check_range: bool,
+}
+
+impl IndexDef {
+    /// What the macro writes for one indexed field.
+    pub const fn new(field: &'static str, check_range: bool) -> IndexDef {
+        IndexDef { field, check_range }
+    }
+}
+
+/// The typed handle of one index of `T` whose field holds `V`s (`str` for a `String` field), made
+/// by `#[d1_namespace(index(..))]` as an associated constant of `T` named after the field in
+/// upper case (`Session::USER_ID`). A look-up with a value of another type does not compile.
+pub struct Index<T, V: ?Sized> {
+    field: &'static str,
+    _types: PhantomData<(fn() -> T, fn(&V))>,
+}
+
+impl<T, V: ?Sized> Index<T, V> {
+    /// What the macro writes; `field` is the JSON name.
+    #[doc(hidden)]
+    pub const fn new(field: &'static str) -> Self {
+        Index {
+            field,
+            _types: PhantomData,
+        }
+    }
+
+    /// The field's name in the JSON of a value.
+    pub fn field(&self) -> &'static str {
+        self.field
+    }
+}
+
+impl<T, V: ?Sized> Clone for Index<T, V> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T, V: ?Sized> Copy for Index<T, V> {}
+
+impl<T, V: ?Sized> fmt::Debug for Index<T, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Index").field("field", &self.field).finish()
+    }
+}
+
+/// A value an index can be looked up by: text, a boolean, or an integer that D1 keeps exactly
+/// (I3). Implemented for `str`, `bool` and the integer types.
+pub trait IndexValue: sealed::Sealed {
+    /// The value as the index holds it (`json_extract` of the field), or why it cannot be
+    /// looked up.
+    #[doc(hidden)]
+    fn to_param(&self) -> Result<Value, String>;
+}
+
+mod sealed {
+    pub trait Sealed {}
+}
+
+impl sealed::Sealed for str {}
+impl IndexValue for str {
+    fn to_param(&self) -> Result<Value, String> {
+        Ok(Value::Text(self.to_owned()))
+    }
+}
+
+impl sealed::Sealed for bool {}
+impl IndexValue for bool {
+    fn to_param(&self) -> Result<Value, String> {
+        // JSON `true` and `false` are 1 and 0 to `json_extract`.
+        Ok(Value::Integer(i64::from(*self)))
+    }
+}
+
+macro_rules! small_integers {
+    ($($ty:ty),*) => {$(
+        impl sealed::Sealed for $ty {}
+        impl IndexValue for $ty {
+            fn to_param(&self) -> Result<Value, String> {
+                Ok(Value::Integer(i64::from(*self)))
+            }
+        }
+    )*};
+}
+small_integers!(i8, i16, i32, u8, u16, u32);
+
+/// The largest integer a double holds exactly, with every integer below it.
+const MAX_EXACT: u64 = 1 << 53;
+
+impl sealed::Sealed for i64 {}
+impl IndexValue for i64 {
+    fn to_param(&self) -> Result<Value, String> {
+        if self.unsigned_abs() > MAX_EXACT {
+            return Err(beyond_2_53(self));
+        }
+        Ok(Value::Integer(*self))
+    }
+}
+
+impl sealed::Sealed for u64 {}
+impl IndexValue for u64 {
+    fn to_param(&self) -> Result<Value, String> {
+        if *self > MAX_EXACT {
+            return Err(beyond_2_53(self));
+        }
+        Ok(Value::Integer(to_i64(*self)))
+    }
+}
+
+fn beyond_2_53(value: &dyn fmt::Display) -> String {
+    format!("{value} is beyond 2^53, which D1 cannot look up exactly")
+}
+
+impl<T: Namespace, B: Backend> TypedNamespace<T, B> {
+    /// The live entries whose field `index` equals `value`, in key order, a page at a time
+    /// (I4): one round trip per page, reading through the index (I5). Finish with `.await` or
+    /// `.execute().await`.
+    ///
+    /// ```ignore
+    /// let page = sessions.find(Session::USER_ID, &7).limit(100).await?;
+    /// for (key, entry) in &page.entries { /* entry.value: Session, entry.version, ... */ }
+    /// ```
+    pub fn find<V: IndexValue + ?Sized>(&self, index: Index<T, V>, value: &V) -> FindBuilder<T, B> {
+        FindBuilder {
+            namespace: self.clone(),
+            field: index.field,
+            value: value.to_param(),
+            limit: None,
+            cursor: None,
+        }
+    }
+
+    /// Deletes every live entry whose field `index` equals `value`, with its chunks, in one
+    /// round trip, and returns how many it removed (I6).
+    pub fn delete_where<V: IndexValue + ?Sized>(
+        &self,
+        index: Index<T, V>,
+        value: &V,
+    ) -> impl Future<Output = Result<u64, Error>> + use<T, B, V> {
+        let raw = self.raw().clone();
+        let field = index.field;
+        let value = value.to_param();
+        async move {
+            let value = value.map_err(|message| invalid_value(field, message))?;
+            let sql = index_sql(&raw, field)?;
+            let statement = Statement {
+                sql: &sql.delete_where,
+                params: vec![value, Value::Integer(to_i64(raw.now_ms()))],
+            };
+            Ok(raw.run_one(statement).await?.rows.len() as u64)
+        }
+    }
+}
+
+fn invalid_value(field: &str, message: String) -> Error {
+    Error::InvalidIndexValue {
+        field: field.to_owned(),
+        message,
+    }
+}
+
+/// The statements of the index on `field`: the namespace was built with it.
+fn index_sql<'n, B: Backend>(
+    ns: &'n D1Namespace<B>,
+    field: &str,
+) -> Result<&'n crate::sql::IndexSql, Error> {
+    ns.inner
+        .indexes
+        .iter()
+        .find(|(def, _)| def.field == field)
+        .map(|(_, sql)| sql)
+        .ok_or_else(|| {
+            Error::Database(DatabaseError::new(format!(
+                "the namespace {:?} has no index on {field:?}",
+                ns.namespace()
+            )))
+        })
+}
+
+/// A look-up by an index; made by [`TypedNamespace::find`].
+#[must_use = "a find does nothing until you .execute().await (or .await) it"]
+pub struct FindBuilder<T, B> {
+    namespace: TypedNamespace<T, B>,
+    field: &'static str,
+    value: Result<Value, String>,
+    limit: Option<u64>,
+    cursor: Option<String>,
+}
+
+impl<T: Namespace, B: Backend> FindBuilder<T, B> {
+    /// Entries per page: 1 to 1000; 0 means 1000 (as `list`, K28).
+    pub fn limit(mut self, limit: u64) -> Self {
+        self.limit = Some(limit);
+        self
+    }
+
+    /// Continue after the page that returned this cursor.
+    pub fn cursor(mut self, cursor: impl Into<String>) -> Self {
+        self.cursor = Some(cursor.into());
+        self
+    }
+
+    /// Reads one page.
+    pub async fn execute(self) -> Result<FindResponse<T, T::Metadata>, Error> {
+        let ns = self.namespace.raw();
+        let value = self
+            .value
+            .map_err(|message| invalid_value(self.field, message))?;
+        let limit = match self.limit {
+            None | Some(0) => MAX_LIST_LIMIT,
+            Some(limit) if limit > MAX_LIST_LIMIT => {
+                return Err(Error::InvalidListLimit { limit });
+            }
+            Some(limit) => limit,
+        };
+        let after = self
+            .cursor
+            .as_deref()
+            .map(decode_cursor)
+            .transpose()?
+            .unwrap_or_default();
+        let sql = index_sql(ns, self.field)?;
+        let statement = Statement {
+            sql: &sql.find,
+            params: vec![
+                value,
+                Value::Text(after),
+                Value::Integer(to_i64(ns.now_ms())),
+                // One more than the page, to tell whether another follows.
+                Value::Integer(to_i64(limit + 1)),
+            ],
+        };
+        let rows = ns.run_one(statement).await?.rows;
+        let mut found: Vec<(String, [Value; 6])> = Vec::new();
+        let mut chunks: HashMap<String, Vec<(Value, Value)>> = HashMap::new();
+        for row in rows {
+            let [key, part, value, meta, expiration, count, size, version] = columns(row)?;
+            let Value::Text(key) = key else { continue };
+            match part {
+                Value::Null => found.push((key, [value, meta, expiration, count, size, version])),
+                part => chunks.entry(key).or_default().push((part, value)),
+            }
+        }
+        found.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let list_complete = found.len() as u64 <= limit;
+        found.truncate(limit as usize);
+        let mut entries = Vec::with_capacity(found.len());
+        for (key, [value, meta, expiration, count, size, version]) in found {
+            let own_chunks = chunks.remove(&key).unwrap_or_default();
+            let value = crate::get::assemble(&key, value, &count, &size, own_chunks)?;
+            let entry = Entry {
+                value: json(&key, value)?,
+                metadata: metadata(&key, text_column(meta))?,
+                expiration: expiration.as_u64().map(crate::limits::expiration_seconds),
+                version: Versionstamp::from_column(&key, &version)?,
+            };
+            entries.push((key, entry));
+        }
+        let cursor = match entries.last() {
+            Some((last, _)) if !list_complete => Some(encode_cursor(last)),
+            _ => None,
+        };
+        Ok(FindResponse {
+            entries,
+            list_complete,
+            cursor,
+        })
+    }
+}
+
+impl<T: Namespace + 'static, B: Backend + Send + Sync + 'static> IntoFuture for FindBuilder<T, B>
+where
+    T::Metadata: Send,
+{
+    type Output = Result<FindResponse<T, T::Metadata>, Error>;
+    type IntoFuture = Pin<Box<dyn Future<Output = Self::Output> + Send>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(self.execute())
+    }
+}
+
+impl<T, B> fmt::Debug for FindBuilder<T, B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FindBuilder")
+            .field("field", &self.field)
+            .field("limit", &self.limit)
+            .field("cursor", &self.cursor)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One page of a look-up by an index.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FindResponse<T, M> {
+    /// The matching live entries of this page, in key order: each key with its value,
+    /// metadata, expiration and versionstamp.
+    pub entries: Vec<(String, Entry<T, M>)>,
+    /// `true` on the last page.
+    pub list_complete: bool,
+    /// Where the next page starts; `None` on the last page.
+    pub cursor: Option<String>,
+}
+
+/// The indexed fields of a JSON object value, as a JSON object of those fields alone: what the
+/// row of a value stored in chunks keeps, so that the index finds it (I11). `None` when the
+/// value is not a JSON object or has none of the fields.
+pub(crate) fn indexed_fields(
+    text: &str,
+    defs: &[(IndexDef, crate::sql::IndexSql)],
+) -> Option<String> {
+    let wanted: Vec<&str> = defs.iter().map(|(def, _)| def.field).collect();
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let fields = Fields { wanted: &wanted }
+        .deserialize(&mut deserializer)
+        .ok()?;
+    if fields.is_empty() {
+        return None;
+    }
+    // The row stays small (see `sql.rs`): fields longer than that are not indexed.
+    serde_json::to_string(&fields)
+        .ok()
+        .filter(|json| json.len() <= crate::limits::MAX_IN_ROW_VALUE_BYTES)
+}
+
+/// Checks the integers of range-checked indexed fields (`i64`, `u64`) of a typed value before it
+/// is put (I3).
+pub(crate) fn check_indexed_integers(
+    key: &str,
+    text: &str,
+    defs: &[(IndexDef, crate::sql::IndexSql)],
+) -> Result<(), Error> {
+    let checked: Vec<&str> = defs
+        .iter()
+        .filter(|(def, _)| def.check_range)
+        .map(|(def, _)| def.field)
+        .collect();
+    if checked.is_empty() {
+        return Ok(());
+    }
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let Ok(fields) = (Fields { wanted: &checked }).deserialize(&mut deserializer) else {
+        return Ok(());
+    };
+    for (field, value) in fields {
+        let beyond = match &value {
+            serde_json::Value::Number(n) => n
+                .as_i64()
+                .map(|i| i.unsigned_abs() > MAX_EXACT)
+                .or_else(|| n.as_u64().map(|u| u > MAX_EXACT))
+                .unwrap_or(false),
+            _ => false,
+        };
+        if beyond {
+            return Err(Error::IndexValueTooLarge {
+                key: key.to_owned(),
+                field,
+                value: value.to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Reads the top level of a JSON object, keeping only the wanted members and skipping the rest
+/// without building them.
+struct Fields<'w> {
+    wanted: &'w [&'w str],
+}
+
+impl<'de> DeserializeSeed<'de> for Fields<'_> {
+    type Value = serde_json::Map<String, serde_json::Value>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Fields<'_> {
+    type Value = serde_json::Map<String, serde_json::Value>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut fields = serde_json::Map::new();
+        while let Some(name) = map.next_key::<String>()? {
+            if self.wanted.contains(&name.as_str()) {
+                let value: serde_json::Value = map.next_value()?;
+                fields.insert(name, value);
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(fields)
+    }
+}
