@@ -7,6 +7,7 @@
 mod attr;
 mod errors;
 mod expand;
+mod serde_names;
 mod valid;
 
 use proc_macro::TokenStream;
