@@ -105,6 +105,8 @@ pub(crate) struct Field {
     /// `skip_serializing_if = "..."`: allowed only as `Option::is_none` on an `Option` field,
     /// which leaves out exactly what the index leaves out; `valid` decides.
     pub skip_serializing_if: Option<(TokenStream, LitStr)>,
+    /// `flatten`: one of `unfollowable`, and a reason not to check the field's type.
+    pub flattened: bool,
 }
 
 pub(crate) fn container(attrs: &[Attribute]) -> Container {
@@ -161,15 +163,20 @@ pub(crate) fn field(attrs: &[Attribute]) -> Field {
                 return Ok(());
             }
             "flatten" => {
+                out.flattened = true;
                 "`#[serde(flatten)]` writes the fields of this field in its place, so the JSON \
                  has no such field to index"
             }
             "skip" | "skip_serializing" => {
                 "a skipped field is never written to the JSON, so the index would find nothing"
             }
-            "serialize_with" | "with" => {
+            "serialize_with" => {
                 "#[d1_namespace] cannot tell what a `serialize_with` function writes, so a \
                  look-up by the field's type might never match it"
+            }
+            "with" => {
+                "#[d1_namespace] cannot tell what the `serialize` function of a `with` module \
+                 writes, so a look-up by the field's type might never match it"
             }
             _ => return skip(&meta),
         };

@@ -337,7 +337,13 @@ fn index_field(
             format!("`{name}` is indexed: {}", unfollowable.why),
         );
     }
-    let (look_up, check_range, optional) = field_type(&field.ty, errors);
+    // A flattened field is reported as such: its type (a struct) is beside the point.
+    let (look_up, check_range, optional) = if serde.flattened {
+        let ty = quote::ToTokens::to_token_stream(&field.ty);
+        (LookUp::StandIn(ty), false, false)
+    } else {
+        field_type(&field.ty, errors)
+    };
     if let Some((at, function)) = &serde.skip_serializing_if {
         let is_none = matches!(
             function.value().as_str(),
@@ -363,11 +369,16 @@ fn index_field(
                 .chars()
                 .find(|c| matches!(c, '"' | '\\') || c.is_control())
             {
+                let c = if c.is_control() {
+                    format!("the control character {c:?}")
+                } else {
+                    format!("`{c}`")
+                };
                 errors.at(
                     rename,
                     format!(
-                        "`{name}` is indexed, and its JSON name {json_name:?} has {c:?}: an \
-                         indexed field's name cannot hold `\"`, `\\` or control characters"
+                        "the JSON name of the indexed field `{name}` holds {c}: the JSON name \
+                         of an indexed field cannot hold `\"`, `\\` or control characters"
                     ),
                 );
             }
