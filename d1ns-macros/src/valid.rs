@@ -251,6 +251,7 @@ pub(crate) fn indexes(
         .filter_map(|field| Some((field.ident.as_ref()?.unraw().to_string(), field)))
         .collect();
     let mut out: Vec<IndexField> = Vec::new();
+    let mut seen: Vec<String> = Vec::new();
     for written in lists.iter().flat_map(|list| &list.fields) {
         let name = written.unraw().to_string();
         let Some((_, field)) = by_name.iter().find(|(known, _)| *known == name) else {
@@ -273,10 +274,11 @@ pub(crate) fn indexes(
             errors.at(written, message);
             continue;
         };
-        if out.iter().any(|index| index.rust_name == name) {
+        if seen.contains(&name) {
             errors.at(written, format!("`{name}` is named twice in `index(...)`"));
             continue;
         }
+        seen.push(name.clone());
         let Some(index) = index_field(written, &name, field, &container, errors) else {
             continue;
         };
@@ -458,14 +460,20 @@ fn plain_type(ty: &syn::Type, in_option: bool, errors: &mut Errors) -> (LookUp, 
         .map(|segment| segment.ident.to_string());
     let plain_name = path.is_some_and(|path| path.segments.iter().all(|s| s.arguments.is_empty()));
     let hint = match (peel(ty), last.as_deref()) {
-        (syn::Type::Reference(_), _) => " (a namespace value owns its fields: use `String`)",
-        (_, Some("f32" | "f64")) => " (a float cannot be looked up exactly)",
-        (_, Some("usize" | "isize")) => " (`usize` and `isize` differ between wasm32 and native)",
-        (_, Some("i128" | "u128")) => " (D1 keeps integers up to 2^53 exactly)",
-        (_, Some("Option")) if in_option => " (not an `Option` of an `Option`)",
-        (_, Some("char" | "str")) => "",
-        _ if plain_name => " (a type alias is not followed: write the type it stands for)",
-        _ => "",
+        (syn::Type::Reference(_), _) => " (a namespace value owns its fields: use `String`)".into(),
+        (_, Some("f32" | "f64")) => " (a float cannot be looked up exactly)".into(),
+        (_, Some("usize" | "isize")) => {
+            " (`usize` and `isize` differ between wasm32 and native)".into()
+        }
+        (_, Some("i128" | "u128")) => " (D1 keeps integers up to 2^53 exactly)".into(),
+        (_, Some("Option")) if in_option => " (not an `Option` of an `Option`)".into(),
+        (_, Some("char" | "str")) | (_, None) => String::new(),
+        (_, Some(name)) if plain_name => {
+            format!(
+                " (if `{name}` is a type alias, write the type it stands for: aliases are not followed)"
+            )
+        }
+        _ => String::new(),
     };
     errors.at(
         ty,
