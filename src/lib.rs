@@ -64,6 +64,7 @@
 //! | `metadata`    | the metadata type (`Serialize + DeserializeOwned`); without it, none        |
 //! | `table`       | the table, when not `{name}_kv_entries`; namespaces may share one           |
 //! | `auto_create` | `true` (default) creates the table on first use                             |
+//! | `index`       | `index(user_id, email)`: typed indexes on fields, e.g. `Session::USER_ID`   |
 //! | `crate`       | the path to this crate when it is renamed, e.g. `crate = "::my_d1ns"`       |
 //!
 //! Names are checked at compile time: plain identifiers not starting with `_cf` or `sqlite_`, of

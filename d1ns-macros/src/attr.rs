@@ -3,6 +3,7 @@
 use proc_macro2::{Span, TokenStream};
 use syn::meta::ParseNestedMeta;
 use syn::parse::Parser;
+use syn::punctuated::Punctuated;
 
 use crate::errors::Errors;
 
@@ -13,7 +14,8 @@ pub(crate) const METADATA: &str = "metadata";
 pub(crate) const TABLE: &str = "table";
 pub(crate) const AUTO_CREATE: &str = "auto_create";
 pub(crate) const CRATE: &str = "crate";
-const ALL: [&str; 6] = [NAME, TTL, METADATA, TABLE, AUTO_CREATE, CRATE];
+pub(crate) const INDEX: &str = "index";
+const ALL: [&str; 7] = [NAME, TTL, METADATA, TABLE, AUTO_CREATE, INDEX, CRATE];
 
 /// The arguments as written; `valid` decides what they mean.
 #[derive(Default)]
@@ -24,6 +26,15 @@ pub(crate) struct Args {
     pub table: Option<syn::Expr>,
     pub auto_create: Option<syn::Expr>,
     pub krate: Option<syn::Expr>,
+    /// Every `index(...)` argument, in order: repeated ones add their fields.
+    pub indexes: Vec<IndexList>,
+}
+
+/// One `index(a, b)` argument: the fields as written, and the word `index` to point errors at
+/// (`index` on an enum).
+pub(crate) struct IndexList {
+    pub keyword: syn::Path,
+    pub fields: Vec<syn::Ident>,
 }
 
 pub(crate) fn parse(tokens: TokenStream, errors: &mut Errors) -> Args {
@@ -48,8 +59,14 @@ fn read_one(args: &mut Args, meta: ParseNestedMeta<'_>, errors: &mut Errors) -> 
         AUTO_CREATE => Slot::Expr(&mut args.auto_create),
         CRATE => Slot::Expr(&mut args.krate),
         METADATA => Slot::Type(&mut args.metadata),
+        INDEX => return read_index(args, meta, errors),
         _ => {
             errors.at(&meta.path, unknown_message(&meta.path));
+            if meta.input.peek(syn::token::Paren) {
+                // A list, like a misspelt `index(...)`: skipped whole.
+                meta.input.parse::<proc_macro2::TokenTree>()?;
+                return Ok(());
+            }
             if !meta.input.peek(syn::Token![=]) {
                 return Ok(()); // a bare word: nothing more to read, nothing more to report
             }
@@ -74,6 +91,30 @@ fn read_one(args: &mut Args, meta: ParseNestedMeta<'_>, errors: &mut Errors) -> 
     Ok(())
 }
 
+/// `index(a, b, ...)`: field names, checked against the struct by `valid`. Repeated `index`
+/// arguments are merged (a field named in two of them is named twice).
+fn read_index(args: &mut Args, meta: ParseNestedMeta<'_>, errors: &mut Errors) -> syn::Result<()> {
+    const USAGE: &str = "`index` takes a list of fields, like index(user_id, email)";
+    if !meta.input.peek(syn::token::Paren) {
+        errors.at(&meta.path, USAGE);
+        if meta.input.peek(syn::Token![=]) {
+            meta.value()?.parse::<syn::Expr>()?;
+        }
+        return Ok(());
+    }
+    let content;
+    syn::parenthesized!(content in meta.input);
+    let fields = Punctuated::<syn::Ident, syn::Token![,]>::parse_terminated(&content)?;
+    if fields.is_empty() {
+        errors.at(&meta.path, format!("{USAGE}; this one names none"));
+    }
+    args.indexes.push(IndexList {
+        keyword: meta.path,
+        fields: fields.into_iter().collect(),
+    });
+    Ok(())
+}
+
 enum Slot<'a> {
     Expr(&'a mut Option<syn::Expr>),
     Type(&'a mut Option<syn::Type>),
@@ -83,18 +124,27 @@ fn unknown_message(path: &syn::Path) -> String {
     let written = quote::ToTokens::to_token_stream(path)
         .to_string()
         .replace(' ', "");
-    let closest = ALL
-        .iter()
-        .map(|known| (edit_distance(&written, known), *known))
-        .min()
-        .filter(|(distance, known)| *distance <= known.len().div_ceil(3).max(1));
-    match closest {
-        Some((_, known)) => format!("unknown argument `{written}`; did you mean `{known}`?"),
+    match closest(&written, ALL) {
+        Some(known) => format!("unknown argument `{written}`; did you mean `{known}`?"),
         None => format!(
             "unknown argument `{written}`; expected one of: {}",
             ALL.join(", ")
         ),
     }
+}
+
+/// The name in `known` that `written` most likely misspells, if one is close enough: at most one
+/// edit in three characters.
+pub(crate) fn closest<'a>(
+    written: &str,
+    known: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
+    known
+        .into_iter()
+        .map(|known| (edit_distance(written, known), known))
+        .min()
+        .filter(|(distance, known)| *distance <= known.chars().count().div_ceil(3).max(1))
+        .map(|(_, known)| known)
 }
 
 /// The number of single-character insertions, deletions and substitutions from `a` to `b`.
@@ -119,7 +169,7 @@ pub(crate) fn call_site() -> Span {
 
 #[cfg(test)]
 mod tests {
-    use super::edit_distance;
+    use super::{closest, edit_distance};
 
     #[test]
     fn edit_distance_counts_single_character_edits() {
@@ -128,5 +178,12 @@ mod tests {
         assert_eq!(edit_distance("tll", "ttl"), 1);
         assert_eq!(edit_distance("metdata", "metadata"), 1);
         assert_eq!(edit_distance("", "ttl"), 3);
+    }
+
+    #[test]
+    fn closest_suggests_only_near_names() {
+        assert_eq!(closest("indx", ["name", "index"]), Some("index"));
+        assert_eq!(closest("emial", ["user_id", "email"]), Some("email"));
+        assert_eq!(closest("colour", ["name", "index"]), None);
     }
 }

@@ -1,6 +1,6 @@
 //! Writes the macro's output: the item unchanged, then in `const _: () = { ... };` the checks
 //! that the types are serde types, one impl of `Namespace` and the constructors `namespace` and
-//! `namespace_with`. Paths go through the facade (`::d1ns::__private`, or the `crate` argument),
+//! `namespace_with`, with one typed index handle per `index(...)` field. Paths go through the facade (`::d1ns::__private`, or the `crate` argument),
 //! imported once, so users need no other dependency and a wrong `crate` is one error.
 
 use proc_macro2::TokenStream;
@@ -12,7 +12,8 @@ use crate::{attr, valid};
 
 pub(crate) fn d1_namespace(args: TokenStream, item: TokenStream) -> TokenStream {
     let mut errors = Errors::default();
-    let args = attr::parse(args, &mut errors);
+    let mut args = attr::parse(args, &mut errors);
+    let index_lists = std::mem::take(&mut args.indexes);
     let parsed = match syn::parse2::<syn::Item>(item.clone()) {
         Ok(parsed) => parsed,
         Err(error) => {
@@ -26,9 +27,10 @@ pub(crate) fn d1_namespace(args: TokenStream, item: TokenStream) -> TokenStream 
         // Nothing to implement for: the item and the mistakes only.
         return with_errors(item, &errors);
     };
+    let indexes = valid::indexes(&index_lists, &parsed, &mut errors);
     // With mistakes in the arguments, stand-ins keep the impl valid so that code using the
     // namespace still compiles and the user sees only the real mistakes.
-    let expansion = namespace_impl(&config, ident, vis);
+    let expansion = namespace_impl(&config, &indexes, ident, vis);
     let mut output = with_errors(item, &errors);
     output.extend(expansion);
     output
@@ -42,6 +44,7 @@ fn with_errors(item: TokenStream, errors: &Errors) -> TokenStream {
 
 fn namespace_impl(
     config: &valid::Config,
+    indexes: &[valid::IndexField],
     ident: &syn::Ident,
     vis: &syn::Visibility,
 ) -> TokenStream {
@@ -82,6 +85,19 @@ fn namespace_impl(
             for<'__d1ns> #ident: #private::StoredValue,
             for<'__d1ns> #metadata: #private::StoredMetadata,
     };
+    // Written only for a namespace with indexes, so that one without expands as it always did.
+    let index_defs = (!indexes.is_empty()).then(|| {
+        let defs = indexes.iter().map(|index| {
+            let (field, check_range) = (&index.json_name, index.check_range);
+            quote!(#private::IndexDef::new(#field, #check_range))
+        });
+        quote! {
+            const INDEXES: &'static [#private::IndexDef] = &[#(#defs),*];
+        }
+    });
+    let index_consts = indexes
+        .iter()
+        .map(|index| index_const(&private, index, ident, vis));
     let trait_impl = quote_spanned! {ident.span()=>
         #[automatically_derived]
         impl #private::Namespace for #ident
@@ -99,6 +115,7 @@ fn namespace_impl(
                 const TTL: #private::core::option::Option<u64> = #ttl;
                 const AUTO_CREATE: bool = #auto_create;
                 type Metadata = #metadata;
+                #index_defs
             }
 
             #[automatically_derived]
@@ -106,6 +123,8 @@ fn namespace_impl(
 
             #[automatically_derived]
             impl #ident {
+                #(#index_consts)*
+
                 /// This type's KV namespace on `backend` (a `worker::D1Database`, or a
                 /// `SqliteBackend` natively).
                 #vis fn namespace<__D1nsBackend: #private::Backend>(
@@ -133,5 +152,34 @@ fn namespace_impl(
                 }
             }
         };
+    }
+}
+
+/// `Session::USER_ID`, the typed handle of the index on `user_id`.
+fn index_const(
+    private: &TokenStream,
+    index: &valid::IndexField,
+    ident: &syn::Ident,
+    vis: &syn::Visibility,
+) -> TokenStream {
+    let look_up = match &index.look_up {
+        valid::LookUp::Primitive(name) => {
+            let name = syn::Ident::new(name, proc_macro2::Span::call_site());
+            quote!(#private::core::primitive::#name)
+        }
+        valid::LookUp::StandIn(ty) => quote!(#ty),
+    };
+    let (constant, field, json) = (&index.constant, &index.rust_name, &index.json_name);
+    let doc = if *field == *json {
+        format!("The index on `{field}`: `namespace.find({ident}::{constant}, &value)`.")
+    } else {
+        format!(
+            "The index on `{field}` (`{json}` in JSON): \
+             `namespace.find({ident}::{constant}, &value)`."
+        )
+    };
+    quote! {
+        #[doc = #doc]
+        #vis const #constant: #private::Index<#ident, #look_up> = #private::Index::new(#json);
     }
 }
