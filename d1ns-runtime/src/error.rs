@@ -395,7 +395,8 @@ impl DatabaseError {
     /// another database than the one d1ns created it in). d1ns then creates it and retries once.
     pub fn is_missing_table(&self) -> bool {
         // Both SQLite and D1 ("D1_ERROR: no such table: t: SQLITE_ERROR") use SQLite's text.
-        self.message.contains("no such table")
+        // A look-up names its index (`INDEXED BY`): one dropped by hand is missing schema too.
+        self.message.contains("no such table") || self.message.contains("no such index")
     }
 
     /// Whether the statement failed because its table lacks `column` (a table made by an

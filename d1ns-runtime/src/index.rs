@@ -43,8 +43,12 @@ impl IndexDef {
 /// upper case (`Session::USER_ID`). A look-up with a value of another type does not compile.
 pub struct Index<T, V: ?Sized> {
     field: &'static str,
-    _types: PhantomData<(fn() -> T, fn(&V))>,
+    _types: PhantomData<Types<T, V>>,
 }
+
+/// What an [`Index`] is of: values of type `T`, looked up by a `V`; covariant, `Send` and `Sync`
+/// whatever they are.
+type Types<T, V> = (fn() -> T, fn(&V));
 
 impl<T, V: ?Sized> Index<T, V> {
     /// What the macro writes; `field` is the JSON name.

@@ -394,7 +394,8 @@ fn script(statements: &[String]) -> String {
 /// `field` of one namespace's values, and the look-ups through it.
 #[derive(Debug)]
 pub(crate) struct IndexSql {
-    /// Creates the index (`IF NOT EXISTS`); over existing rows too (I9).
+    /// Creates the index (`IF NOT EXISTS`); over existing rows too (I9). The look-ups name it
+    /// (`INDEXED BY`): without statistics, SQLite would rather walk the namespace's keys in order.
     pub create: String,
     /// `?1` the field's value, `?2` the key to continue after (`''` for the first page), `?3`
     /// now, `?4` the most entries -> `key, part, value, metadata, expiration, chunks, size,
@@ -438,18 +439,19 @@ impl IndexSql {
             ),
             find: format!(
                 "WITH page AS (SELECT key, value, metadata, expiration, chunks, size, version \
-                 FROM {t} WHERE namespace = {ns} AND {expr} = ?1 AND key > ?2 AND {live} \
+                 FROM {t} INDEXED BY {index} \
+                 WHERE namespace = {ns} AND {expr} = ?1 AND key > ?2 AND {live} \
                  ORDER BY key LIMIT ?4) \
                  SELECT key AS c0, NULL AS c1, value AS c2, metadata AS c3, expiration AS c4, \
                  chunks AS c5, size AS c6, version AS c7 FROM page \
                  UNION ALL \
                  SELECT c.key, c.part, c.data, NULL, NULL, NULL, NULL, NULL \
-                 FROM page AS p JOIN {chunks} AS c \
+                 FROM page AS p CROSS JOIN {chunks} AS c \
                  ON c.namespace = {ns} AND c.key = p.key AND c.part < p.chunks \
                  WHERE p.chunks > 0"
             ),
             delete_where: format!(
-                "DELETE FROM {t} WHERE namespace = {ns} AND {expr} = ?1 \
+                "DELETE FROM {t} INDEXED BY {index} WHERE namespace = {ns} AND {expr} = ?1 \
                  AND (expiration IS NULL OR expiration > ?2) RETURNING 1 AS c0"
             ),
         }
