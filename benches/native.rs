@@ -533,6 +533,137 @@ fn small_gets_among_neighbours(dir: &Path) -> Vec<Row> {
         .collect()
 }
 
+/// The records of the index comparison: each `user_id` has [`MATCHES`] entries.
+#[d1ns::d1_namespace(name = "bidx", index(user_id))]
+#[derive(serde::Serialize, serde::Deserialize, Debug)]
+struct Record {
+    user_id: u32,
+    name: String,
+}
+
+/// Entries per `user_id` in the index comparison.
+const MATCHES: usize = 10;
+/// Look-ups per round in the index comparison.
+const LOOK_UPS: usize = 200;
+
+/// The indexed expression of `user_id`, as d1ns writes it (see d1ns-runtime/src/sql.rs).
+const USER_ID_EXPR: &str = "(CASE WHEN typeof(value) = 'text' AND json_valid(value) \
+    THEN json_extract(value, '$.\"user_id\"') END)";
+
+/// The look-up d1ns sends for a page of `Record`s by `user_id`, written by hand.
+fn find_sql() -> String {
+    format!(
+        "WITH page AS (SELECT key, value, metadata, expiration, chunks, size, version \
+         FROM \"bidx_kv_entries\" INDEXED BY \"bidx_kv_entries$index$bidx$user_id\" \
+         WHERE namespace = 'bidx' AND {USER_ID_EXPR} = ?1 AND key > ?2 \
+         AND (expiration IS NULL OR expiration > ?3) ORDER BY key LIMIT ?4) \
+         SELECT key AS c0, NULL AS c1, value AS c2, metadata AS c3, expiration AS c4, \
+         chunks AS c5, size AS c6, version AS c7 FROM page \
+         UNION ALL \
+         SELECT c.key, c.part, c.data, NULL, NULL, NULL, NULL, NULL \
+         FROM page AS p CROSS JOIN \"bidx_kv_entries$chunks\" AS c \
+         ON c.namespace = 'bidx' AND c.key = p.key AND c.part < p.chunks \
+         WHERE p.chunks > 0"
+    )
+}
+
+/// The hand-written look-up: the page's rows, each value decoded as d1ns decodes it.
+fn raw_find(conn: &Connection, sql: &str, user_id: u32) -> Vec<(String, Record)> {
+    let mut stmt = conn.prepare_cached(sql).expect("prepare");
+    let rows = stmt
+        .query_map(params![user_id, "", NOW_MS as i64, 1001], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, String>(2)?))
+        })
+        .expect("find");
+    rows.map(|row| {
+        let (key, value) = row.expect("row");
+        let record = serde_json::from_str(&value).expect("json");
+        (key, record)
+    })
+    .collect()
+}
+
+/// A file database of `entries` records, [`MATCHES`] per `user_id`, through d1ns and by hand.
+fn index_database(
+    dir: &Path,
+    entries: usize,
+) -> (
+    d1ns::TypedNamespace<Record, SqliteBackend>,
+    Connection,
+    PathBuf,
+) {
+    let path = dir.join(format!("index-{entries}.sqlite"));
+    remove_database(&path);
+    let records = Record::namespace(SqliteBackend::open(&path).expect("open"));
+    // Created (with its index) by d1ns's first operation; filled by hand in one transaction.
+    block_on(records.get("warm-up")).expect("create");
+    let raw = Connection::open(&path).expect("open raw");
+    raw.set_prepared_statement_cache_capacity(128);
+    let tx = raw.unchecked_transaction().expect("tx");
+    {
+        let mut insert = tx
+            .prepare(
+                "INSERT INTO \"bidx_kv_entries\" (namespace, key, value, version) \
+                      VALUES ('bidx', ?1, ?2, ?3)",
+            )
+            .expect("prepare");
+        for i in 0..entries {
+            let value = format!("{{\"user_id\":{},\"name\":\"user {i}\"}}", i / MATCHES);
+            insert
+                .execute(params![format!("r:{i:08}"), value, raw_version()])
+                .expect("insert");
+        }
+    }
+    tx.commit().expect("commit");
+    (records, raw, path)
+}
+
+/// Look-ups of [`MATCHES`] entries by an index in namespaces of 10,000 and 100,000 entries, d1ns
+/// and by hand on the same file: the time must follow the matches, not the namespace's size.
+fn look_ups_by_index(dir: &Path) -> Vec<Row> {
+    if !selected("index") {
+        return Vec::new();
+    }
+    let sql = find_sql();
+    let mut rows = Vec::new();
+    for (name, entries) in [
+        ("find by index, 10 of 10,000 entries", 10_000),
+        ("find by index, 10 of 100,000 entries", 100_000),
+    ] {
+        let (records, raw, path) = index_database(dir, entries);
+        let users = (entries / MATCHES) as u32;
+        // The hand-written statement is the one d1ns sends: both find the same entries.
+        let by_d1ns = block_on(records.find(Record::USER_ID, &7).execute()).expect("find");
+        let by_hand = raw_find(&raw, &sql, 7);
+        assert_eq!(by_d1ns.entries.len(), MATCHES);
+        assert_eq!(
+            by_d1ns.entries.iter().map(|(k, _)| k).collect::<Vec<_>>(),
+            by_hand.iter().map(|(k, _)| k).collect::<Vec<_>>()
+        );
+        rows.extend(compare(
+            name,
+            ROUNDS,
+            LOOK_UPS,
+            |r| {
+                for i in 0..LOOK_UPS {
+                    let user = ((i * 7919 + r) as u32) % users;
+                    let page = block_on(records.find(Record::USER_ID, &user).execute());
+                    black_box(page.expect("find"));
+                }
+            },
+            |r| {
+                for i in 0..LOOK_UPS {
+                    let user = ((i * 7919 + r) as u32) % users;
+                    black_box(raw_find(&raw, &sql, user));
+                }
+            },
+        ));
+        drop((records, raw));
+        remove_database(&path);
+    }
+    rows
+}
+
 fn main() {
     // `cargo test --benches` runs this with --bench absent: only check that it starts.
     if !std::env::args().any(|a| a == "--bench") {
@@ -807,6 +938,11 @@ fn main() {
         ));
     }
     drop((kv, raw));
+
+    eprintln!(
+        "index: look-ups of {MATCHES} matches in namespaces of 10,000 and 100,000 entries ..."
+    );
+    rows.extend(look_ups_by_index(&dir));
 
     eprintln!("neighbours: gets of a small key among {NEIGHBOURS} keys of each size ...");
     let neighbours = small_gets_among_neighbours(&dir);
