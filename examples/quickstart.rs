@@ -1,6 +1,6 @@
 //! d1ns in five minutes, natively on an embedded SQLite file: a typed namespace with a TTL and
-//! metadata, an untyped namespace in the same database, an atomic update and a counter, and a
-//! list read page by page.
+//! metadata and an index, an untyped namespace in the same database, an atomic update and a
+//! counter, and a list read page by page.
 //!
 //! ```sh
 //! cargo run --example quickstart
@@ -18,8 +18,9 @@ struct SessionMeta {
     user_agent: String,
 }
 
-/// Sessions expire 30 seconds after they are written unless a put says otherwise.
-#[d1_namespace(name = "sessions", ttl = 30, metadata = SessionMeta)]
+/// Sessions expire 30 seconds after they are written unless a put says otherwise; the database
+/// keeps an index on `user_id`, to find every session of a user.
+#[d1_namespace(name = "sessions", ttl = 30, metadata = SessionMeta, index(user_id))]
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 struct Session {
     user_id: u64,
@@ -71,6 +72,23 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         entry.value, entry.metadata, entry.expiration
     );
     sessions.put("long-lived", &session).no_expiration().await?;
+    sessions
+        .put(
+            "other-user",
+            &Session {
+                user_id: 7,
+                roles: vec![],
+            },
+        )
+        .await?;
+
+    // Find entries by an indexed field: every session of user 42, then revoke them all.
+    let page = sessions.find(Session::USER_ID, &42).await?;
+    let keys: Vec<&str> = page.entries.iter().map(|(key, _)| key.as_str()).collect();
+    println!("\nindex:   sessions of user 42: {keys:?}");
+    let revoked = sessions.delete_where(Session::USER_ID, &42).await?;
+    let left = sessions.find(Session::USER_ID, &7).await?.entries.len();
+    println!("         revoked {revoked} in one round trip; user 7 still has {left}");
 
     // Beyond KV: atomic updates. A read returns the value's versionstamp; a commit writes only if
     // its checks hold (here: nobody wrote "visits" since), all of it or nothing.

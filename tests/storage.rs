@@ -377,17 +377,26 @@ fn the_example_workers_migrations_give_the_schema_of_its_namespaces() {
         include_str!("../examples/worker/migrations/0001_d1ns.sql"),
         include_str!("../examples/worker/migrations/0002_d1ns_size.sql"),
         include_str!("../examples/worker/migrations/0003_d1ns_version.sql"),
+        include_str!("../examples/worker/migrations/0004_d1ns_sessions_index.sql"),
     ] {
         migrated.execute_batch(migration).unwrap();
     }
     let fresh = rusqlite::Connection::open_in_memory().unwrap();
-    for namespace in ["", "sessions", "limits"] {
+    for namespace in ["", "limits"] {
         let kv = D1Namespace::builder(SqliteBackend::open_in_memory().unwrap())
             .namespace(namespace)
             .build()
             .unwrap();
         fresh.execute_batch(&kv.schema_sql()).unwrap();
     }
+    // The Worker's sessions, with the index it declares.
+    #[d1ns::d1_namespace(name = "sessions", index(user_id))]
+    #[derive(serde::Serialize, serde::Deserialize)]
+    struct Session {
+        user_id: u64,
+    }
+    let sessions = Session::namespace(SqliteBackend::open_in_memory().unwrap());
+    fresh.execute_batch(&sessions.raw().schema_sql()).unwrap();
     assert_eq!(schema_of(&migrated), schema_of(&fresh));
 }
 

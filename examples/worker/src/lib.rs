@@ -7,6 +7,8 @@
 //!   rate-limited to 60 a minute per client, with a counter that cannot lose counts.
 //! - `POST /views/:page`: a view counter, exact under any load, one round trip.
 //! - `PUT/GET /sessions/:id`: a typed namespace, values and metadata checked at compile time.
+//! - `GET/DELETE /users/:user_id/sessions`: every session of a user, found (or revoked) through
+//!   an index on `user_id` that the database keeps.
 //! - A Cron Trigger removes expired rows.
 
 use d1ns::{D1Namespace, NoMetadata, Versionstamp, WriteOptions, d1_namespace};
@@ -21,8 +23,8 @@ struct SessionMeta {
     user_agent: String,
 }
 
-/// Sessions expire an hour after they are written.
-#[d1_namespace(name = "sessions", ttl = 3600, metadata = SessionMeta)]
+/// Sessions expire an hour after they are written; the database indexes them by `user_id`.
+#[d1_namespace(name = "sessions", ttl = 3600, metadata = SessionMeta, index(user_id))]
 #[derive(Serialize, Deserialize)]
 struct Session {
     user_id: u64,
@@ -39,6 +41,8 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
         .post_async("/views/:page", view)
         .put_async("/sessions/:id", put_session)
         .get_async("/sessions/:id", get_session)
+        .get_async("/users/:user_id/sessions", user_sessions)
+        .delete_async("/users/:user_id/sessions", revoke_user_sessions)
         .run(req, env)
         .await
 }
@@ -182,6 +186,34 @@ async fn get_session(_req: Request, ctx: RouteContext<()>) -> Result<Response> {
         })),
         None => Response::error("not found", 404),
     }
+}
+
+fn user_id(ctx: &RouteContext<()>) -> Result<u64> {
+    param(ctx, "user_id")?
+        .parse()
+        .map_err(|_| "user_id must be a whole number".into())
+}
+
+/// `GET /users/:user_id/sessions?cursor=..`: the user's live sessions, 100 a page, read through
+/// the index (about one row read per session).
+async fn user_sessions(req: Request, ctx: RouteContext<()>) -> Result<Response> {
+    let sessions = Session::namespace(ctx.d1("DB")?);
+    let mut find = sessions.find(Session::USER_ID, &user_id(&ctx)?).limit(100);
+    if let Some(cursor) = query(&req, "cursor")? {
+        find = find.cursor(cursor);
+    }
+    let page = find.await?;
+    let ids: Vec<&str> = page.entries.iter().map(|(id, _)| id.as_str()).collect();
+    Response::from_json(&serde_json::json!({ "sessions": ids, "cursor": page.cursor }))
+}
+
+/// `DELETE /users/:user_id/sessions`: signs the user out everywhere, in one round trip.
+async fn revoke_user_sessions(_req: Request, ctx: RouteContext<()>) -> Result<Response> {
+    let sessions = Session::namespace(ctx.d1("DB")?);
+    let revoked = sessions
+        .delete_where(Session::USER_ID, &user_id(&ctx)?)
+        .await?;
+    Response::from_json(&serde_json::json!({ "revoked": revoked }))
 }
 
 /// Removes up to 1000 expired rows per table each run (reads never delete).
