@@ -464,3 +464,28 @@ fn i12_schema_sql_prints_the_index_statements_with_dollar_names() {
     let conn = rusqlite::Connection::open_in_memory().unwrap();
     conn.execute_batch(&schema).unwrap();
 }
+
+#[tokio::test]
+async fn i9_a_table_upgraded_from_an_earlier_version_gets_its_indexes_too() {
+    let path = common::scratch_db("index_upgrade");
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(
+        &include_str!("../migrations/0001_d1ns.sql").replace("_kv_entries", "sessions_kv_entries"),
+    )
+    .unwrap();
+    conn.execute(
+        "INSERT INTO sessions_kv_entries (namespace, key, value) VALUES ('sessions', 'old', ?1)",
+        [serde_json::to_string(&session(21)).unwrap()],
+    )
+    .unwrap();
+    let ns = Session::namespace(SqliteBackend::open(&path).unwrap());
+    assert_eq!(keys(&ns, 21).await, ["old"]);
+    let indexes: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND name LIKE '%$index$%'",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert_eq!(indexes, 4);
+}

@@ -334,6 +334,7 @@ impl<B: Backend> D1Namespace<B> {
                 .filter(|(_, pending)| **pending)
                 .flat_map(|(step, _)| &step.statements)
                 .chain(&self.sql().schema)
+                .chain(self.inner.indexes.iter().map(|(_, index)| &index.create))
                 .map(|sql| Statement {
                     sql,
                     params: Vec::new(),
