@@ -72,6 +72,32 @@
 //! `Type::namespace_with(backend, |builder| builder.clock(..))`, both giving a
 //! [`TypedNamespace`]; [`TypedNamespace::raw`] is the untyped API over the same namespace.
 //!
+//! ## Finding entries by a field
+//!
+//! `index(..)` asks the database to keep an index on fields of the values, updated in the same
+//! transaction as every write; each index is a typed constant of the type:
+//!
+//! ```
+//! use d1ns::{SqliteBackend, d1_namespace};
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[d1_namespace(name = "sessions", ttl = 3600, index(user_id))]
+//! #[derive(Serialize, Deserialize)]
+//! struct Session { user_id: u64, device: String }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), d1ns::Error> {
+//! let sessions = Session::namespace(SqliteBackend::open_in_memory()?);
+//! sessions.put("s1", &Session { user_id: 7, device: "phone".into() }).await?;
+//! sessions.put("s2", &Session { user_id: 7, device: "laptop".into() }).await?;
+//! let page = sessions.find(Session::USER_ID, &7).await?; // live entries, key order, paged
+//! assert_eq!(page.entries.len(), 2);
+//! assert_eq!(sessions.delete_where(Session::USER_ID, &7).await?, 2); // sign out everywhere
+//! # Ok(()) }
+//! ```
+//!
+//! The rules (I1-I12) are in `docs/indexes.md`, shipped with the crate.
+//!
 //! ## Atomic updates
 //!
 //! What KV cannot do: every write gives the entry a [`Versionstamp`], reads can return it
