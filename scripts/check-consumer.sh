@@ -37,7 +37,7 @@ cat >"$PROJECT/src/main.rs" <<'RUST'
 use d1ns::d1_namespace;
 use serde::{Deserialize, Serialize};
 
-#[d1_namespace(name = "sessions", ttl = 60)]
+#[d1_namespace(name = "sessions", ttl = 60, index(user_id))]
 #[derive(Serialize, Deserialize)]
 struct Session {
     user_id: u64,
@@ -61,6 +61,23 @@ async fn _list_as_kv_does(
 #[cfg(feature = "d1")]
 fn _typed_on_d1(db: worker::D1Database) -> d1ns::TypedNamespace<Session, worker::D1Database> {
     Session::namespace(db)
+}
+
+// Indexes, versionstamps and atomic commits exist under every feature set.
+async fn _beyond_kv<B: d1ns::Backend + Send + Sync + 'static>(
+    sessions: d1ns::TypedNamespace<Session, B>,
+) -> Result<Option<d1ns::Versionstamp>, d1ns::Error> {
+    let page: d1ns::FindResponse<Session, d1ns::NoMetadata> =
+        sessions.find(Session::USER_ID, &7).limit(10).await?;
+    let _removed: u64 = sessions.delete_where(Session::USER_ID, &7).await?;
+    let version = page.entries.first().map(|(_, entry)| entry.version);
+    let _count: i64 = sessions.raw().increment("count", 1).await?;
+    sessions
+        .atomic()
+        .check("k", version)
+        .put("k", &Session { user_id: 7 })
+        .commit()
+        .await
 }
 
 #[cfg(feature = "sqlite")]
