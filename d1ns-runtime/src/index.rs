@@ -338,9 +338,10 @@ pub struct FindResponse<T, M> {
     pub cursor: Option<String>,
 }
 
-/// The indexed fields of a JSON object value, as a JSON object of those fields alone: what the
-/// row of a value stored in chunks keeps, so that the index finds it (I11). `None` when the
-/// value is not a JSON object or has none of the fields.
+/// What the row of a JSON object value stored in chunks keeps so that its indexes find it
+/// (I11): [`INDEXED_FIELDS_MARK`](crate::sql::INDEXED_FIELDS_MARK) and a JSON object of its
+/// indexed fields. A field whose JSON is long is left out (the row stays small, see `sql.rs`),
+/// the others stay. `None` when the value is not a JSON object or keeps none of the fields.
 pub(crate) fn indexed_fields(
     text: &str,
     defs: &[(IndexDef, crate::sql::IndexSql)],
@@ -350,13 +351,21 @@ pub(crate) fn indexed_fields(
     let fields = Fields { wanted: &wanted }
         .deserialize(&mut deserializer)
         .ok()?;
-    if fields.is_empty() {
+    let mut kept = serde_json::Map::new();
+    let mut room = crate::limits::MAX_IN_ROW_VALUE_BYTES.saturating_sub(3);
+    for (name, value) in fields {
+        // `"name":value,` as it will be written.
+        let length = serde_json::to_string(&name).ok()?.len() + value.to_string().len() + 2;
+        if length <= room {
+            room -= length;
+            kept.insert(name, value);
+        }
+    }
+    if kept.is_empty() {
         return None;
     }
-    // The row stays small (see `sql.rs`): fields longer than that are not indexed.
-    serde_json::to_string(&fields)
-        .ok()
-        .filter(|json| json.len() <= crate::limits::MAX_IN_ROW_VALUE_BYTES)
+    let json = serde_json::to_string(&kept).ok()?;
+    Some(format!("{}{json}", crate::sql::INDEXED_FIELDS_MARK))
 }
 
 /// Checks the integers of range-checked indexed fields (`i64`, `u64`) of a typed value before it

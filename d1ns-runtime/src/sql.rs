@@ -406,18 +406,36 @@ pub(crate) struct IndexSql {
     pub delete_where: String,
 }
 
+/// What the row of a JSON value stored in chunks holds in front of a copy of its indexed fields
+/// (see `put.rs`): the copy is then not JSON itself, so an `UPDATE ... SET value =
+/// json_set(value, ...)` by hand fails on it, as it always did on such rows, instead of
+/// replacing the value by the copy.
+pub(crate) const INDEXED_FIELDS_MARK: char = '#';
+
 /// The indexed expression for the JSON field `field` of a value: `NULL` for a value that is not
 /// JSON text (bytes, or text that is not JSON), so that no put ever fails because of an index
-/// (I10). A value in chunks keeps its indexed fields in its row (see `put.rs`), so it is
-/// indexed too (I11).
-fn index_expr(column: &str, field: &str) -> String {
+/// (I10). A value in chunks is read from the copy of its indexed fields that its row keeps
+/// behind [`INDEXED_FIELDS_MARK`] (I11).
+fn index_expr(field: &str) -> String {
     // A JSON path member in double quotes may hold any character but `"` (refused by the macro)
     // and the SQL string escapes its quotes.
     let path = format!("$.\"{field}\"").replace('\'', "''");
     format!(
-        "(CASE WHEN typeof({column}) = 'text' AND json_valid({column}) \
-         THEN json_extract({column}, '{path}') END)"
+        "(CASE WHEN typeof(value) != 'text' THEN NULL \
+         WHEN chunks IS NULL THEN CASE WHEN json_valid(value) THEN json_extract(value, '{path}') END \
+         WHEN substr(value, 1, 1) = '{INDEXED_FIELDS_MARK}' AND json_valid(substr(value, 2)) \
+         THEN json_extract(substr(value, 2), '{path}') END)"
     )
+}
+
+/// A short hash of `text` as 8 hex digits (FNV-1a): index names carry one of the exact
+/// namespace and field, because SQLite compares names without regard to case (`Users` and
+/// `users` would otherwise share an index).
+fn name_hash(text: &str) -> String {
+    let hash = text.bytes().fold(0x811c_9dc5_u32, |hash, byte| {
+        (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193)
+    });
+    format!("{hash:08x}")
 }
 
 impl IndexSql {
@@ -428,9 +446,10 @@ impl IndexSql {
     pub fn new(table: &str, namespace: &str, field: &str) -> IndexSql {
         let t = quote(table);
         let chunks = quote(&format!("{table}$chunks"));
-        let index = quote(&format!("{table}$index${namespace}${field}"));
+        let hash = name_hash(&format!("{namespace}\0{field}"));
+        let index = quote(&format!("{table}$index${namespace}${field}${hash}"));
         let ns = format!("'{}'", namespace.replace('\'', "''"));
-        let expr = index_expr("value", field);
+        let expr = index_expr(field);
         let live = "(expiration IS NULL OR expiration > ?3)";
         IndexSql {
             create: format!(
