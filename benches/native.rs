@@ -563,7 +563,7 @@ fn find_sql() -> String {
          SELECT c.key, c.part, c.data, NULL, NULL, NULL, NULL, NULL \
          FROM page AS p CROSS JOIN \"bidx_kv_entries$chunks\" AS c \
          ON c.namespace = 'bidx' AND c.key = p.key AND c.part < p.chunks \
-         WHERE p.chunks > 0"
+         WHERE p.chunks > 0 AND p.size <= ?5"
     )
 }
 
@@ -571,9 +571,10 @@ fn find_sql() -> String {
 fn raw_find(conn: &Connection, sql: &str, user_id: u32) -> Vec<(String, Record)> {
     let mut stmt = conn.prepare_cached(sql).expect("prepare");
     let rows = stmt
-        .query_map(params![user_id, "", NOW_MS as i64, 1001], |row| {
-            Ok((row.get::<_, String>(0)?, row.get::<_, String>(2)?))
-        })
+        .query_map(
+            params![user_id, "", NOW_MS as i64, 1001, BULK_INLINE_BYTES],
+            |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(2)?)),
+        )
         .expect("find");
     rows.map(|row| {
         let (key, value) = row.expect("row");

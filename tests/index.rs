@@ -562,3 +562,32 @@ async fn i12_index_names_differing_only_in_case_are_two_indexes() {
     assert_eq!(found.entries.len(), 1);
     assert_eq!(found.entries[0].0, "l");
 }
+
+#[tokio::test]
+async fn i5_a_page_of_long_values_keeps_each_result_within_d1s_50_mb() {
+    let recorder = Recorder::new(SqliteBackend::open_in_memory().unwrap());
+    let ns = Session::namespace(recorder.clone());
+    let mut huge = session(5);
+    huge.note = "h".repeat(20_000_000);
+    for key in ["a", "b", "c"] {
+        ns.put(key, &huge).await.unwrap();
+    }
+    let mut medium = session(5);
+    medium.note = "m".repeat(100_000);
+    ns.put("d", &medium).await.unwrap();
+    recorder.clear();
+    let page = ns.find(Session::USER_ID, &5).await.unwrap();
+    let keys: Vec<&str> = page.entries.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(keys, ["a", "b", "c", "d"]);
+    assert!(page.entries[..3].iter().all(|(_, e)| e.value == huge));
+    assert_eq!(page.entries[3].1.value, medium);
+    assert!(
+        recorder.largest_result_bytes() <= 50_000_000,
+        "{} bytes in one result",
+        recorder.largest_result_bytes()
+    );
+    assert!(
+        recorder.batches().len() >= 3,
+        "the long values in further round trips"
+    );
+}

@@ -214,7 +214,7 @@ impl<B: Backend> D1Namespace<B> {
 
 /// The entry from the rows of `Sql::get`: the entry's row (part `NULL`) and its chunks, in any
 /// order.
-fn decode_entry(key: &str, rows: Vec<Vec<Value>>) -> Result<Option<StoredEntry>, Error> {
+pub(crate) fn decode_entry(key: &str, rows: Vec<Vec<Value>>) -> Result<Option<StoredEntry>, Error> {
     let mut entry = None;
     let mut chunks = Vec::new();
     for row in rows {
@@ -413,14 +413,14 @@ impl<B: Backend> GetBulkOptionsBuilder<B> {
 
 /// The longest value a bulk read's first statement returns; 100 of them, even as base64, stay
 /// well within the 50 MB D1 returns per call.
-const BULK_INLINE_BYTES: u64 = 128 * 1024;
+pub(crate) const BULK_INLINE_BYTES: u64 = 128 * 1024;
 
 /// Most bytes of long values read in one round trip: D1 returns at most 50 MB per call.
 const MAX_BYTES_PER_ROUND_TRIP: u64 = 40_000_000;
 
 /// Keys with the bytes their values take in a result, grouped so that each group fits one round
 /// trip.
-fn group_by_size(keys: Vec<(String, u64)>) -> Vec<Vec<String>> {
+pub(crate) fn group_by_size(keys: Vec<(String, u64)>) -> Vec<Vec<String>> {
     let mut groups: Vec<Vec<String>> = Vec::new();
     let mut current_bytes: u64 = 0;
     for (key, bytes) in keys {

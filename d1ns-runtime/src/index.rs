@@ -12,7 +12,9 @@ use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 
 use crate::backend::{Backend, Statement, Value};
 use crate::error::{DatabaseError, Error};
-use crate::get::{columns, json, metadata, text_column};
+use crate::get::{
+    BULK_INLINE_BYTES, columns, decode_entry, group_by_size, json, metadata, text_column,
+};
 use crate::limits::MAX_LIST_LIMIT;
 use crate::list::{decode_cursor, encode_cursor};
 use crate::namespace::{D1Namespace, to_i64};
@@ -256,14 +258,17 @@ impl<T: Namespace, B: Backend> FindBuilder<T, B> {
             .transpose()?
             .unwrap_or_default();
         let sql = index_sql(ns, self.field)?;
+        // Every round trip of the page judges expiration at this instant.
+        let now = ns.now_ms();
         let statement = Statement {
             sql: &sql.find,
             params: vec![
                 value,
                 Value::Text(after),
-                Value::Integer(to_i64(ns.now_ms())),
+                Value::Integer(to_i64(now)),
                 // One more than the page, to tell whether another follows.
                 Value::Integer(to_i64(limit + 1)),
+                Value::Integer(to_i64(BULK_INLINE_BYTES)),
             ],
         };
         let rows = ns.run_one(statement).await?.rows;
@@ -280,10 +285,51 @@ impl<T: Namespace, B: Backend> FindBuilder<T, B> {
         found.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         let list_complete = found.len() as u64 <= limit;
         found.truncate(limit as usize);
+        // Values longer than a first result carries: read whole afterwards, a few per round trip.
+        let long: Vec<(String, u64)> = found
+            .iter()
+            .filter_map(|(key, [_, _, _, count, size, _])| {
+                let chunked = count.as_u64().is_some_and(|count| count > 0);
+                let bytes = size.as_u64();
+                (chunked && bytes.is_none_or(|bytes| bytes > BULK_INLINE_BYTES)).then(|| {
+                    let bytes = bytes.unwrap_or(crate::limits::MAX_VALUE_BYTES as u64);
+                    (key.clone(), bytes.saturating_mul(4) / 3)
+                })
+            })
+            .collect();
+        let mut long_values = HashMap::new();
+        for group in group_by_size(long) {
+            let statements = group.iter().map(|key| ns.get_statement(key, now)).collect();
+            let results = ns.run(statements).await?;
+            for (key, result) in group.into_iter().zip(results) {
+                if let Some(entry) = decode_entry(&key, result.rows)? {
+                    long_values.insert(key, entry);
+                }
+            }
+        }
         let mut entries = Vec::with_capacity(found.len());
         for (key, [value, meta, expiration, count, size, version]) in found {
-            let own_chunks = chunks.remove(&key).unwrap_or_default();
-            let value = crate::get::assemble(&key, value, &count, &size, own_chunks)?;
+            let (value, meta, expiration, version) = match long_values.remove(&key) {
+                Some(entry) => (
+                    entry.value,
+                    entry.metadata.map_or(Value::Null, Value::Text),
+                    entry.expiration.map_or(Value::Null, |s| {
+                        Value::Integer(to_i64(s.saturating_mul(1000)))
+                    }),
+                    entry.version,
+                ),
+                None if count.as_u64().is_some_and(|c| c > 0)
+                    && size.as_u64().is_none_or(|s| s > BULK_INLINE_BYTES) =>
+                {
+                    // Gone between the two round trips.
+                    continue;
+                }
+                None => {
+                    let own_chunks = chunks.remove(&key).unwrap_or_default();
+                    let value = crate::get::assemble(&key, value, &count, &size, own_chunks)?;
+                    (value, meta, expiration, version)
+                }
+            };
             let entry = Entry {
                 value: json(&key, value)?,
                 metadata: metadata(&key, text_column(meta))?,

@@ -398,9 +398,10 @@ pub(crate) struct IndexSql {
     /// (`INDEXED BY`): without statistics, SQLite would rather walk the namespace's keys in order.
     pub create: String,
     /// `?1` the field's value, `?2` the key to continue after (`''` for the first page), `?3`
-    /// now, `?4` the most entries -> `key, part, value, metadata, expiration, chunks, size,
-    /// version`: the page's live entries (part `NULL`) in key order, and the chunks (any order)
-    /// of those stored in chunks, in one statement.
+    /// now, `?4` the most entries, `?5` the longest value whose chunks come along -> `key, part,
+    /// value, metadata, expiration, chunks, size, version`: the page's live entries (part
+    /// `NULL`) in key order, and the chunks (any order) of those stored in chunks up to `?5`
+    /// bytes (longer ones are read afterwards, so each D1 result stays within 50 MB).
     pub find: String,
     /// `?1` the field's value, `?2` now -> one row per live entry removed (I6).
     pub delete_where: String,
@@ -467,7 +468,7 @@ impl IndexSql {
                  SELECT c.key, c.part, c.data, NULL, NULL, NULL, NULL, NULL \
                  FROM page AS p CROSS JOIN {chunks} AS c \
                  ON c.namespace = {ns} AND c.key = p.key AND c.part < p.chunks \
-                 WHERE p.chunks > 0"
+                 WHERE p.chunks > 0 AND p.size <= ?5"
             ),
             delete_where: format!(
                 "DELETE FROM {t} INDEXED BY {index} WHERE namespace = {ns} AND {expr} = ?1 \
