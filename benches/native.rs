@@ -547,14 +547,26 @@ const MATCHES: usize = 10;
 const LOOK_UPS: usize = 200;
 
 /// The indexed expression of `user_id`, as d1ns writes it (see d1ns-runtime/src/sql.rs).
-const USER_ID_EXPR: &str = "(CASE WHEN typeof(value) = 'text' AND json_valid(value) \
-    THEN json_extract(value, '$.\"user_id\"') END)";
+const USER_ID_EXPR: &str = "(CASE WHEN typeof(value) != 'text' THEN NULL \
+    WHEN chunks IS NULL THEN CASE WHEN json_valid(value) \
+    THEN json_extract(value, '$.\"user_id\"') END \
+    WHEN substr(value, 1, 1) = '#' AND json_valid(substr(value, 2)) \
+    THEN json_extract(substr(value, 2), '$.\"user_id\"') END)";
 
-/// The look-up d1ns sends for a page of `Record`s by `user_id`, written by hand.
-fn find_sql() -> String {
+/// The look-up d1ns sends for a page of `Record`s by `user_id`, written by hand, naming the
+/// index as it is in the database (its name ends in a hash of the namespace and field).
+fn find_sql(conn: &Connection) -> String {
+    let index: String = conn
+        .query_row(
+            "SELECT name FROM sqlite_schema WHERE type = 'index' \
+             AND name LIKE 'bidx_kv_entries$index$bidx$user_id$%'",
+            [],
+            |row| row.get(0),
+        )
+        .expect("the index d1ns made");
     format!(
         "WITH page AS (SELECT key, value, metadata, expiration, chunks, size, version \
-         FROM \"bidx_kv_entries\" INDEXED BY \"bidx_kv_entries$index$bidx$user_id\" \
+         FROM \"bidx_kv_entries\" INDEXED BY \"{index}\" \
          WHERE namespace = 'bidx' AND {USER_ID_EXPR} = ?1 AND key > ?2 \
          AND (expiration IS NULL OR expiration > ?3) ORDER BY key LIMIT ?4) \
          SELECT key AS c0, NULL AS c1, value AS c2, metadata AS c3, expiration AS c4, \
@@ -625,7 +637,6 @@ fn look_ups_by_index(dir: &Path) -> Vec<Row> {
     if !selected("index") {
         return Vec::new();
     }
-    let sql = find_sql();
     let mut rows = Vec::new();
     for (name, entries) in [
         ("find by index, 10 of 10,000 entries", 10_000),
@@ -633,6 +644,24 @@ fn look_ups_by_index(dir: &Path) -> Vec<Row> {
     ] {
         let (records, raw, path) = index_database(dir, entries);
         let users = (entries / MATCHES) as u32;
+        let sql = find_sql(&raw);
+        // The hand-written statement is the one d1ns sends.
+        let capture = Arc::new(Capture {
+            inner: Arc::new(SqliteBackend::open(&path).expect("open")),
+            sql: Default::default(),
+        });
+        block_on(
+            Record::namespace(capture.clone())
+                .find(Record::USER_ID, &7)
+                .execute(),
+        )
+        .expect("find");
+        let sent = capture.sql.lock().expect("lock").clone();
+        assert_eq!(
+            sent.last(),
+            Some(&sql),
+            "the hand-written find is not the SQL d1ns sends"
+        );
         // The hand-written statement is the one d1ns sends: both find the same entries.
         let by_d1ns = block_on(records.find(Record::USER_ID, &7).execute()).expect("find");
         let by_hand = raw_find(&raw, &sql, 7);
