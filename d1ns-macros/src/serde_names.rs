@@ -146,6 +146,23 @@ pub(crate) fn container(attrs: &[Attribute]) -> Container {
 
 pub(crate) fn field(attrs: &[Attribute]) -> Field {
     let mut out = Field::default();
+    // `cfg_attr` is expanded after this macro runs: a serde attribute inside it is invisible
+    // here, and a rename or skip written that way would silently break the index.
+    for attr in attrs {
+        if attr.path().is_ident("cfg_attr")
+            && attr
+                .meta
+                .to_token_stream()
+                .into_iter()
+                .any(|token| mentions_serde(&token))
+        {
+            out.unfollowable.push(Unfollowable {
+                at: attr.to_token_stream(),
+                why: "#[d1_namespace] cannot see inside `cfg_attr`, so it cannot follow a serde \
+                      attribute written there: write `#[serde(...)]` on an indexed field directly",
+            });
+        }
+    }
     for_each_serde_meta(attrs, |meta| {
         let Some(key) = meta.path.get_ident().map(ToString::to_string) else {
             return skip(&meta);
@@ -187,6 +204,17 @@ pub(crate) fn field(attrs: &[Attribute]) -> Field {
         skip(&meta)
     });
     out
+}
+
+/// Whether `token` is, or holds, the word `serde`.
+fn mentions_serde(token: &proc_macro2::TokenTree) -> bool {
+    match token {
+        proc_macro2::TokenTree::Ident(ident) => ident == "serde",
+        proc_macro2::TokenTree::Group(group) => {
+            group.stream().into_iter().any(|t| mentions_serde(&t))
+        }
+        _ => false,
+    }
 }
 
 /// Calls `each` for every item of every `#[serde(...)]` in `attrs`. An attribute that does not
