@@ -3,8 +3,8 @@
 // each operation, asserts the cost rules, stops the server by its process group, and exits
 // non-zero on any mismatch. Run it through scripts/workerd-e2e.sh, which builds the Worker first.
 //
-// Rules cited as in shared/kv-semantics.md (K1-K35) and shared/atomic-semantics.md (A1-A16). The
-// Worker's API is in worker/src/ops.rs.
+// Rules cited as in shared/kv-semantics.md (K1-K35), shared/atomic-semantics.md (A1-A16) and
+// docs/indexes.md (I1-I12). The Worker's API is in worker/src/ops.rs.
 
 import { spawn } from "node:child_process";
 import { deepStrictEqual } from "node:assert/strict";
@@ -1451,7 +1451,7 @@ scenario("typed indexes: values over 1 KiB and over 2 MB are found and returned 
   check("K9: stored in chunks (1 and 2)", [await chunksOf("long"), await chunksOf("huge")], [1, 2]);
   const moved = await ops(IDX, [
     putSession("sessions", "huge", { user_id: 41, email: "huge@example.com" }, { note_repeat: 4000 }),
-    find("sessions", "user_id", 40),
+    find("sessions", "user_id", 40, { summary: true }),
     find("sessions", "user_id", 41, { summary: true }),
   ]);
   check("I7: replaced by a shorter value of another user: found by its new field only", [keysOf(moved[1]), ok(moved[2]).entries.map((e) => [e.key, e.note.length])], [["long", "small"], [["huge", 4000]]]);

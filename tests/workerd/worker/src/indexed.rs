@@ -108,6 +108,9 @@ pub struct Put<'a> {
     pub metadata: &'a Option<Value>,
 }
 
+/// The longest note `note_repeat` makes: KV's largest value (K6).
+const MAX_NOTE: usize = 26_214_400;
+
 /// A typed put to `fixture`; answers `null`. A value beyond 2^53 in an `i64`/`u64` indexed
 /// field is d1ns's to refuse (I3).
 pub async fn put(db: &Counted, fixture: Fixture, put: Put<'_>) -> Result<Value, d1ns::Error> {
@@ -127,6 +130,10 @@ async fn put_typed<T: Namespace<Metadata = Value>>(
     let mut value: Value = serde_json::from_str(put.json)
         .map_err(|e| bad_request(&format!("the value is not JSON: {e}")))?;
     if let Some(n) = put.note_repeat {
+        // Not a panic for a length that cannot be allocated: KV's limit is 25 MiB (K6).
+        if n > MAX_NOTE {
+            return Err(bad_request(&format!("note_repeat is at most {MAX_NOTE}")));
+        }
         let Some(fields) = value.as_object_mut() else {
             return Err(bad_request("note_repeat needs a JSON object"));
         };
