@@ -565,17 +565,17 @@ fn find_sql(conn: &Connection) -> String {
         )
         .expect("the index d1ns made");
     format!(
-        "WITH page AS (SELECT key, value, metadata, expiration, chunks, size, version \
+        "SELECT p.key AS c0, c.part AS c1, \
+         CASE WHEN c.part IS NULL THEN p.value ELSE c.data END AS c2, \
+         p.metadata AS c3, p.expiration AS c4, p.chunks AS c5, p.size AS c6, \
+         p.version AS c7 \
+         FROM (SELECT key, value, metadata, expiration, chunks, size, version \
          FROM \"bidx_kv_entries\" INDEXED BY \"{index}\" \
          WHERE namespace = 'bidx' AND {USER_ID_EXPR} = ?1 AND key > ?2 \
-         AND (expiration IS NULL OR expiration > ?3) ORDER BY key LIMIT ?4) \
-         SELECT key AS c0, NULL AS c1, value AS c2, metadata AS c3, expiration AS c4, \
-         chunks AS c5, size AS c6, version AS c7 FROM page \
-         UNION ALL \
-         SELECT c.key, c.part, c.data, NULL, NULL, NULL, NULL, NULL \
-         FROM page AS p CROSS JOIN \"bidx_kv_entries$chunks\" AS c \
-         ON c.namespace = 'bidx' AND c.key = p.key AND c.part < p.chunks \
-         WHERE p.chunks > 0 AND p.size <= ?5"
+         AND (expiration IS NULL OR expiration > ?3) ORDER BY key LIMIT ?4) AS p \
+         LEFT JOIN \"bidx_kv_entries$chunks\" AS c ON c.namespace = 'bidx' \
+         AND c.key = CASE WHEN p.chunks > 0 AND p.size <= ?5 THEN p.key END \
+         AND c.part < p.chunks"
     )
 }
 

@@ -277,10 +277,19 @@ impl<T: Namespace, B: Backend> FindBuilder<T, B> {
         for row in rows {
             let [key, part, value, meta, expiration, count, size, version] = columns(row)?;
             let Value::Text(key) = key else { continue };
-            match part {
-                Value::Null => found.push((key, [value, meta, expiration, count, size, version])),
-                part => chunks.entry(key).or_default().push((part, value)),
+            if matches!(part, Value::Null) {
+                found.push((key, [value, meta, expiration, count, size, version]));
+                continue;
             }
+            // A chunk, with its entry's columns: the first one stands for the entry. Its row's
+            // value is text (the index holds only rows whose value is text), so the chunks join
+            // into text.
+            let own = chunks.entry(key.clone()).or_default();
+            if own.is_empty() {
+                let stand_in = Value::Text(String::new());
+                found.push((key, [stand_in, meta, expiration, count, size, version]));
+            }
+            own.push((part, value));
         }
         found.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         let list_complete = found.len() as u64 <= limit;

@@ -399,9 +399,17 @@ pub(crate) struct IndexSql {
     pub create: String,
     /// `?1` the field's value, `?2` the key to continue after (`''` for the first page), `?3`
     /// now, `?4` the most entries, `?5` the longest value whose chunks come along -> `key, part,
-    /// value, metadata, expiration, chunks, size, version`: the page's live entries (part
-    /// `NULL`) in key order, and the chunks (any order) of those stored in chunks up to `?5`
-    /// bytes (longer ones are read afterwards, so each D1 result stays within 50 MB).
+    /// value, metadata, expiration, chunks, size, version`: one row (part `NULL`) per live entry
+    /// of the page stored in its row or longer than `?5`, and one row per chunk (its part and
+    /// data as `value`, any order) of each other entry stored in chunks, every row with its
+    /// entry's other columns, in one statement. Values longer than `?5` are read afterwards, so
+    /// that each D1 result stays within 50 MB.
+    ///
+    /// The page is a subquery that SQLite runs once, as a co-routine, joined to the chunks: D1
+    /// counts the index entries it reads (about one per entry, I5) and the chunks. (A CTE used
+    /// twice, by a `UNION ALL` of entries and chunks, is materialized, and D1 counts reading it
+    /// back in each arm: three rows per entry.) The chunks' key is `NULL` for an entry without
+    /// chunks to read, so SQLite does not even seek them.
     pub find: String,
     /// `?1` the field's value, `?2` now -> one row per live entry removed (I6).
     pub delete_where: String,
@@ -458,17 +466,17 @@ impl IndexSql {
                  WHERE namespace = {ns} AND {expr} IS NOT NULL"
             ),
             find: format!(
-                "WITH page AS (SELECT key, value, metadata, expiration, chunks, size, version \
+                "SELECT p.key AS c0, c.part AS c1, \
+                 CASE WHEN c.part IS NULL THEN p.value ELSE c.data END AS c2, \
+                 p.metadata AS c3, p.expiration AS c4, p.chunks AS c5, p.size AS c6, \
+                 p.version AS c7 \
+                 FROM (SELECT key, value, metadata, expiration, chunks, size, version \
                  FROM {t} INDEXED BY {index} \
                  WHERE namespace = {ns} AND {expr} = ?1 AND key > ?2 AND {live} \
-                 ORDER BY key LIMIT ?4) \
-                 SELECT key AS c0, NULL AS c1, value AS c2, metadata AS c3, expiration AS c4, \
-                 chunks AS c5, size AS c6, version AS c7 FROM page \
-                 UNION ALL \
-                 SELECT c.key, c.part, c.data, NULL, NULL, NULL, NULL, NULL \
-                 FROM page AS p CROSS JOIN {chunks} AS c \
-                 ON c.namespace = {ns} AND c.key = p.key AND c.part < p.chunks \
-                 WHERE p.chunks > 0 AND p.size <= ?5"
+                 ORDER BY key LIMIT ?4) AS p \
+                 LEFT JOIN {chunks} AS c ON c.namespace = {ns} \
+                 AND c.key = CASE WHEN p.chunks > 0 AND p.size <= ?5 THEN p.key END \
+                 AND c.part < p.chunks"
             ),
             delete_where: format!(
                 "DELETE FROM {t} INDEXED BY {index} WHERE namespace = {ns} AND {expr} = ?1 \

@@ -7,12 +7,14 @@
 //!   CI suite, only of the driver's `--bench` mode.
 //! - `POST /sql`: one statement straight on a D1 binding, to look at what d1ns stored (`typeof`)
 //!   and to drop tables behind its back (K34).
+//! - `GET /fixtures`: the typed namespaces with indexes that ops may name (see [`indexed`]).
 //! - `GET /scenarios`, `POST /scenario/NAME`: scenarios that need Rust types of their own
 //!   (see [`scenarios`]).
 //!
 //! Nothing a request sends may panic the Worker: every failure becomes a JSON error response.
 
 mod bench;
+mod indexed;
 mod ops;
 mod scenarios;
 mod sql;
@@ -27,6 +29,7 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
     let outcome = match (req.method(), path.as_str()) {
         (Method::Get, "/ready") => return Response::ok("ok"),
         (Method::Get, "/scenarios") => Ok(json!(scenarios::NAMES)),
+        (Method::Get, "/fixtures") => indexed::fixtures(&env),
         (Method::Post, "/ops") => match body(&mut req).await {
             Ok(request) => ops::run(&env, request).await,
             Err(e) => Err(e),

@@ -12,6 +12,11 @@
 //! `type`: `{"op": "atomic", "checks": [["k", "0123..."]], "mutations": [{"type": "put", "key":
 //! "k", "text": "v"}, {"type": "sum", "key": "n", "n": "1"}]}`, answered `{"committed": stamp or
 //! null}`.
+//!
+//! Typed namespaces with indexes (I1-I12) are declared in [`indexed`](crate::indexed), and ops
+//! name one by `fixture`: `put_session` (a typed put of a value sent as JSON text), `find` (one
+//! page of a look-up) and `delete_where`, each with its cost like every other operation:
+//! `{"op": "find", "fixture": "sessions", "field": "user_id", "value": 7, "limit": 10}`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -22,9 +27,11 @@ use serde::{Deserialize, Deserializer};
 use serde_json::{Value, json};
 use worker::{D1Database, Env};
 
+use crate::indexed::{self, Fixture, Lookup};
+
 /// The D1 binding, counted by d1ns's own public wrapper: every figure the driver prints is D1's
 /// `meta.rows_read` / `meta.rows_written` as [`Instrumented`] sums them, as a user would see them.
-type Counted = Arc<Instrumented<D1Database>>;
+pub(crate) type Counted = Arc<Instrumented<D1Database>>;
 
 /// The body of `POST /ops`.
 #[derive(Debug, Deserialize)]
@@ -128,6 +135,35 @@ enum Op {
         #[serde(default, deserialize_with = "present")]
         metadata: Option<Value>,
     },
+    /// A typed put to an indexed fixture, answered `null` (I3, I8, I11).
+    PutSession {
+        fixture: Fixture,
+        key: String,
+        /// The value as JSON text, every field of the fixture's type.
+        json: String,
+        /// Replaces the value's `note` with this many `n` (values in chunks, I11).
+        note_repeat: Option<usize>,
+        expiration: Option<u64>,
+        expiration_ttl: Option<u64>,
+        metadata: Option<Value>,
+    },
+    /// One page of a look-up by an index (I4, I5), answered as [`Lookup::Find`] says.
+    Find {
+        fixture: Fixture,
+        field: String,
+        /// A number or decimal text (`user_id`), a string, a boolean, as the field's type is.
+        value: Value,
+        limit: Option<u64>,
+        cursor: Option<String>,
+        #[serde(default)]
+        summary: bool,
+    },
+    /// Deletes every live entry whose field has the value, answered `{"removed": n}` (I6).
+    DeleteWhere {
+        fixture: Fixture,
+        field: String,
+        value: Value,
+    },
 }
 
 /// One mutation of an [`Op::Atomic`], with the options of a plain put (A11, A13).
@@ -220,7 +256,7 @@ pub async fn run(env: &Env, request: OpsRequest) -> Result<Value, String> {
         };
         // Whatever an earlier operation left in the counters is not this one's.
         db.take_stats();
-        let outcome = execute(ns, op).await;
+        let outcome = execute(db, ns, op).await;
         let cost = cost(db.take_stats());
         results.push(match outcome {
             Ok(result) => json!({ "ok": true, "result": result, "cost": cost }),
@@ -265,7 +301,7 @@ fn namespace(env: &Env, request: &OpsRequest) -> Result<(Counted, D1Namespace<Co
     Ok((counted, ns))
 }
 
-async fn execute(ns: &D1Namespace<Counted>, op: &Op) -> Result<Value, d1ns::Error> {
+async fn execute(db: &Counted, ns: &D1Namespace<Counted>, op: &Op) -> Result<Value, d1ns::Error> {
     match op {
         Op::Put {
             key,
@@ -438,6 +474,45 @@ async fn execute(ns: &D1Namespace<Counted>, op: &Op) -> Result<Value, d1ns::Erro
             let value = ns.increment_with(key, delta.get()?, options).await?;
             Ok(json!({ "value": value.to_string() }))
         }
+        Op::PutSession {
+            fixture,
+            key,
+            json,
+            note_repeat,
+            expiration,
+            expiration_ttl,
+            metadata,
+        } => {
+            let put = indexed::Put {
+                key,
+                json,
+                note_repeat: *note_repeat,
+                expiration: *expiration,
+                expiration_ttl: *expiration_ttl,
+                metadata,
+            };
+            indexed::put(db, *fixture, put).await
+        }
+        Op::Find {
+            fixture,
+            field,
+            value,
+            limit,
+            cursor,
+            summary,
+        } => {
+            let find = Lookup::Find {
+                limit: *limit,
+                cursor,
+                summary: *summary,
+            };
+            indexed::lookup(db, *fixture, field, value, find).await
+        }
+        Op::DeleteWhere {
+            fixture,
+            field,
+            value,
+        } => indexed::lookup(db, *fixture, field, value, Lookup::DeleteWhere).await,
     }
 }
 
@@ -585,7 +660,7 @@ fn add_mutation(
 }
 
 /// The byte every position of `value` holds, if it is one byte repeated.
-fn same_byte(value: &[u8]) -> Option<u8> {
+pub(crate) fn same_byte(value: &[u8]) -> Option<u8> {
     let first = *value.first()?;
     value.iter().all(|&b| b == first).then_some(first)
 }
@@ -598,7 +673,7 @@ fn json_texts(values: HashMap<String, Option<Value>>) -> HashMap<String, Option<
 }
 
 /// A mistake in the driver's request, reported in the operation's result.
-fn bad_request(message: &str) -> d1ns::Error {
+pub(crate) fn bad_request(message: &str) -> d1ns::Error {
     d1ns::Error::Database(d1ns::DatabaseError::new(format!(
         "bad test request: {message}"
     )))
