@@ -1263,9 +1263,16 @@ const deleteWhere = (fixture, field, value) => ({ op: "delete_where", fixture, f
 const keysOf = (r) => ok(r).entries.map((e) => e.key);
 /** The rows of idx_sessions whose user_id the index holds as `userId`, counted through that index by hand. */
 async function indexed(userId) {
-  const expr = `(CASE WHEN typeof(value) = 'text' AND json_valid(value) THEN json_extract(value, '$."user_id"') END)`;
-  const r = await sql("DB", `SELECT count(*) AS n FROM idx_kv INDEXED BY "idx_kv$index$idx_sessions$user_id" WHERE namespace = 'idx_sessions' AND ${expr} = ?1`, [userId]);
+  const r = await sql("DB", `SELECT count(*) AS n FROM idx_kv INDEXED BY "${await indexName("user_id")}" WHERE namespace = 'idx_sessions' AND ${indexExpr("user_id")} = ?1`, [userId]);
   return r.rows[0].n;
+}
+/** The expression d1ns indexes for `field` (d1ns-runtime/src/sql.rs, `index_expr`). */
+const indexExpr = (field) =>
+  `(CASE WHEN typeof(value) != 'text' THEN NULL WHEN chunks IS NULL THEN CASE WHEN json_valid(value) THEN json_extract(value, '$."${field}"') END WHEN substr(value, 1, 1) = '#' AND json_valid(substr(value, 2)) THEN json_extract(substr(value, 2), '$."${field}"') END)`;
+/** The name of idx_sessions' index on `field`: `{table}$index${namespace}${field}$` and a hash. */
+async function indexName(field) {
+  const r = await sql("DB", "SELECT name FROM sqlite_master WHERE type = 'index' AND name LIKE ?1", [`idx_kv$index$idx_sessions$${field}$%`]);
+  return r.rows[0].name;
 }
 const chunksOf = async (key) => (await sql("DB", 'SELECT count(*) AS n FROM "idx_kv$chunks" WHERE namespace = ?1 AND key = ?2', ["idx_sessions", key])).rows[0].n;
 
@@ -1276,7 +1283,7 @@ scenario("typed indexes: the first look-up creates the indexes with the table; a
   check("another namespace with 1 index in the same table: the table's statements again (IF NOT EXISTS) and its own index", first[1].cost.statements, schemaStatements + 1 + 1);
   check("a namespace without indexes in that table: known by its table alone, so the table's statements once more, no index", first[2].cost.statements, schemaStatements + 1);
   const names = (await sql("DB", "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'idx_kv' AND name LIKE '%$index$%' ORDER BY name")).rows.map((r) => r.name);
-  check("I12: one index per namespace and field, named {table}$index${namespace}${field}", names, ["admin", "email", "team", "user_id"].map((f) => `idx_kv$index$idx_sessions$${f}`).concat(["idx_kv$index$idx_one$user_id"]).sort());
+  check("I12: one index per namespace and field, named {table}$index${namespace}${field}$ and a hash of the two", names.map((n) => n.replace(/\$[0-9a-f]{8}$/, "")), ["admin", "email", "team", "user_id"].map((f) => `idx_kv$index$idx_sessions$${f}`).concat(["idx_kv$index$idx_one$user_id"]).sort());
 
   const nowS = Math.floor(Date.now() / 1000);
   const put = await ops(IDX, [
@@ -1321,7 +1328,7 @@ scenario("typed indexes: the first look-up creates the indexes with the table; a
   check("I3: an Option<u32> index", keysOf(r[4]), ["b", "c"]);
   check("no match: an empty, complete page", ok(r[5]), { entries: [], list_complete: true, cursor: null });
   check("I4: another namespace's index finds its own entry only", keysOf(r[6]), ["a2"]);
-  const team = await sql("DB", `SELECT count(*) AS n FROM idx_kv INDEXED BY "idx_kv$index$idx_sessions$team" WHERE namespace = 'idx_sessions' AND (CASE WHEN typeof(value) = 'text' AND json_valid(value) THEN json_extract(value, '$."team"') END) IS NOT NULL`);
+  const team = await sql("DB", `SELECT count(*) AS n FROM idx_kv INDEXED BY "${await indexName("team")}" WHERE namespace = 'idx_sessions' AND ${indexExpr("team")} IS NOT NULL`);
   check("I3: None is not in the index (2 of the 4 entries have a team)", team.rows[0].n, 2);
 
   const bad = await ops(IDX, [
@@ -1446,7 +1453,9 @@ scenario("typed indexes: values over 1 KiB and over 2 MB are found and returned 
   check("I11: values in chunks are found, in key order", page.entries.map((e) => e.key), ["huge", "long", "small"]);
   check("I5: returned whole", page.entries.map((e) => e.note), [{ length: 3_000_000, same_byte: 110 }, { length: 5000, same_byte: 110 }, { length: 0, same_byte: null }]);
   check("I5: with their other fields", page.entries.map((e) => JSON.parse(e.value).email), ["huge@example.com", "long@example.com", "small@example.com"]);
-  check("I5: in the same statement: one call, one statement", [r[3].cost.calls, r[3].cost.statements], [1, 1]);
+  // Values up to 128 KiB come in the page's own statement; longer ones in a further call, so
+  // that no D1 result passes 50 MB (the 3,000,000-byte one here).
+  check("I5: the page in one statement, the value over 128 KiB in one more call", [r[3].cost.calls, r[3].cost.statements], [2, 2]);
   check("I11: a String index finds a value in chunks", ok(r[4]).entries.map((e) => [e.key, e.note.length]), [["huge", 3_000_000]]);
   check("K9: stored in chunks (1 and 2)", [await chunksOf("long"), await chunksOf("huge")], [1, 2]);
   const moved = await ops(IDX, [
@@ -1661,7 +1670,10 @@ function costRules() {
   // with the chunks, and their scenario checks them; the rules below are for everything else (and
   // so for no value over 1 KiB, which is stored in chunks too).
   const length = (o) => Math.max(o.repeat ?? 0, o.note_repeat ?? 0, o.json?.length ?? 0, o.text?.length ?? 0, o.bytes?.length ?? 0);
-  const reached = allOps.filter((x) => x.r.ok && !x.recovery && !x.scenario.startsWith("large values") && length(x.op) <= 1024);
+  // A look-up page that returns a value over 128 KiB reads it in a further call (I5), as the
+  // scenario of such values checks.
+  const longFound = (x) => x.op.op === "find" && (x.r.result?.entries ?? []).some((e) => (e.note?.length ?? 0) > 128 * 1024);
+  const reached = allOps.filter((x) => x.r.ok && !x.recovery && !x.scenario.startsWith("large values") && length(x.op) <= 1024 && !longFound(x));
   const bad = (pred) => reached.filter((x) => !pred(x)).map((x) => ({ scenario: x.scenario, op: x.op.op, key: x.op.key, cost: x.r.cost }));
   check("every operation is exactly one D1 call", bad((x) => x.r.cost.calls === 1), []);
   const schema = (x) => (x.schema ? schemaStatements + x.indexes : 0);
