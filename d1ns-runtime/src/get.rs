@@ -199,6 +199,30 @@ impl<B: Backend> GetOptionsBuilder<B> {
 }
 
 impl<B: Backend> D1Namespace<B> {
+    /// Reads whole the entries of long values (keys with the bytes their values take in a
+    /// result), a few per round trip within D1's 50 MB per result, as of `now`; an entry gone
+    /// meanwhile is left out.
+    pub(crate) async fn read_long_values(
+        &self,
+        keys: Vec<(String, u64)>,
+        now: u64,
+    ) -> Result<HashMap<String, StoredEntry>, Error> {
+        let mut found = HashMap::new();
+        for group in group_by_size(keys) {
+            let statements = group
+                .iter()
+                .map(|key| self.get_statement(key, now))
+                .collect();
+            let results = self.run(statements).await?;
+            for (key, result) in group.into_iter().zip(results) {
+                if let Some(entry) = decode_entry(&key, result.rows)? {
+                    found.insert(key, entry);
+                }
+            }
+        }
+        Ok(found)
+    }
+
     /// Reads one entry with its chunks, as of `now`: see `Sql::get`.
     pub(crate) fn get_statement(&self, key: &str, now: u64) -> Statement<'_> {
         Statement {
@@ -214,7 +238,7 @@ impl<B: Backend> D1Namespace<B> {
 
 /// The entry from the rows of `Sql::get`: the entry's row (part `NULL`) and its chunks, in any
 /// order.
-pub(crate) fn decode_entry(key: &str, rows: Vec<Vec<Value>>) -> Result<Option<StoredEntry>, Error> {
+fn decode_entry(key: &str, rows: Vec<Vec<Value>>) -> Result<Option<StoredEntry>, Error> {
     let mut entry = None;
     let mut chunks = Vec::new();
     for row in rows {
@@ -387,15 +411,8 @@ impl<B: Backend> GetBulkOptionsBuilder<B> {
                 long_values.push((key, bytes));
             }
         }
-        // Long values: read whole, a few per round trip, within D1's result size.
-        for group in group_by_size(long_values) {
-            let statements = group.iter().map(|key| ns.get_statement(key, now)).collect();
-            let results = ns.run(statements).await?;
-            for (key, result) in group.into_iter().zip(results) {
-                if let Some(entry) = decode_entry(&key, result.rows)? {
-                    found.insert(key, (entry.value, entry.metadata));
-                }
-            }
+        for (key, entry) in ns.read_long_values(long_values, now).await? {
+            found.insert(key, (entry.value, entry.metadata));
         }
         let mut result = HashMap::with_capacity(self.keys.len());
         for key in self.keys {
@@ -420,7 +437,7 @@ const MAX_BYTES_PER_ROUND_TRIP: u64 = 40_000_000;
 
 /// Keys with the bytes their values take in a result, grouped so that each group fits one round
 /// trip.
-pub(crate) fn group_by_size(keys: Vec<(String, u64)>) -> Vec<Vec<String>> {
+fn group_by_size(keys: Vec<(String, u64)>) -> Vec<Vec<String>> {
     let mut groups: Vec<Vec<String>> = Vec::new();
     let mut current_bytes: u64 = 0;
     for (key, bytes) in keys {

@@ -12,9 +12,7 @@ use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 
 use crate::backend::{Backend, Statement, Value};
 use crate::error::{DatabaseError, Error};
-use crate::get::{
-    BULK_INLINE_BYTES, columns, decode_entry, group_by_size, json, metadata, text_column,
-};
+use crate::get::{BULK_INLINE_BYTES, columns, json, metadata, text_column};
 use crate::limits::MAX_LIST_LIMIT;
 use crate::list::{decode_cursor, encode_cursor};
 use crate::namespace::{D1Namespace, to_i64};
@@ -306,16 +304,7 @@ impl<T: Namespace, B: Backend> FindBuilder<T, B> {
                 })
             })
             .collect();
-        let mut long_values = HashMap::new();
-        for group in group_by_size(long) {
-            let statements = group.iter().map(|key| ns.get_statement(key, now)).collect();
-            let results = ns.run(statements).await?;
-            for (key, result) in group.into_iter().zip(results) {
-                if let Some(entry) = decode_entry(&key, result.rows)? {
-                    long_values.insert(key, entry);
-                }
-            }
-        }
+        let mut long_values = ns.read_long_values(long, now).await?;
         let mut entries = Vec::with_capacity(found.len());
         for (key, [value, meta, expiration, count, size, version]) in found {
             let (value, meta, expiration, version) = match long_values.remove(&key) {
