@@ -591,3 +591,33 @@ async fn i5_a_page_of_long_values_keeps_each_result_within_d1s_50_mb() {
         "the long values in further round trips"
     );
 }
+
+#[d1_namespace(name = "manual", auto_create = false, index(user_id))]
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+struct Manual {
+    user_id: u64,
+}
+
+#[tokio::test]
+async fn i12_without_auto_create_a_missing_index_names_schema_sql_until_it_is_applied() {
+    let backend = Arc::new(SqliteBackend::open_in_memory().unwrap());
+    let ns = Manual::namespace(backend.clone());
+    // The table exists (made by an earlier migration), the index does not.
+    let plain = D1Namespace::builder(backend.clone())
+        .namespace("manual")
+        .build()
+        .unwrap();
+    plain.put("k", "{\"user_id\":1}").unwrap().await.unwrap();
+    let error = ns.find(Manual::USER_ID, &1).await.unwrap_err().to_string();
+    assert!(error.contains("schema_sql()"), "{error}");
+    for statement in ns
+        .raw()
+        .schema_sql()
+        .split(";\n")
+        .filter(|s| !s.trim().is_empty())
+    {
+        one_statement(&*backend, statement).await;
+    }
+    let page = ns.find(Manual::USER_ID, &1).await.unwrap();
+    assert_eq!(page.entries.len(), 1);
+}

@@ -275,6 +275,15 @@ impl<B: Backend> D1Namespace<B> {
                     self.forget_schema();
                     with_schema = true;
                 }
+                // Without auto-create, a missing index is the migration's to make.
+                Err(e) if !auto_create && e.message().contains("no such index") => {
+                    return Err(Error::Database(crate::error::DatabaseError::new(format!(
+                        "{}: the indexes of namespace {:?} are missing; apply the statements of \
+                         schema_sql() (or turn auto-create on)",
+                        e.message(),
+                        self.inner.namespace
+                    ))));
+                }
                 Err(e) => return Err(e.into()),
             }
         }
