@@ -295,43 +295,33 @@ impl<T: Namespace, B: Backend> FindBuilder<T, B> {
         // Values longer than a first result carries: read whole afterwards, a few per round trip.
         let long: Vec<(String, u64)> = found
             .iter()
-            .filter_map(|(key, [_, _, _, count, size, _])| {
-                let chunked = count.as_u64().is_some_and(|count| count > 0);
-                let bytes = size.as_u64();
-                (chunked && bytes.is_none_or(|bytes| bytes > BULK_INLINE_BYTES)).then(|| {
-                    let bytes = bytes.unwrap_or(crate::limits::MAX_VALUE_BYTES as u64);
-                    (key.clone(), bytes.saturating_mul(4) / 3)
-                })
+            .filter(|(_, [_, _, _, count, size, _])| read_later(count, size))
+            .map(|(key, [_, _, _, _, size, _])| {
+                let bytes = size
+                    .as_u64()
+                    .unwrap_or(crate::limits::MAX_VALUE_BYTES as u64);
+                (key.clone(), bytes.saturating_mul(4) / 3)
             })
             .collect();
         let mut long_values = ns.read_long_values(long, now).await?;
         let mut entries = Vec::with_capacity(found.len());
         for (key, [value, meta, expiration, count, size, version]) in found {
-            let (value, meta, expiration, version) = match long_values.remove(&key) {
-                Some(entry) => (
-                    entry.value,
-                    entry.metadata.map_or(Value::Null, Value::Text),
-                    entry.expiration.map_or(Value::Null, |s| {
-                        Value::Integer(to_i64(s.saturating_mul(1000)))
-                    }),
-                    entry.version,
-                ),
-                None if count.as_u64().is_some_and(|c| c > 0)
-                    && size.as_u64().is_none_or(|s| s > BULK_INLINE_BYTES) =>
-                {
-                    // Gone between the two round trips.
+            let (value, meta, expiration, version) = if read_later(&count, &size) {
+                // `None`: gone between the two round trips.
+                let Some(entry) = long_values.remove(&key) else {
                     continue;
-                }
-                None => {
-                    let own_chunks = chunks.remove(&key).unwrap_or_default();
-                    let value = crate::get::assemble(&key, value, &count, &size, own_chunks)?;
-                    (value, meta, expiration, version)
-                }
+                };
+                (entry.value, entry.metadata, entry.expiration, entry.version)
+            } else {
+                let own_chunks = chunks.remove(&key).unwrap_or_default();
+                let value = crate::get::assemble(&key, value, &count, &size, own_chunks)?;
+                let expiration = expiration.as_u64().map(crate::limits::expiration_seconds);
+                (value, text_column(meta), expiration, version)
             };
             let entry = Entry {
                 value: json(&key, value)?,
-                metadata: metadata(&key, text_column(meta))?,
-                expiration: expiration.as_u64().map(crate::limits::expiration_seconds),
+                metadata: metadata(&key, meta)?,
+                expiration,
                 version: Versionstamp::from_column(&key, &version)?,
             };
             entries.push((key, entry));
@@ -346,6 +336,13 @@ impl<T: Namespace, B: Backend> FindBuilder<T, B> {
             cursor,
         })
     }
+}
+
+/// Whether an entry of a page, from its `chunks` and `size` columns, is a value in chunks too
+/// long for the page's own statement (see `IndexSql::find`).
+fn read_later(count: &Value, size: &Value) -> bool {
+    count.as_u64().is_some_and(|count| count > 0)
+        && size.as_u64().is_none_or(|size| size > BULK_INLINE_BYTES)
 }
 
 impl<T: Namespace + 'static, B: Backend + Send + Sync + 'static> IntoFuture for FindBuilder<T, B>
