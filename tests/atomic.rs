@@ -23,6 +23,15 @@ fn futures_block<T>(future: impl std::future::Future<Output = T>) -> T {
     }
 }
 
+/// The live entry under `key` as text, with string metadata.
+async fn text_entry<B: Backend>(kv: &D1Namespace<B>, key: &str) -> d1ns::Entry<String, String> {
+    kv.get(key)
+        .text_entry::<String>()
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("{key} is live"))
+}
+
 async fn stamp<B: Backend>(kv: &D1Namespace<B>, key: &str) -> Option<Versionstamp> {
     kv.get(key)
         .bytes_entry::<()>()
@@ -797,12 +806,7 @@ async fn a13_a_counter_created_by_a_sum_takes_its_options_and_a_live_one_keeps_i
     assert_eq!(kv.increment_with("hits", 1, window()).await.unwrap(), 1);
     clock.advance(std::time::Duration::from_millis(30_000));
     assert_eq!(kv.increment_with("hits", 1, window()).await.unwrap(), 2);
-    let entry = kv
-        .get("hits")
-        .text_entry::<String>()
-        .await
-        .unwrap()
-        .unwrap();
+    let entry = text_entry(&kv, "hits").await;
     assert_eq!(
         entry.expiration,
         Some(T0 / 1000 + 60),
@@ -812,12 +816,7 @@ async fn a13_a_counter_created_by_a_sum_takes_its_options_and_a_live_one_keeps_i
     clock.advance(std::time::Duration::from_millis(30_000));
     // The window ended: the next hit starts a new one, from 1.
     assert_eq!(kv.increment_with("hits", 1, window()).await.unwrap(), 1);
-    let entry = kv
-        .get("hits")
-        .text_entry::<String>()
-        .await
-        .unwrap()
-        .unwrap();
+    let entry = text_entry(&kv, "hits").await;
     assert_eq!(entry.expiration, Some(T0 / 1000 + 120));
 
     // On a live entry with metadata and expiration of its own, a sum keeps both.
@@ -837,23 +836,13 @@ async fn a13_a_counter_created_by_a_sum_takes_its_options_and_a_live_one_keeps_i
         .commit()
         .await
         .unwrap();
-    let entry = kv
-        .get("kept")
-        .text_entry::<String>()
-        .await
-        .unwrap()
-        .unwrap();
+    let entry = text_entry(&kv, "kept").await;
     assert_eq!(entry.value, "2");
     assert_eq!(entry.metadata.as_deref(), Some("mine"));
     assert_eq!(entry.expiration, Some(T0 / 1000 + 60 + 500));
     // A sum without options on a missing key: no expiration, no metadata.
     kv.atomic().sum("plain", 1).commit().await.unwrap();
-    let entry = kv
-        .get("plain")
-        .text_entry::<String>()
-        .await
-        .unwrap()
-        .unwrap();
+    let entry = text_entry(&kv, "plain").await;
     assert_eq!((entry.metadata, entry.expiration), (None, None));
 }
 
@@ -964,6 +953,26 @@ async fn a15_typed_reads_return_the_stamp_and_typed_commits_apply_the_default_tt
         .await
         .unwrap();
     assert_eq!(stale, None);
+
+    // `raw()` goes on with the untyped builder: a counter beside the typed put, in one commit.
+    let committed = carts
+        .atomic()
+        .put("bob", &cart)
+        .raw()
+        .sum("carts:count", 1)
+        .commit()
+        .await
+        .unwrap()
+        .unwrap();
+    let bob = carts.get_with_metadata("bob").await.unwrap().unwrap();
+    assert_eq!(
+        (bob.version, bob.expiration),
+        (committed, Some(T0 / 1000 + 30))
+    );
+    assert_eq!(
+        carts.raw().get("carts:count").json::<i64>().await.unwrap(),
+        Some(1)
+    );
 }
 
 // ---- Concurrency -------------------------------------------------------------------------------
