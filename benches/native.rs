@@ -81,10 +81,11 @@ const LIST: &str = "SELECT key AS c0, expiration AS c1, metadata AS c2 FROM \"be
     ORDER BY key LIMIT ?5";
 const GET_BULK: &str = "SELECT key AS c0, NULL AS c1, \
     CASE WHEN octet_length(value) <= ?4 THEN value END AS c2, metadata AS c3, chunks AS c4, \
-    size AS c5, octet_length(value) AS c6 FROM \"bench_kv_entries\" \
+    size AS c5, octet_length(value) AS c6, expiration AS c7, version AS c8 \
+    FROM \"bench_kv_entries\" \
     WHERE namespace = ?1 AND key IN (SELECT value FROM json_each(?2)) \
     AND (expiration IS NULL OR expiration > ?3) \
-    UNION ALL SELECT c.key, c.part, c.data, NULL, NULL, NULL, NULL \
+    UNION ALL SELECT c.key, c.part, c.data, NULL, NULL, NULL, NULL, NULL, NULL \
     FROM \"bench_kv_entries$chunks\" AS c \
     WHERE c.namespace = ?1 AND c.key IN (SELECT value FROM json_each(?2)) \
     AND (SELECT (expiration IS NULL OR expiration > ?3) AND c.part < e.chunks \

@@ -7,7 +7,8 @@
 #   - wasm-bindgen-cli at the version of wasm-bindgen in tests/workerd/worker/Cargo.lock;
 #   - wrangler and a Node 22 from tests/workerd/package-lock.json (npm ci).
 # Then builds the test Worker and the size baselines, serves, tests, and stops the server.
-# Usage: bash scripts/workerd-e2e.sh [SCENARIO-NAME-FILTER]
+# Usage: bash scripts/workerd-e2e.sh [SCENARIO-NAME-FILTER] [--session]
+#        (no arguments: the whole suite on the binding, then again over D1 sessions)
 #        bash scripts/workerd-e2e.sh --bench   (d1ns against Workers KV instead of the suite;
 #        D1NS_BENCH_ROUNDS=N, default 5; see BENCHMARKS.md)
 set -euo pipefail
@@ -153,4 +154,10 @@ step "run the suite in workerd (tests/workerd/driver.mjs)"
 mkdir -p "$STATE"
 echo "(setup and build took $((SECONDS - SCRIPT_START)) s)"
 # The driver's last line is the verdict, "N passed, M failed"; its exit status is the script's.
-"$NODE" "$SUITE/driver.mjs" "$@"
+if [[ $# -eq 0 ]]; then
+  "$NODE" "$SUITE/driver.mjs"
+  step "the suite again, every namespace on a D1 session (R1)"
+  "$NODE" "$SUITE/driver.mjs" --session
+else
+  "$NODE" "$SUITE/driver.mjs" "$@"
+fi

@@ -169,10 +169,10 @@ impl<B: Backend> D1Namespace<B> {
         let counter = CheckedCounter::new(Counter::Sum, key, delta, &options, now)?;
         let version = Versionstamp::random()?;
         let statement = counter.statement(self, 0, version, now);
-        let result = self
-            .run_one(statement)
-            .await
-            .map_err(|e| aborted(e, |_| Some((counter.key.clone(), counter.op, delta))))?;
+        let result = self.run_one(statement).await;
+        self.purge_cached(&[&counter.key]).await;
+        let result =
+            result.map_err(|e| aborted(e, |_| Some((counter.key.clone(), counter.op, delta))))?;
         let value = result
             .rows
             .into_iter()
@@ -379,6 +379,8 @@ impl<B: Backend> AtomicOperation<B> {
                 ],
             });
         }
+        // Every key the commit writes or deletes, for the edge cache (R8).
+        let touched: Vec<String> = checked.iter().map(|m| m.key().to_owned()).collect();
         // What an abort in mutation `i` is about.
         let mut counters = Vec::with_capacity(checked.len());
         // Keys this commit has written so far: writing one again needs its version cleared.
@@ -411,7 +413,10 @@ impl<B: Backend> AtomicOperation<B> {
                 }
             }
         }
-        match ns.run(statements).await {
+        let result = ns.run(statements).await;
+        let touched: Vec<&str> = touched.iter().map(String::as_str).collect();
+        ns.purge_cached(&touched).await;
+        match result {
             Ok(_) => Ok(Some(version)),
             Err(e) if abort_reason(&e).is_some_and(|(reason, _)| reason == "check") => Ok(None),
             Err(e) => Err(aborted(e, |index| counters.get(index).cloned().flatten())),
@@ -427,6 +432,15 @@ enum Checked {
 }
 
 impl Checked {
+    /// The key the mutation writes or deletes.
+    fn key(&self) -> &str {
+        match self {
+            Checked::Put(put) => &put.key,
+            Checked::Delete(key) => key,
+            Checked::Counter(counter) => &counter.key,
+        }
+    }
+
     /// The key a put or counter writes (a delete writes none).
     fn written_key(&self) -> Option<&str> {
         match self {

@@ -19,8 +19,8 @@ use crate::version::Versionstamp;
 pub(crate) struct StoredEntry {
     pub value: Value,
     pub metadata: Option<String>,
-    /// In whole seconds since the Unix epoch (K15).
-    pub expiration: Option<u64>,
+    /// In milliseconds since the Unix epoch, as stored.
+    pub expiration_ms: Option<u64>,
     /// The `version` column, read into a [`Versionstamp`] only by the reads that return it, so
     /// that a hand-edited column never fails a plain read.
     pub version: Value,
@@ -73,8 +73,10 @@ pub struct GetOptionsBuilder<B> {
 }
 
 impl<B: Backend> GetOptionsBuilder<B> {
-    /// Accepted for compatibility with KV; values below 30 fail as in KV (K18). It changes
-    /// nothing else: reads are always fresh.
+    /// How long this read's result may be served from the data center's cache, in seconds; at
+    /// least 30, as in KV (K18). It takes effect only on a namespace built with
+    /// [`edge_cache`](crate::D1NamespaceBuilder::edge_cache) (R6); otherwise it is checked and
+    /// changes nothing: reads are always fresh (R7).
     pub fn cache_ttl(mut self, cache_ttl: u64) -> Self {
         self.cache_ttl = Some(cache_ttl);
         self
@@ -169,7 +171,7 @@ impl<B: Backend> GetOptionsBuilder<B> {
         Ok(Some(Entry {
             value: decode(key, entry.value)?,
             metadata: metadata(key, entry.metadata)?,
-            expiration: entry.expiration,
+            expiration: entry.expiration_ms.map(limits::expiration_seconds),
             version: Versionstamp::from_column(key, &entry.version)?,
         }))
     }
@@ -188,17 +190,112 @@ impl<B: Backend> GetOptionsBuilder<B> {
         }
     }
 
-    /// The live entry under the key, in one statement (the chunks of a long value included).
+    /// The live entry under the key, in one statement (the chunks of a long value included),
+    /// or from the edge cache when the read asks for it (R6).
     pub(crate) async fn entry(&self) -> Result<Option<StoredEntry>, Error> {
         limits::check_key(Operation::Get, &self.key)?;
         limits::check_cache_ttl(Operation::Get, self.cache_ttl)?;
         let ns = &self.namespace;
-        let result = ns.run_one(ns.get_statement(&self.key, ns.now_ms())).await?;
-        decode_entry(&self.key, result.rows)
+        let key = self.key.as_str();
+        let edge = ns.edge_for(self.cache_ttl);
+        if let Some((edge, _)) = edge
+            && let Some(Some(cached)) = edge.lookup(&[key], ns.now_ms()).await.pop()
+        {
+            return Ok(cached);
+        }
+        let result = ns.run_one(ns.get_statement(key, ns.now_ms())).await?;
+        let entry = decode_entry(key, result.rows)?;
+        if let Some((edge, cache_ttl)) = edge {
+            edge.store(vec![(key, entry.as_ref())], cache_ttl, ns.now_ms())
+                .await;
+        }
+        Ok(entry)
     }
 }
 
 impl<B: Backend> D1Namespace<B> {
+    /// The live entries of `keys`, as of `now`, in one statement (values over
+    /// [`BULK_INLINE_BYTES`] in more); missing and expired keys are left out.
+    async fn read_bulk(
+        &self,
+        keys: &[&str],
+        now: u64,
+    ) -> Result<HashMap<String, StoredEntry>, Error> {
+        let keys_json = serde_json::to_string(keys).map_err(|source| Error::Serialize {
+            key: keys
+                .first()
+                .map(|key| (*key).to_owned())
+                .unwrap_or_default(),
+            part: "key",
+            source,
+        })?;
+        let statement = Statement {
+            sql: &self.sql().get_bulk,
+            params: vec![
+                self.namespace_param(),
+                Value::Text(keys_json),
+                Value::Integer(to_i64(now)),
+                Value::Integer(to_i64(BULK_INLINE_BYTES)),
+            ],
+        };
+        let rows = self.run_one(statement).await?.rows;
+        let mut entries: Vec<(String, [Value; 7])> = Vec::with_capacity(rows.len());
+        let mut chunks: HashMap<String, Vec<(Value, Value)>> = HashMap::new();
+        for row in rows {
+            let [
+                key,
+                part,
+                value,
+                metadata,
+                count,
+                size,
+                length,
+                expiration,
+                version,
+            ] = columns(row)?;
+            let Value::Text(key) = key else { continue };
+            match part {
+                Value::Null => entries.push((
+                    key,
+                    [value, metadata, count, size, length, expiration, version],
+                )),
+                part => chunks.entry(key).or_default().push((part, value)),
+            }
+        }
+        let mut found: HashMap<String, StoredEntry> = HashMap::with_capacity(entries.len());
+        let mut long_values = Vec::new();
+        for (key, [value, metadata, count, size, length, expiration, version]) in entries {
+            let inline = match (count.as_u64(), size.as_u64()) {
+                (Some(count), size) if count > 0 => {
+                    size.is_some_and(|size| size <= BULK_INLINE_BYTES)
+                }
+                // A value in the row, left out of the result when it is longer than the bound
+                // (rows written by d1ns 0.1 hold up to 1.9 MB).
+                _ => !matches!(value, Value::Null),
+            };
+            if inline {
+                let own_chunks = chunks.remove(&key).unwrap_or_default();
+                let value = assemble(&key, value, &count, &size, own_chunks)?;
+                let entry = StoredEntry {
+                    value,
+                    metadata: text_column(metadata),
+                    expiration_ms: expiration.as_u64(),
+                    version,
+                };
+                found.insert(key, entry);
+            } else {
+                let bytes = match (count.as_u64(), size.as_u64()) {
+                    (Some(count), None) => count.saturating_mul(limits::MAX_CHUNK_BYTES as u64),
+                    (_, Some(size)) => size.saturating_mul(4) / 3,
+                    (_, None) => length.as_u64().unwrap_or(limits::MAX_CHUNK_BYTES as u64),
+                };
+                long_values.push((key, bytes));
+            }
+        }
+        found.extend(self.read_long_values(long_values, now).await?);
+        Ok(found)
+    }
+
     /// Reads whole the entries of long values (keys with the bytes their values take in a
     /// result), a few per round trip within D1's 50 MB per result, as of `now`; an entry gone
     /// meanwhile is left out.
@@ -255,7 +352,7 @@ fn decode_entry(key: &str, rows: Vec<Vec<Value>>) -> Result<Option<StoredEntry>,
     Ok(Some(StoredEntry {
         value: assemble(key, value, &count, &size, chunks)?,
         metadata: text_column(metadata),
-        expiration: expiration.as_u64().map(limits::expiration_seconds),
+        expiration_ms: expiration.as_u64(),
         version,
     }))
 }
@@ -310,7 +407,10 @@ pub struct GetBulkOptionsBuilder<B> {
 }
 
 impl<B: Backend> GetBulkOptionsBuilder<B> {
-    /// Accepted for compatibility with KV; values below 30 fail as in KV (K18).
+    /// How long each key's result may be served from the data center's cache, in seconds; at
+    /// least 30, as in KV (K18). Only with an
+    /// [`edge_cache`](crate::D1NamespaceBuilder::edge_cache) (R6): keys found cached cost no
+    /// D1 round trip, the others are read in one; without, it is checked and changes nothing.
     pub fn cache_ttl(mut self, cache_ttl: u64) -> Self {
         self.cache_ttl = Some(cache_ttl);
         self
@@ -347,9 +447,10 @@ impl<B: Backend> GetBulkOptionsBuilder<B> {
         Ok(split_pairs(found))
     }
 
-    /// Reads all keys in one statement (values over [`BULK_INLINE_BYTES`] in more) and decodes
-    /// the present ones in request order, so the first failing key (in the caller's order) is
-    /// the one reported. Every statement judges expiration at the same instant.
+    /// Reads all keys in one statement (values over [`BULK_INLINE_BYTES`] in more; keys found in
+    /// the edge cache not at all) and decodes the present ones in request order, so the first
+    /// failing key (in the caller's order) is the one reported. Every statement judges
+    /// expiration at the same instant.
     async fn collect<T>(
         self,
         mut decode: impl FnMut(&str, Value, Option<String>) -> Result<T, Error>,
@@ -360,64 +461,39 @@ impl<B: Backend> GetBulkOptionsBuilder<B> {
         for key in &self.keys {
             limits::check_key(Operation::GetBulk, key)?;
         }
-        let keys_json = serde_json::to_string(&self.keys).map_err(|source| Error::Serialize {
-            key: self.keys.first().cloned().unwrap_or_default(),
-            part: "key",
-            source,
-        })?;
         let now = ns.now_ms();
-        let statement = Statement {
-            sql: &ns.sql().get_bulk,
-            params: vec![
-                ns.namespace_param(),
-                Value::Text(keys_json),
-                Value::Integer(to_i64(now)),
-                Value::Integer(to_i64(BULK_INLINE_BYTES)),
-            ],
-        };
-        let rows = ns.run_one(statement).await?.rows;
-        let mut entries: Vec<(String, [Value; 5])> = Vec::with_capacity(rows.len());
-        let mut chunks: HashMap<String, Vec<(Value, Value)>> = HashMap::new();
-        for row in rows {
-            let [key, part, value, metadata, count, size, length] = columns(row)?;
-            let Value::Text(key) = key else { continue };
-            match part {
-                Value::Null => entries.push((key, [value, metadata, count, size, length])),
-                part => chunks.entry(key).or_default().push((part, value)),
-            }
-        }
-        let mut found: HashMap<String, (Value, Option<String>)> =
-            HashMap::with_capacity(entries.len());
-        let mut long_values = Vec::new();
-        for (key, [value, metadata, count, size, length]) in entries {
-            let inline = match (count.as_u64(), size.as_u64()) {
-                (Some(count), size) if count > 0 => {
-                    size.is_some_and(|size| size <= BULK_INLINE_BYTES)
+        let edge = ns.edge_for(self.cache_ttl);
+        let mut found: HashMap<String, StoredEntry> = HashMap::with_capacity(self.keys.len());
+        // The keys D1 is asked for: with an edge cache, the distinct ones not found there.
+        let mut unread: Vec<&str> = self.keys.iter().map(String::as_str).collect();
+        if let Some((edge, _)) = edge {
+            unread.sort_unstable();
+            unread.dedup();
+            let cached = edge.lookup(&unread, now).await;
+            let mut missed = Vec::with_capacity(unread.len());
+            for (key, cached) in unread.into_iter().zip(cached) {
+                match cached {
+                    Some(Some(entry)) => {
+                        found.insert(key.to_owned(), entry);
+                    }
+                    Some(None) => {}
+                    None => missed.push(key),
                 }
-                // A value in the row, left out of the result when it is longer than the bound
-                // (rows written by d1ns 0.1 hold up to 1.9 MB).
-                _ => !matches!(value, Value::Null),
-            };
-            if inline {
-                let own_chunks = chunks.remove(&key).unwrap_or_default();
-                let value = assemble(&key, value, &count, &size, own_chunks)?;
-                found.insert(key, (value, text_column(metadata)));
-            } else {
-                let bytes = match (count.as_u64(), size.as_u64()) {
-                    (Some(count), None) => count.saturating_mul(limits::MAX_CHUNK_BYTES as u64),
-                    (_, Some(size)) => size.saturating_mul(4) / 3,
-                    (_, None) => length.as_u64().unwrap_or(limits::MAX_CHUNK_BYTES as u64),
-                };
-                long_values.push((key, bytes));
             }
+            unread = missed;
         }
-        for (key, entry) in ns.read_long_values(long_values, now).await? {
-            found.insert(key, (entry.value, entry.metadata));
+        if !unread.is_empty() {
+            let read = ns.read_bulk(&unread, now).await?;
+            if let Some((edge, cache_ttl)) = edge {
+                let results = unread.iter().map(|&key| (key, read.get(key))).collect();
+                edge.store(results, cache_ttl, ns.now_ms()).await;
+            }
+            found.extend(read);
         }
         let mut result = HashMap::with_capacity(self.keys.len());
         for key in self.keys {
             let decoded = match found.remove(&key) {
-                Some((value, meta)) => Some(decode(&key, value, meta)?),
+                Some(entry) => Some(decode(&key, entry.value, entry.metadata)?),
                 // Either missing, or a duplicate already decoded (K20: duplicates collapse).
                 None if result.contains_key(&key) => continue,
                 None => None,

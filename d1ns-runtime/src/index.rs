@@ -183,7 +183,22 @@ impl<T: Namespace, B: Backend> TypedNamespace<T, B> {
                 sql: &sql.delete_where,
                 params: vec![value, Value::Integer(to_i64(raw.now_ms()))],
             };
-            Ok(raw.run_one(statement).await?.rows.len() as u64)
+            let result = raw.run_one(statement).await;
+            // The keys removed, for the edge cache (R8).
+            let removed: Vec<String> = match &result {
+                Ok(result) => result
+                    .rows
+                    .iter()
+                    .filter_map(|row| match row.first() {
+                        Some(Value::Text(key)) => Some(key.clone()),
+                        _ => None,
+                    })
+                    .collect(),
+                Err(_) => Vec::new(),
+            };
+            let removed: Vec<&str> = removed.iter().map(String::as_str).collect();
+            raw.purge_cached(&removed).await;
+            Ok(result?.rows.len() as u64)
         }
     }
 }
@@ -311,7 +326,12 @@ impl<T: Namespace, B: Backend> FindBuilder<T, B> {
                 let Some(entry) = long_values.remove(&key) else {
                     continue;
                 };
-                (entry.value, entry.metadata, entry.expiration, entry.version)
+                (
+                    entry.value,
+                    entry.metadata,
+                    entry.expiration_ms.map(crate::limits::expiration_seconds),
+                    entry.version,
+                )
             } else {
                 let own_chunks = chunks.remove(&key).unwrap_or_default();
                 let value = crate::get::assemble(&key, value, &count, &size, own_chunks)?;

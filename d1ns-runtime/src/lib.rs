@@ -29,6 +29,7 @@ mod atomic;
 pub mod backend;
 mod chunk;
 pub mod clock;
+mod edge;
 mod error;
 mod get;
 mod index;
@@ -47,8 +48,9 @@ pub use atomic::{AtomicOperation, WriteOptions};
 #[cfg(all(feature = "sqlite", not(target_arch = "wasm32")))]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use backend::SqliteBackend;
-pub use backend::{Backend, Instrumented, QueryResult, Statement, Stats, Value};
+pub use backend::{Backend, Instrumented, QueryResult, Session, Statement, Stats, Value};
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use edge::EDGE_CACHE_MAX_VALUE_BYTES;
 pub use error::{DatabaseError, Error, KeyProblem, NameKind, NameProblem, Operation};
 pub use get::{GetBulkOptionsBuilder, GetOptionsBuilder};
 pub use index::{FindBuilder, FindResponse, Index, IndexValue};

@@ -6,8 +6,9 @@ use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard, PoisonError};
 
-use crate::backend::{Backend, QueryResult, Statement, Value};
+use crate::backend::{Backend, QueryResult, Session, Statement, Value};
 use crate::clock::{Clock, SystemClock};
+use crate::edge::EdgeCache;
 use crate::error::{Error, NameKind, Operation};
 use crate::index::IndexDef;
 use crate::limits::{self, default_table};
@@ -56,6 +57,8 @@ pub(crate) struct Inner<B> {
     /// Set once this namespace knows its table exists; saves a lock on the registry per operation.
     schema_known: AtomicBool,
     clock: Arc<dyn Clock>,
+    /// The edge cache behind `cache_ttl`, when the builder was given one (R6).
+    edge: Option<EdgeCache>,
 }
 
 impl<B> Clone for D1Namespace<B> {
@@ -77,6 +80,7 @@ impl<B: Backend> D1Namespace<B> {
             true,
             Arc::new(SystemClock),
             &[],
+            None,
         )
     }
 
@@ -102,6 +106,8 @@ impl<B: Backend> D1Namespace<B> {
             auto_create: true,
             clock: Arc::new(SystemClock),
             indexes: &[],
+            #[cfg(feature = "d1")]
+            edge_cache: None,
         }
     }
 
@@ -112,6 +118,7 @@ impl<B: Backend> D1Namespace<B> {
         auto_create: bool,
         clock: Arc<dyn Clock>,
         indexes: &'static [IndexDef],
+        edge: Option<EdgeCache>,
     ) -> Self {
         let schema_key = if indexes.is_empty() {
             table.clone().into()
@@ -131,6 +138,7 @@ impl<B: Backend> D1Namespace<B> {
             auto_create,
             schema_known: AtomicBool::new(false),
             clock,
+            edge,
         };
         D1Namespace {
             inner: Arc::new(inner),
@@ -192,6 +200,23 @@ impl<B: Backend> D1Namespace<B> {
         Value::Text(self.inner.namespace.clone())
     }
 
+    /// The edge cache a read with this `cache_ttl` goes through, with the ttl: only in a
+    /// Worker, with a cache given to the builder and a `cache_ttl` asked for (R6, R7).
+    pub(crate) fn edge_for(&self, cache_ttl: Option<u64>) -> Option<(&EdgeCache, u64)> {
+        if !cfg!(target_arch = "wasm32") {
+            return None;
+        }
+        Some((self.inner.edge.as_ref()?, cache_ttl?))
+    }
+
+    /// Removes the cached entries of keys this operation wrote or deleted (R8). Called whether
+    /// or not the write succeeded: a failed write may have landed, and a purge is never wrong.
+    pub(crate) async fn purge_cached(&self, keys: &[&str]) {
+        if let Some(edge) = &self.inner.edge {
+            edge.purge(keys).await;
+        }
+    }
+
     /// Deletes a key; deleting a missing key succeeds (K24).
     pub async fn delete(&self, key: &str) -> Result<(), Error> {
         limits::check_key(Operation::Delete, key)?;
@@ -199,7 +224,9 @@ impl<B: Backend> D1Namespace<B> {
             sql: &self.sql().delete,
             params: vec![self.namespace_param(), Value::Text(key.to_owned())],
         };
-        self.run_one(statement).await.map(drop)
+        let result = self.run_one(statement).await;
+        self.purge_cached(&[key]).await;
+        result.map(drop)
     }
 
     /// Removes up to `max_rows` expired entries from this namespace's table (of every namespace
@@ -418,6 +445,30 @@ impl<B: Backend> D1Namespace<B> {
     }
 }
 
+impl<B: Backend + Session> D1Namespace<B> {
+    /// The bookmark of the D1 session this namespace runs on, after its operations so far (R2):
+    /// hand it to the client (a cookie, a header), and start the client's next request's session
+    /// from it, so that request sees every write this one made or saw. `None` before the first
+    /// operation.
+    ///
+    /// ```ignore
+    /// let bookmark = req.headers().get("x-d1-bookmark")?;
+    /// let db = env.d1("DB")?;
+    /// let kv = D1Namespace::new(match bookmark.as_deref() {
+    ///     Some(bookmark) => db.with_session(Some(bookmark))?,
+    ///     None => db.with_session_constraint(D1SessionConstraint::FirstUnconstrained)?,
+    /// });
+    /// let value = kv.get("profile").text().await?;
+    /// let mut response = Response::ok(value.unwrap_or_default())?;
+    /// if let Some(bookmark) = kv.bookmark()? {
+    ///     response.headers_mut().set("x-d1-bookmark", &bookmark)?;
+    /// }
+    /// ```
+    pub fn bookmark(&self) -> Result<Option<String>, Error> {
+        self.inner.backend.bookmark().map_err(Error::Database)
+    }
+}
+
 /// The tables known to exist, per database id, for the life of the process (or Worker isolate),
 /// so that a `D1Namespace` made fresh in every request does not send schema statements each time.
 /// Only successes are recorded: a failed creation is tried again by the next operation (K34).
@@ -457,6 +508,9 @@ pub struct D1NamespaceBuilder<B> {
     auto_create: bool,
     clock: Arc<dyn Clock>,
     indexes: &'static [IndexDef],
+    /// The Workers cache and its stable name (R6).
+    #[cfg(feature = "d1")]
+    edge_cache: Option<(worker::send::SendWrapper<worker::Cache>, String)>,
 }
 
 impl<B: Backend> D1NamespaceBuilder<B> {
@@ -494,6 +548,33 @@ impl<B: Backend> D1NamespaceBuilder<B> {
         self
     }
 
+    /// Serves reads that ask for `cache_ttl(n)` from the data center's cache for up to `n`
+    /// seconds, as Workers KV does (R6): what a read finds, a miss included, is kept under
+    /// `name`, the table, the namespace and the key; a write or delete through d1ns removes
+    /// the key's entry in this data center before it returns (R8); no entry is served past its
+    /// expiration (R9); values over
+    /// [`EDGE_CACHE_MAX_VALUE_BYTES`](crate::EDGE_CACHE_MAX_VALUE_BYTES) and any failing cache
+    /// call go to D1 (R11). Reads without `cache_ttl` are always fresh.
+    ///
+    /// `name` tells databases apart in the cache: use one per D1 database (its binding name,
+    /// say), the same in every deployment that shares the database. Other data centers may
+    /// serve the old value of a changed key for up to `n` seconds, exactly KV's promise. The
+    /// Cache API does nothing on `*.workers.dev`, and natively there is no edge: there this
+    /// option changes nothing.
+    ///
+    /// ```ignore
+    /// let kv = D1Namespace::builder(env.d1("DB")?)
+    ///     .edge_cache(worker::Cache::default(), "DB")
+    ///     .build()?;
+    /// let config = kv.get("config").cache_ttl(60).text().await?;
+    /// ```
+    #[cfg(feature = "d1")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "d1")))]
+    pub fn edge_cache(mut self, cache: worker::Cache, name: impl Into<String>) -> Self {
+        self.edge_cache = Some((worker::send::SendWrapper::new(cache), name.into()));
+        self
+    }
+
     /// Checks the names (K33) and makes the namespace.
     pub fn build(self) -> Result<D1Namespace<B>, Error> {
         if !self.namespace.is_empty() {
@@ -507,6 +588,12 @@ impl<B: Backend> D1NamespaceBuilder<B> {
     /// compile time. (SQL quotes table names, so even an unchecked name cannot alter a statement.)
     pub(crate) fn build_unchecked(self) -> D1Namespace<B> {
         let table = self.table_name();
+        #[cfg(feature = "d1")]
+        let edge = self
+            .edge_cache
+            .map(|(cache, name)| EdgeCache::new(cache.0, &name, &table, &self.namespace));
+        #[cfg(not(feature = "d1"))]
+        let edge = None;
         D1Namespace::assemble(
             self.backend,
             self.namespace,
@@ -514,6 +601,7 @@ impl<B: Backend> D1NamespaceBuilder<B> {
             self.auto_create,
             self.clock,
             self.indexes,
+            edge,
         )
     }
 

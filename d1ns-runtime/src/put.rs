@@ -117,7 +117,10 @@ impl<B: Backend> PutOptionsBuilder<B> {
         let ns = self.namespace.clone();
         let put = self.check(ns.now_ms())?;
         let version = Versionstamp::random()?;
-        ns.run(put.statements(&ns, version)).await.map(drop)
+        let key = put.key.clone();
+        let result = ns.run(put.statements(&ns, version)).await;
+        ns.purge_cached(&[&key]).await;
+        result.map(drop)
     }
 
     /// The put checked against the KV rules (K1-K16) at time `now`, ready to become statements.

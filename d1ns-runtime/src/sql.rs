@@ -47,7 +47,8 @@ pub(crate) struct Sql {
     /// again at every use.
     pub get: String,
     /// `?1` namespace, `?2` the keys as a JSON array, `?3` now, `?4` the largest value read in
-    /// this statement -> `key, part, value, metadata, chunks, size, length`: each live entry
+    /// this statement -> `key, part, value, metadata, chunks, size, length, expiration,
+    /// version`: each live entry
     /// (part `NULL`), with its value when it is at most `?4` bytes (`NULL` otherwise; `length` says
     /// how long it is), and the chunks (in any order) of entries whose `size` is at most `?4`.
     /// Larger values are read with [`get`](Self::get) afterwards, so each D1 result stays under its 50 MB limit.
@@ -275,10 +276,12 @@ impl Sql {
             get_bulk: format!(
                 "SELECT key AS c0, NULL AS c1, \
                  CASE WHEN octet_length(value) <= ?4 THEN value END AS c2, \
-                 metadata AS c3, chunks AS c4, size AS c5, octet_length(value) AS c6 FROM {t} \
+                 metadata AS c3, chunks AS c4, size AS c5, octet_length(value) AS c6, \
+                 expiration AS c7, version AS c8 FROM {t} \
                  WHERE namespace = ?1 AND key IN (SELECT value FROM json_each(?2)) AND {live} \
                  UNION ALL \
-                 SELECT c.key, c.part, c.data, NULL, NULL, NULL, NULL FROM {chunks} AS c \
+                 SELECT c.key, c.part, c.data, NULL, NULL, NULL, NULL, NULL, NULL \
+                 FROM {chunks} AS c \
                  WHERE c.namespace = ?1 AND c.key IN (SELECT value FROM json_each(?2)) \
                  AND {chunk_of_live_within}"
             ),
@@ -411,7 +414,7 @@ pub(crate) struct IndexSql {
     /// back in each arm: three rows per entry.) The chunks' key is `NULL` for an entry without
     /// chunks to read, so SQLite does not even seek them.
     pub find: String,
-    /// `?1` the field's value, `?2` now -> one row per live entry removed (I6).
+    /// `?1` the field's value, `?2` now -> `key`: one row per live entry removed (I6).
     pub delete_where: String,
 }
 
@@ -480,7 +483,7 @@ impl IndexSql {
             ),
             delete_where: format!(
                 "DELETE FROM {t} INDEXED BY {index} WHERE namespace = {ns} AND {expr} = ?1 \
-                 AND (expiration IS NULL OR expiration > ?2) RETURNING 1 AS c0"
+                 AND (expiration IS NULL OR expiration > ?2) RETURNING key AS c0"
             ),
         }
     }

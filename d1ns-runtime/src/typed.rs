@@ -12,7 +12,7 @@ use serde::de::{DeserializeOwned, IgnoredAny};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::atomic::AtomicOperation;
-use crate::backend::{Backend, Value};
+use crate::backend::{Backend, Session, Value};
 use crate::error::Error;
 use crate::list::ListOptionsBuilder;
 use crate::namespace::{D1Namespace, D1NamespaceBuilder};
@@ -162,6 +162,18 @@ impl<T: Namespace, B: Backend> TypedNamespace<T, B> {
         self.raw.get(key).json()
     }
 
+    /// [`get`](Self::get) through the edge cache (R6): the result may come from this data
+    /// center's cache, up to `cache_ttl` seconds old (at least 30, K18), on a namespace made
+    /// with [`edge_cache`](crate::D1NamespaceBuilder::edge_cache) (`T::namespace_with`);
+    /// otherwise the same as `get`.
+    pub fn get_cached(
+        &self,
+        key: &str,
+        cache_ttl: u64,
+    ) -> impl Future<Output = Result<Option<T>, Error>> + use<T, B> {
+        self.raw.get(key).cache_ttl(cache_ttl).json()
+    }
+
     /// The value under `key` with its metadata and expiration.
     pub fn get_with_metadata(
         &self,
@@ -227,6 +239,14 @@ impl<T: Namespace, B: Backend> TypedNamespace<T, B> {
             list: self.raw.list(),
             _values: PhantomData,
         }
+    }
+}
+
+impl<T: Namespace, B: Backend + Session> TypedNamespace<T, B> {
+    /// The bookmark of the D1 session this namespace runs on (R2); see
+    /// [`D1Namespace::bookmark`].
+    pub fn bookmark(&self) -> Result<Option<String>, Error> {
+        self.raw.bookmark()
     }
 }
 

@@ -14,14 +14,15 @@
 
 use std::fmt;
 use std::future::Future;
+use std::sync::LazyLock;
 
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use worker::js_sys::{self, Reflect, Uint8Array};
 use worker::send::SendFuture;
 use worker::wasm_bindgen::{JsCast, JsValue};
-use worker::{D1Database, D1PreparedStatement};
+use worker::{D1Database, D1DatabaseSession, D1PreparedStatement};
 
-use super::{Backend, QueryResult, Statement, Value, next_database_id};
+use super::{Backend, QueryResult, Session, Statement, Value, next_database_id};
 use crate::error::DatabaseError;
 
 /// The property d1ns stamps on a `D1Database` object to tell bindings apart (K34).
@@ -33,26 +34,7 @@ impl Backend for D1Database {
         &self,
         statements: &[Statement<'_>],
     ) -> impl Future<Output = Result<Vec<QueryResult>, DatabaseError>> + Send {
-        let prepared: Result<Vec<D1PreparedStatement>, DatabaseError> = statements
-            .iter()
-            .map(|statement| prepare(self, statement))
-            .collect();
-        let query = matches!(statements, [statement] if returns_rows(statement.sql));
-        // A Worker runs on one thread, so the JS promise never crosses threads: SendFuture only
-        // states that to the type system.
-        SendFuture::new(async move {
-            let prepared = prepared?;
-            // A lone query goes with `all()`, as a hand-written Worker sends it. Writes stay in
-            // `batch()`: in workerd a `batch()` of one write is faster than `run()`.
-            if query && let [statement] = prepared.as_slice() {
-                let result = statement.all().await.map_err(database_error)?;
-                return Ok(vec![query_result(&result)?]);
-            }
-            let results = D1Database::batch(self, prepared)
-                .await
-                .map_err(database_error)?;
-            results.iter().map(query_result).collect()
-        })
+        run_batch(self, statements)
     }
 
     fn database_id(&self) -> u64 {
@@ -69,6 +51,92 @@ impl Backend for D1Database {
     }
 }
 
+/// A D1 session (R1): reads may be served by a replica at least as new as the session's
+/// bookmark, writes go to the primary, and a batch is atomic as on the binding.
+///
+/// A session does not tell which database it belongs to, and a Worker makes one per request, so
+/// every session shares one entry of the schema registry (K34): a namespace made over a new
+/// session sends no schema statements once its table is known (R3). With several databases, the
+/// first operation on one whose table is missing costs a failed statement and a retry, once.
+#[cfg_attr(docsrs, doc(cfg(feature = "d1")))]
+impl Backend for D1DatabaseSession {
+    fn batch(
+        &self,
+        statements: &[Statement<'_>],
+    ) -> impl Future<Output = Result<Vec<QueryResult>, DatabaseError>> + Send {
+        run_batch(self, statements)
+    }
+
+    fn database_id(&self) -> u64 {
+        static SESSIONS: LazyLock<u64> = LazyLock::new(next_database_id);
+        *SESSIONS
+    }
+}
+
+#[cfg_attr(docsrs, doc(cfg(feature = "d1")))]
+impl Session for D1DatabaseSession {
+    fn bookmark(&self) -> Result<Option<String>, DatabaseError> {
+        self.get_bookmark().map_err(database_error)
+    }
+}
+
+/// What the binding and a session have in common: preparing a statement and sending a batch.
+trait D1Target: Sync {
+    fn prepare_sql(&self, sql: &str) -> D1PreparedStatement;
+    fn send(
+        &self,
+        statements: Vec<D1PreparedStatement>,
+    ) -> impl Future<Output = worker::Result<Vec<worker::D1Result>>>;
+}
+
+impl D1Target for D1Database {
+    fn prepare_sql(&self, sql: &str) -> D1PreparedStatement {
+        self.prepare(sql)
+    }
+    fn send(
+        &self,
+        statements: Vec<D1PreparedStatement>,
+    ) -> impl Future<Output = worker::Result<Vec<worker::D1Result>>> {
+        D1Database::batch(self, statements)
+    }
+}
+
+impl D1Target for D1DatabaseSession {
+    fn prepare_sql(&self, sql: &str) -> D1PreparedStatement {
+        self.prepare(sql)
+    }
+    fn send(
+        &self,
+        statements: Vec<D1PreparedStatement>,
+    ) -> impl Future<Output = worker::Result<Vec<worker::D1Result>>> {
+        D1DatabaseSession::batch(self, statements)
+    }
+}
+
+fn run_batch<'a, D: D1Target>(
+    db: &'a D,
+    statements: &[Statement<'_>],
+) -> impl Future<Output = Result<Vec<QueryResult>, DatabaseError>> + Send + 'a {
+    let prepared: Result<Vec<D1PreparedStatement>, DatabaseError> = statements
+        .iter()
+        .map(|statement| prepare(db, statement))
+        .collect();
+    let query = matches!(statements, [statement] if returns_rows(statement.sql));
+    // A Worker runs on one thread, so the JS promise never crosses threads: SendFuture only
+    // states that to the type system.
+    SendFuture::new(async move {
+        let prepared = prepared?;
+        // A lone query goes with `all()`, as a hand-written Worker sends it. Writes stay in
+        // `batch()`: in workerd a `batch()` of one write is faster than `run()`.
+        if query && let [statement] = prepared.as_slice() {
+            let result = statement.all().await.map_err(database_error)?;
+            return Ok(vec![query_result(&result)?]);
+        }
+        let results = db.send(prepared).await.map_err(database_error)?;
+        results.iter().map(query_result).collect()
+    })
+}
+
 /// Whether a statement is a query (`SELECT`, `WITH`), which goes alone with `all()` when it is
 /// the whole batch. `all()` and `batch()` give the same rows and meta, so a wrong guess only
 /// picks the other path.
@@ -81,12 +149,12 @@ fn returns_rows(sql: &str) -> bool {
     word.eq_ignore_ascii_case("SELECT") || word.eq_ignore_ascii_case("WITH")
 }
 
-fn prepare(
-    db: &D1Database,
+fn prepare<D: D1Target>(
+    db: &D,
     statement: &Statement<'_>,
 ) -> Result<D1PreparedStatement, DatabaseError> {
     let params: Vec<JsValue> = statement.params.iter().map(to_js).collect();
-    db.prepare(statement.sql)
+    db.prepare_sql(statement.sql)
         .bind(&params)
         .map_err(database_error)
 }

@@ -5,7 +5,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::{Backend, QueryResult, Statement};
+use super::{Backend, QueryResult, Session, Statement};
 use crate::error::DatabaseError;
 
 /// Counts calls (round trips), statements, and the rows the database reports reading and
@@ -133,5 +133,11 @@ impl<B: Backend + Sync> Backend for Instrumented<B> {
 
     fn database_id(&self) -> u64 {
         self.inner.database_id()
+    }
+}
+
+impl<B: Session> Session for Instrumented<B> {
+    fn bookmark(&self) -> Result<Option<String>, DatabaseError> {
+        self.inner.bookmark()
     }
 }

@@ -127,6 +127,29 @@ impl<B: Backend + Send + Sync> Backend for Arc<B> {
     }
 }
 
+/// A backend that is a D1 session (R1-R2): it holds the bookmark of the latest data it has
+/// seen, which the application hands to the client so that the client's next request starts a
+/// session from it and sees every write this one made or saw.
+///
+/// Implemented by `worker::D1DatabaseSession` and by the wrappers around one (`&B`, `Arc<B>`,
+/// [`Instrumented`]); [`D1Namespace::bookmark`](crate::D1Namespace::bookmark) asks it.
+pub trait Session {
+    /// The session's bookmark after the operations so far; `None` before the first.
+    fn bookmark(&self) -> Result<Option<String>, DatabaseError>;
+}
+
+impl<S: Session> Session for &S {
+    fn bookmark(&self) -> Result<Option<String>, DatabaseError> {
+        (**self).bookmark()
+    }
+}
+
+impl<S: Session> Session for Arc<S> {
+    fn bookmark(&self) -> Result<Option<String>, DatabaseError> {
+        (**self).bookmark()
+    }
+}
+
 /// A process-wide counter for database ids that have no natural name (in-memory databases,
 /// D1 bindings).
 #[cfg(any(feature = "d1", feature = "sqlite"))]

@@ -134,6 +134,8 @@ pub enum Side {
     /// d1ns's own statements for a small get and put, written by hand on the D1 binding (one
     /// statement, no batch, no checks): what D1 alone costs, for the small cases only.
     D1,
+    /// d1ns with the edge cache (R6), reads with `cache_ttl(60)`: small cases only.
+    D1nsCached,
 }
 
 /// Large values as bytes (`put_bytes` / `bytes()`) or text (`put(&str)` / `text()`).
@@ -149,6 +151,7 @@ enum Store {
     Kv(KvStore),
     D1ns(D1Namespace<D1Database>),
     D1(D1Database),
+    D1nsCached(D1Namespace<D1Database>),
 }
 
 fn open(env: &Env, side: Side) -> Result<Store, String> {
@@ -156,6 +159,12 @@ fn open(env: &Env, side: Side) -> Result<Store, String> {
         Side::Kv => Store::Kv(env.kv("KV").map_err(|e| e.to_string())?),
         Side::D1ns => Store::D1ns(D1Namespace::new(env.d1("DB").map_err(|e| e.to_string())?)),
         Side::D1 => Store::D1(env.d1("DB").map_err(|e| e.to_string())?),
+        Side::D1nsCached => Store::D1nsCached(
+            D1Namespace::builder(env.d1("DB").map_err(|e| e.to_string())?)
+                .edge_cache(worker::Cache::default(), "bench")
+                .build()
+                .map_err(text)?,
+        ),
     })
 }
 
@@ -329,7 +338,7 @@ impl Store {
                 .execute()
                 .await
                 .map_err(text),
-            Store::D1ns(ns) => ns
+            Store::D1ns(ns) | Store::D1nsCached(ns) => ns
                 .put(key, value)
                 .map_err(text)?
                 .execute()
@@ -356,7 +365,7 @@ impl Store {
                 .execute()
                 .await
                 .map_err(text),
-            Store::D1(_) => Err(HAND_WRITTEN_SMALL_ONLY.to_owned()),
+            Store::D1(_) | Store::D1nsCached(_) => Err(HAND_WRITTEN_SMALL_ONLY.to_owned()),
         }
     }
 
@@ -365,6 +374,7 @@ impl Store {
             Store::Kv(kv) => kv.get(key).text().await.map_err(text),
             Store::D1ns(ns) => ns.get(key).text().await.map_err(text),
             Store::D1(db) => hand_get(db, GET_SQL, "", key).await,
+            Store::D1nsCached(ns) => ns.get(key).cache_ttl(60).text().await.map_err(text),
         }
     }
 
@@ -372,12 +382,13 @@ impl Store {
         match self {
             Store::Kv(kv) => kv.get(key).bytes().await.map_err(text),
             Store::D1ns(ns) => ns.get(key).bytes().await.map_err(text),
-            Store::D1(_) => Err(HAND_WRITTEN_SMALL_ONLY.to_owned()),
+            Store::D1(_) | Store::D1nsCached(_) => Err(HAND_WRITTEN_SMALL_ONLY.to_owned()),
         }
     }
 }
 
-const HAND_WRITTEN_SMALL_ONLY: &str = "the hand-written D1 side is for small text values only";
+const HAND_WRITTEN_SMALL_ONLY: &str =
+    "the hand-written D1 and cached d1ns sides are for small text values only";
 
 /// d1ns's put statement on its default table (`?1` namespace, `?2` key, `?3` value,
 /// `?4` metadata, `?5` expiration, `?6` chunks, `?7` size; the last two `NULL` for a value

@@ -22,16 +22,52 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use d1ns::backend::{Instrumented, Stats};
-use d1ns::{AtomicOperation, D1Namespace, Versionstamp, WriteOptions};
+use d1ns::{
+    AtomicOperation, Backend, D1Namespace, DatabaseError, QueryResult, Session, Statement,
+    Versionstamp, WriteOptions,
+};
 use serde::{Deserialize, Deserializer};
 use serde_json::{Value, json};
-use worker::{D1Database, Env};
+use worker::{D1Database, D1DatabaseSession, Env};
 
 use crate::indexed::{self, Fixture, Lookup};
 
-/// The D1 binding, counted by d1ns's own public wrapper: every figure the driver prints is D1's
-/// `meta.rows_read` / `meta.rows_written` as [`Instrumented`] sums them, as a user would see them.
-pub(crate) type Counted = Arc<Instrumented<D1Database>>;
+/// The D1 binding or a session on it, counted by d1ns's own public wrapper: every figure the
+/// driver prints is D1's `meta.rows_read` / `meta.rows_written` as [`Instrumented`] sums them,
+/// as a user would see them.
+pub(crate) type Counted = Arc<Instrumented<Target>>;
+
+/// What the operations run on: the binding, or a D1 session made from it (R1). The suite runs
+/// over both.
+pub(crate) enum Target {
+    Binding(D1Database),
+    Session(D1DatabaseSession),
+}
+
+impl Backend for Target {
+    async fn batch(&self, statements: &[Statement<'_>]) -> Result<Vec<QueryResult>, DatabaseError> {
+        match self {
+            Target::Binding(db) => Backend::batch(db, statements).await,
+            Target::Session(session) => Backend::batch(session, statements).await,
+        }
+    }
+
+    fn database_id(&self) -> u64 {
+        match self {
+            Target::Binding(db) => db.database_id(),
+            Target::Session(session) => session.database_id(),
+        }
+    }
+}
+
+impl Session for Target {
+    fn bookmark(&self) -> Result<Option<String>, DatabaseError> {
+        match self {
+            Target::Binding(_) => Ok(None),
+            Target::Session(session) => session.bookmark(),
+        }
+    }
+}
 
 /// The body of `POST /ops`.
 #[derive(Debug, Deserialize)]
@@ -47,6 +83,11 @@ pub struct OpsRequest {
     /// one per request does; otherwise one namespace serves the whole request.
     #[serde(default)]
     fresh_per_op: bool,
+    /// Run on a D1 session started from this: `first-primary`, `first-unconstrained` or a
+    /// bookmark (R1); the answer carries the session's bookmark after the operations (R2).
+    session: Option<String>,
+    /// Read through the edge cache under this stable name (R6).
+    edge_cache: Option<String>,
     ops: Vec<Op>,
 }
 
@@ -263,7 +304,11 @@ pub async fn run(env: &Env, request: OpsRequest) -> Result<Value, String> {
             Err(e) => json!({ "ok": false, "error": e.to_string(), "cost": cost }),
         });
     }
-    Ok(json!({ "results": results }))
+    let bookmark = match &shared {
+        Some((_, ns)) => ns.bookmark().map_err(|e| e.to_string())?,
+        None => None,
+    };
+    Ok(json!({ "results": results, "bookmark": bookmark }))
 }
 
 /// An operation's cost as the driver reads it: round trips (`batch()` calls, failed ones
@@ -278,13 +323,21 @@ fn cost(stats: Stats) -> Value {
     })
 }
 
-/// A namespace on a new `env.d1()` handle, wrapped in [`Instrumented`]; the caller keeps one
-/// handle on the wrapper to read its counts, the namespace holds the other.
+/// A namespace on a new `env.d1()` handle (or a new session on it), wrapped in [`Instrumented`];
+/// the caller keeps one handle on the wrapper to read its counts, the namespace holds the other.
 fn namespace(env: &Env, request: &OpsRequest) -> Result<(Counted, D1Namespace<Counted>), String> {
     let db = env.d1(&request.binding).map_err(|e| e.to_string())?;
-    let counted: Counted = Arc::new(Instrumented::new(db));
+    let target = match &request.session {
+        Some(start) => Target::Session(db.with_session(Some(start)).map_err(|e| e.to_string())?),
+        None => Target::Binding(db),
+    };
+    let counted: Counted = Arc::new(Instrumented::new(target));
     let backend = Arc::clone(&counted);
-    if request.namespace.is_none() && request.table.is_none() && request.auto_create.is_none() {
+    let plain = request.namespace.is_none()
+        && request.table.is_none()
+        && request.auto_create.is_none()
+        && request.edge_cache.is_none();
+    if plain {
         return Ok((counted, D1Namespace::new(backend)));
     }
     let mut builder = D1Namespace::builder(backend);
@@ -296,6 +349,9 @@ fn namespace(env: &Env, request: &OpsRequest) -> Result<(Counted, D1Namespace<Co
     }
     if let Some(auto_create) = request.auto_create {
         builder = builder.auto_create(auto_create);
+    }
+    if let Some(name) = &request.edge_cache {
+        builder = builder.edge_cache(worker::Cache::default(), name.as_str());
     }
     let ns = builder.build().map_err(|e| e.to_string())?;
     Ok((counted, ns))
