@@ -5,6 +5,12 @@
 //!   versionstamp as an `ETag`, and a `PUT` with `If-Match: <etag>` (or `If-None-Match: *`)
 //!   writes only if nobody wrote the key since (or it is absent), else answers 412; writes are
 //!   rate-limited to 60 a minute per client, with a counter that cannot lose counts.
+//!   Reads may come from a D1 read replica: every answer carries the session's bookmark in a
+//!   `d1-bookmark` cookie, and a request that sends it back reads on a session started from
+//!   it, so a client always sees its own writes.
+//! - `GET /config`: a hot key, served from the data center's cache for up to a minute (the edge
+//!   cache behind `cache_ttl`); writing it through `PUT /kv/config` removes it from this data
+//!   center's cache at once.
 //! - `POST /views/:page`: a view counter, exact under any load, one round trip.
 //! - `PUT/GET /sessions/:id`: a typed namespace, values and metadata checked at compile time.
 //! - `GET/DELETE /users/:user_id/sessions`: every session of a user, found (or revoked) through
@@ -14,8 +20,8 @@
 use d1ns::{D1Namespace, NoMetadata, Versionstamp, WriteOptions, d1_namespace};
 use serde::{Deserialize, Serialize};
 use worker::{
-    Context, Env, Request, Response, Result, RouteContext, Router, ScheduleContext, ScheduledEvent,
-    event,
+    Cache, Context, D1DatabaseSession, D1SessionConstraint, Env, Request, Response, Result,
+    RouteContext, Router, ScheduleContext, ScheduledEvent, event,
 };
 
 #[derive(Serialize, Deserialize)]
@@ -38,6 +44,7 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
         .get_async("/kv/:key", get)
         .put_async("/kv/:key", put)
         .delete_async("/kv/:key", delete)
+        .get_async("/config", config)
         .post_async("/views/:page", view)
         .put_async("/sessions/:id", put_session)
         .get_async("/sessions/:id", get_session)
@@ -47,9 +54,41 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
         .await
 }
 
-/// The untyped namespace. With Workers KV this line was `let kv = ctx.kv("KV")?;`.
-fn kv(ctx: &RouteContext<()>) -> Result<D1Namespace<worker::D1Database>> {
-    Ok(D1Namespace::new(ctx.d1("DB")?))
+/// The untyped namespace, on a D1 session that continues the client's own (see
+/// [`with_bookmark`]), reading hot keys through the edge cache. With Workers KV this was
+/// `let kv = ctx.kv("KV")?;`, and the one-line move is `D1Namespace::new(ctx.d1("DB")?)`.
+fn kv(req: &Request, ctx: &RouteContext<()>) -> Result<D1Namespace<D1DatabaseSession>> {
+    let db = ctx.d1("DB")?;
+    let session = match bookmark(req)? {
+        // Read-your-writes: replicas at least as new as what this client saw last.
+        Some(bookmark) => db.with_session(Some(&bookmark))?,
+        // A client without a bookmark: its first read may go to the nearest replica.
+        None => db.with_session_constraint(D1SessionConstraint::FirstUnconstrained)?,
+    };
+    Ok(D1Namespace::builder(session)
+        // One cache name per D1 database; on *.workers.dev the Cache API does nothing.
+        .edge_cache(Cache::default(), "DB")
+        .build()?)
+}
+
+/// The bookmark the client sent back in its `d1-bookmark` cookie.
+fn bookmark(req: &Request) -> Result<Option<String>> {
+    let cookies = req.headers().get("cookie")?.unwrap_or_default();
+    Ok(cookies
+        .split(';')
+        .find_map(|cookie| cookie.trim().strip_prefix("d1-bookmark="))
+        .filter(|bookmark| !bookmark.is_empty())
+        .map(str::to_owned))
+}
+
+/// The response, with the session's bookmark after this request's operations in the
+/// `d1-bookmark` cookie: the client's next request starts its session there.
+fn with_bookmark(mut response: Response, kv: &D1Namespace<D1DatabaseSession>) -> Result<Response> {
+    if let Some(bookmark) = kv.bookmark()? {
+        let cookie = format!("d1-bookmark={bookmark}; Path=/; HttpOnly; Secure; SameSite=Lax");
+        response.headers_mut().append("set-cookie", &cookie)?;
+    }
+    Ok(response)
 }
 
 fn param<'a>(ctx: &'a RouteContext<()>, name: &str) -> Result<&'a str> {
@@ -67,15 +106,28 @@ fn query(req: &Request, name: &str) -> Result<Option<String>> {
 }
 
 /// The value, with its versionstamp as the `ETag` (read in the same one statement).
-async fn get(_req: Request, ctx: RouteContext<()>) -> Result<Response> {
-    match kv(&ctx)?
+async fn get(req: Request, ctx: RouteContext<()>) -> Result<Response> {
+    let kv = kv(&req, &ctx)?;
+    let response = match kv
         .get(param(&ctx, "key")?)
         .text_entry::<NoMetadata>()
         .await?
     {
-        Some(entry) => with_etag(Response::ok(entry.value)?, entry.version),
-        None => Response::error("not found", 404),
-    }
+        Some(entry) => with_etag(Response::ok(entry.value)?, entry.version)?,
+        None => Response::error("not found", 404)?,
+    };
+    with_bookmark(response, &kv)
+}
+
+/// `GET /config`: read by every page, so it may come from this data center's cache, up to 60 s
+/// old (a miss is cached too); writes through d1ns remove it from this data center's cache.
+async fn config(req: Request, ctx: RouteContext<()>) -> Result<Response> {
+    let kv = kv(&req, &ctx)?;
+    let response = match kv.get("config").cache_ttl(60).text().await? {
+        Some(config) => Response::ok(config)?,
+        None => Response::error("no config yet: PUT /kv/config", 404)?,
+    };
+    with_bookmark(response, &kv)
 }
 
 fn with_etag(mut response: Response, version: Versionstamp) -> Result<Response> {
@@ -101,7 +153,7 @@ async fn put(mut req: Request, ctx: RouteContext<()>) -> Result<Response> {
                 .map_err(|_| "ttl must be a whole number of seconds")?,
         );
     }
-    let kv = kv(&ctx)?;
+    let kv = kv(&req, &ctx)?;
     let mut write = kv.atomic();
     if let Some(etag) = req.headers().get("if-match")? {
         let version: Versionstamp = etag
@@ -112,10 +164,11 @@ async fn put(mut req: Request, ctx: RouteContext<()>) -> Result<Response> {
     } else if req.headers().get("if-none-match")?.as_deref() == Some("*") {
         write = write.check(key, None);
     }
-    match write.put_with(key, value, options).commit().await? {
-        Some(version) => with_etag(Response::empty()?, version),
-        None => Response::error("the key changed since that version", 412),
-    }
+    let response = match write.put_with(key, value, options).commit().await? {
+        Some(version) => with_etag(Response::empty()?, version)?,
+        None => Response::error("the key changed since that version", 412)?,
+    };
+    with_bookmark(response, &kv)
 }
 
 /// At most 60 writes a minute per client: one counter per client and minute, made by its first
@@ -142,19 +195,22 @@ async fn rate_limit(req: &Request, ctx: &RouteContext<()>) -> Result<Option<Resp
 }
 
 /// `POST /views/:page`: counts a view and answers the new count.
-async fn view(_req: Request, ctx: RouteContext<()>) -> Result<Response> {
+async fn view(req: Request, ctx: RouteContext<()>) -> Result<Response> {
     let page = param(&ctx, "page")?;
-    let views = kv(&ctx)?.increment(&format!("views:{page}"), 1).await?;
-    Response::from_json(&serde_json::json!({ "page": page, "views": views }))
+    let kv = kv(&req, &ctx)?;
+    let views = kv.increment(&format!("views:{page}"), 1).await?;
+    let response = Response::from_json(&serde_json::json!({ "page": page, "views": views }))?;
+    with_bookmark(response, &kv)
 }
 
-async fn delete(_req: Request, ctx: RouteContext<()>) -> Result<Response> {
-    kv(&ctx)?.delete(param(&ctx, "key")?).await?;
-    Response::empty()
+async fn delete(req: Request, ctx: RouteContext<()>) -> Result<Response> {
+    let kv = kv(&req, &ctx)?;
+    kv.delete(param(&ctx, "key")?).await?;
+    with_bookmark(Response::empty()?, &kv)
 }
 
 async fn list(req: Request, ctx: RouteContext<()>) -> Result<Response> {
-    let kv = kv(&ctx)?;
+    let kv = kv(&req, &ctx)?;
     let mut list = kv.list().limit(100);
     if let Some(prefix) = query(&req, "prefix")? {
         list = list.prefix(prefix);
@@ -162,7 +218,8 @@ async fn list(req: Request, ctx: RouteContext<()>) -> Result<Response> {
     if let Some(cursor) = query(&req, "cursor")? {
         list = list.cursor(cursor);
     }
-    Response::from_json(&list.execute().await?)
+    let response = Response::from_json(&list.execute().await?)?;
+    with_bookmark(response, &kv)
 }
 
 async fn put_session(mut req: Request, ctx: RouteContext<()>) -> Result<Response> {
