@@ -63,6 +63,24 @@ fn _typed_on_d1(db: worker::D1Database) -> d1ns::TypedNamespace<Session, worker:
     Session::namespace(db)
 }
 
+// Reading close to users (R1-R12): a D1 session is a backend with a bookmark, typed too, and the
+// edge cache is a builder option, with the d1 feature.
+#[cfg(feature = "d1")]
+async fn _session_and_edge_cache(
+    db: worker::D1Database,
+    bookmark: Option<&str>,
+) -> Result<Option<String>, Box<dyn std::error::Error>> {
+    let kv = d1ns::D1Namespace::builder(db.with_session(bookmark)?)
+        .edge_cache(worker::Cache::default(), "DB")
+        .build()?;
+    kv.get("hot").cache_ttl(60).text().await?;
+    kv.get_bulk(&["a", "b"]).cache_ttl(60).text().await?;
+    let sessions = Session::namespace(db.with_session(None)?);
+    sessions.get_cached("s", 60).await?;
+    sessions.bookmark()?;
+    Ok(kv.bookmark()?)
+}
+
 // Indexes, versionstamps and atomic commits exist under every feature set.
 async fn _beyond_kv<B: d1ns::Backend + Send + Sync + 'static>(
     sessions: d1ns::TypedNamespace<Session, B>,
