@@ -169,7 +169,7 @@ impl<B: Backend> D1Namespace<B> {
         let counter = CheckedCounter::new(Counter::Sum, key, delta, &options, now)?;
         let version = Versionstamp::random()?;
         let statement = counter.statement(self, 0, version, now);
-        let result = self.run_one(statement).await;
+        let result = self.run_one(self.shard_of(key), statement).await;
         self.purge_cached(&[&counter.key]).await;
         let result =
             result.map_err(|e| aborted(e, |_| Some((counter.key.clone(), counter.op, delta))))?;
@@ -353,6 +353,13 @@ impl<B: Backend> AtomicOperation<B> {
         if bytes > MAX_ATOMIC_BYTES {
             return Err(too_large("bytes", bytes, MAX_ATOMIC_BYTES));
         }
+        // S6: one batch on one shard, or nothing at all.
+        let keys = self
+            .checks
+            .iter()
+            .map(|(key, _)| key.as_str())
+            .chain(checked.iter().map(Checked::key));
+        let shard = ns.shard_of_all(keys)?;
         let version = Versionstamp::random()?;
         if self.checks.is_empty() && checked.is_empty() {
             return Ok(Some(version));
@@ -413,7 +420,7 @@ impl<B: Backend> AtomicOperation<B> {
                 }
             }
         }
-        let result = ns.run(statements).await;
+        let result = ns.run(shard, statements).await;
         let touched: Vec<&str> = touched.iter().map(String::as_str).collect();
         ns.purge_cached(&touched).await;
         match result {

@@ -203,7 +203,7 @@ impl EdgeCache {
                 decode(&body, now_ms)
             }
         });
-        worker::send::SendFuture::new(join_all(reads.collect())).await
+        worker::send::SendFuture::new(crate::join::join_all(reads.collect())).await
     }
 
     /// Keeps what reading each key gave, each for its [`max_age`].
@@ -231,7 +231,7 @@ impl EdgeCache {
                 }
             })
         });
-        worker::send::SendFuture::new(join_all(writes.collect())).await;
+        worker::send::SendFuture::new(crate::join::join_all(writes.collect())).await;
     }
 
     /// Removes the cached entries of `keys` in this data center (R8).
@@ -242,7 +242,7 @@ impl EdgeCache {
                 let _ = self.cache.delete(url, false).await;
             }
         });
-        worker::send::SendFuture::new(join_all(deletes.collect())).await;
+        worker::send::SendFuture::new(crate::join::join_all(deletes.collect())).await;
     }
 }
 
@@ -266,29 +266,6 @@ impl EdgeCache {
     }
 
     pub(crate) async fn purge(&self, _keys: &[&str]) {}
-}
-
-/// Runs `futures` together and returns their outputs in order.
-#[cfg(all(feature = "d1", target_arch = "wasm32"))]
-async fn join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
-    use std::pin::Pin;
-    use std::task::Poll;
-    let mut pending: Vec<Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
-    let mut outputs: Vec<Option<F::Output>> = pending.iter().map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut done = true;
-        for (future, output) in pending.iter_mut().zip(outputs.iter_mut()) {
-            if output.is_none() {
-                match future.as_mut().poll(cx) {
-                    Poll::Ready(value) => *output = Some(value),
-                    Poll::Pending => done = false,
-                }
-            }
-        }
-        if done { Poll::Ready(()) } else { Poll::Pending }
-    })
-    .await;
-    outputs.into_iter().flatten().collect()
 }
 
 #[cfg(test)]

@@ -206,6 +206,20 @@ pub enum Error {
         /// Its value, as JSON.
         value: String,
     },
+    /// A shard layout that cannot place keys (S1): no shard, a name that is empty, too long or
+    /// not made of ASCII letters, digits, `_`, `-` and `.`, or a name given twice.
+    InvalidShards {
+        /// What is wrong.
+        message: String,
+    },
+    /// An atomic commit whose keys live on different shards (S6): D1 has no transaction across
+    /// databases. Nothing was sent.
+    CrossShard {
+        /// A key of the commit.
+        first: String,
+        /// A key of the commit on another shard than `first`.
+        second: String,
+    },
     /// The database refused or failed a statement.
     Database(DatabaseError),
 }
@@ -327,6 +341,13 @@ impl fmt::Display for Error {
             Error::InvalidName { kind, name, problem } => {
                 write!(f, "invalid {kind} name {name:?}: {problem}")
             }
+            Error::InvalidShards { message } => write!(f, "invalid shard layout: {message}"),
+            Error::CrossShard { first, second } => write!(
+                f,
+                "an atomic commit cannot span shards: keys {first:?} and {second:?} live on \
+                 different databases; give keys that change together the same hash tag \
+                 (\"user:{{42}}:cart\", \"user:{{42}}:prefs\"); nothing was written"
+            ),
             Error::Stream { key, message } => {
                 write!(f, "the stream of key {key:?} failed: {message}")
             }

@@ -203,7 +203,8 @@ impl<B: Backend> GetOptionsBuilder<B> {
         {
             return Ok(cached);
         }
-        let result = ns.run_one(ns.get_statement(key, ns.now_ms())).await?;
+        let statement = ns.get_statement(key, ns.now_ms());
+        let result = ns.run_one(ns.shard_of(key), statement).await?;
         let entry = decode_entry(key, result.rows)?;
         if let Some((edge, cache_ttl)) = edge {
             edge.store(vec![(key, entry.as_ref())], cache_ttl, ns.now_ms())
@@ -218,6 +219,7 @@ impl<B: Backend> D1Namespace<B> {
     /// [`BULK_INLINE_BYTES`] in more); missing and expired keys are left out.
     async fn read_bulk(
         &self,
+        shard: usize,
         keys: &[&str],
         now: u64,
     ) -> Result<HashMap<String, StoredEntry>, Error> {
@@ -238,7 +240,7 @@ impl<B: Backend> D1Namespace<B> {
                 Value::Integer(to_i64(BULK_INLINE_BYTES)),
             ],
         };
-        let rows = self.run_one(statement).await?.rows;
+        let rows = self.run_one(shard, statement).await?.rows;
         let mut entries: Vec<(String, [Value; 7])> = Vec::with_capacity(rows.len());
         let mut chunks: HashMap<String, Vec<(Value, Value)>> = HashMap::new();
         for row in rows {
@@ -292,7 +294,7 @@ impl<B: Backend> D1Namespace<B> {
                 long_values.push((key, bytes));
             }
         }
-        found.extend(self.read_long_values(long_values, now).await?);
+        found.extend(self.read_long_values(shard, long_values, now).await?);
         Ok(found)
     }
 
@@ -301,6 +303,7 @@ impl<B: Backend> D1Namespace<B> {
     /// meanwhile is left out.
     pub(crate) async fn read_long_values(
         &self,
+        shard: usize,
         keys: Vec<(String, u64)>,
         now: u64,
     ) -> Result<HashMap<String, StoredEntry>, Error> {
@@ -310,7 +313,7 @@ impl<B: Backend> D1Namespace<B> {
                 .iter()
                 .map(|key| self.get_statement(key, now))
                 .collect();
-            let results = self.run(statements).await?;
+            let results = self.run(shard, statements).await?;
             for (key, result) in group.into_iter().zip(results) {
                 if let Some(entry) = decode_entry(&key, result.rows)? {
                     found.insert(key, entry);
@@ -483,7 +486,20 @@ impl<B: Backend> GetBulkOptionsBuilder<B> {
             unread = missed;
         }
         if !unread.is_empty() {
-            let read = ns.read_bulk(&unread, now).await?;
+            // S4: one round trip per shard involved, in parallel.
+            let mut per_shard: Vec<Vec<&str>> = vec![Vec::new(); ns.shards().len()];
+            for &key in &unread {
+                per_shard[ns.shard_of(key)].push(key);
+            }
+            let reads = per_shard
+                .iter()
+                .enumerate()
+                .filter(|(_, keys)| !keys.is_empty())
+                .map(|(shard, keys)| ns.read_bulk(shard, keys, now));
+            let mut read = HashMap::with_capacity(unread.len());
+            for result in crate::join::join_all(reads.collect()).await {
+                read.extend(result?);
+            }
             if let Some((edge, cache_ttl)) = edge {
                 let results = unread.iter().map(|&key| (key, read.get(key))).collect();
                 edge.store(results, cache_ttl, ns.now_ms()).await;

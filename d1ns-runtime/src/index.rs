@@ -14,7 +14,7 @@ use crate::backend::{Backend, Statement, Value};
 use crate::error::{DatabaseError, Error};
 use crate::get::{BULK_INLINE_BYTES, columns, json, metadata, text_column};
 use crate::limits::MAX_LIST_LIMIT;
-use crate::list::{decode_cursor, encode_cursor};
+use crate::list::{ShardPage, decode_resume, merge_pages};
 use crate::namespace::{D1Namespace, to_i64};
 use crate::typed::{Entry, Namespace, TypedNamespace};
 use crate::version::Versionstamp;
@@ -179,26 +179,33 @@ impl<T: Namespace, B: Backend> TypedNamespace<T, B> {
         async move {
             let value = value.map_err(|message| invalid_value(field, message))?;
             let sql = index_sql(&raw, field)?;
-            let statement = Statement {
-                sql: &sql.delete_where,
-                params: vec![value, Value::Integer(to_i64(raw.now_ms()))],
-            };
-            let result = raw.run_one(statement).await;
+            let now = Value::Integer(to_i64(raw.now_ms()));
+            // S7: every shard, in parallel; the total.
+            let deletes = (0..raw.shards().len()).map(|shard| {
+                let statement = Statement {
+                    sql: &sql.delete_where,
+                    params: vec![value.clone(), now.clone()],
+                };
+                raw.run_one(shard, statement)
+            });
+            let results = crate::join::join_all(deletes.collect()).await;
             // The keys removed, for the edge cache (R8).
-            let removed: Vec<String> = match &result {
-                Ok(result) => result
-                    .rows
-                    .iter()
-                    .filter_map(|row| match row.first() {
-                        Some(Value::Text(key)) => Some(key.clone()),
-                        _ => None,
-                    })
-                    .collect(),
-                Err(_) => Vec::new(),
-            };
-            let removed: Vec<&str> = removed.iter().map(String::as_str).collect();
-            raw.purge_cached(&removed).await;
-            Ok(result?.rows.len() as u64)
+            let removed: Vec<String> = results
+                .iter()
+                .flatten()
+                .flat_map(|result| &result.rows)
+                .filter_map(|row| match row.first() {
+                    Some(Value::Text(key)) => Some(key.clone()),
+                    _ => None,
+                })
+                .collect();
+            let removed_keys: Vec<&str> = removed.iter().map(String::as_str).collect();
+            raw.purge_cached(&removed_keys).await;
+            let mut count = 0;
+            for result in results {
+                count += result?.rows.len() as u64;
+            }
+            Ok(count)
         }
     }
 }
@@ -264,27 +271,52 @@ impl<T: Namespace, B: Backend> FindBuilder<T, B> {
             }
             Some(limit) => limit,
         };
-        let after = self
-            .cursor
-            .as_deref()
-            .map(decode_cursor)
-            .transpose()?
-            .unwrap_or_default();
+        let shards = ns.shards().len();
+        let resume = decode_resume(self.cursor.as_deref(), shards)?;
+        let after = resume.after.unwrap_or_default();
         let sql = index_sql(ns, self.field)?;
         // Every round trip of the page judges expiration at this instant.
         let now = ns.now_ms();
+        // S7: every shard not read to its end, in parallel, merged in key order.
+        let pages = (0..shards)
+            .filter(|&shard| !resume.exhausted[shard])
+            .map(|shard| find_on::<T, B>(ns, shard, sql, &value, &after, now, limit));
+        let pages = crate::join::join_all(pages.collect())
+            .await
+            .into_iter()
+            .collect::<Result<Vec<_>, Error>>()?;
+        let merged = merge_pages(pages, limit as usize, resume.exhausted);
+        Ok(FindResponse {
+            entries: merged.rows,
+            list_complete: merged.list_complete,
+            cursor: merged.cursor,
+        })
+    }
+}
+
+/// One shard's part of a look-up page: its first `limit` live matches after `after`, whole.
+async fn find_on<T: Namespace, B: Backend>(
+    ns: &D1Namespace<B>,
+    shard: usize,
+    sql: &crate::sql::IndexSql,
+    value: &Value,
+    after: &str,
+    now: u64,
+    limit: u64,
+) -> Result<ShardPage<Entry<T, T::Metadata>>, Error> {
+    {
         let statement = Statement {
             sql: &sql.find,
             params: vec![
-                value,
-                Value::Text(after),
+                value.clone(),
+                Value::Text(after.to_owned()),
                 Value::Integer(to_i64(now)),
                 // One more than the page, to tell whether another follows.
                 Value::Integer(to_i64(limit + 1)),
                 Value::Integer(to_i64(BULK_INLINE_BYTES)),
             ],
         };
-        let rows = ns.run_one(statement).await?.rows;
+        let rows = ns.run_one(shard, statement).await?.rows;
         let mut found: Vec<(String, [Value; 6])> = Vec::new();
         let mut chunks: HashMap<String, Vec<(Value, Value)>> = HashMap::new();
         for row in rows {
@@ -318,7 +350,7 @@ impl<T: Namespace, B: Backend> FindBuilder<T, B> {
                 (key.clone(), bytes.saturating_mul(4) / 3)
             })
             .collect();
-        let mut long_values = ns.read_long_values(long, now).await?;
+        let mut long_values = ns.read_long_values(shard, long, now).await?;
         let mut entries = Vec::with_capacity(found.len());
         for (key, [value, meta, expiration, count, size, version]) in found {
             let (value, meta, expiration, version) = if read_later(&count, &size) {
@@ -346,14 +378,10 @@ impl<T: Namespace, B: Backend> FindBuilder<T, B> {
             };
             entries.push((key, entry));
         }
-        let cursor = match entries.last() {
-            Some((last, _)) if !list_complete => Some(encode_cursor(last)),
-            _ => None,
-        };
-        Ok(FindResponse {
-            entries,
-            list_complete,
-            cursor,
+        Ok(ShardPage {
+            shard,
+            rows: entries,
+            complete: list_complete,
         })
     }
 }
@@ -365,7 +393,8 @@ fn read_later(count: &Value, size: &Value) -> bool {
         && size.as_u64().is_none_or(|size| size > BULK_INLINE_BYTES)
 }
 
-impl<T: Namespace + 'static, B: Backend + Send + Sync + 'static> IntoFuture for FindBuilder<T, B>
+impl<T: Namespace + Send + 'static, B: Backend + Send + Sync + 'static> IntoFuture
+    for FindBuilder<T, B>
 where
     T::Metadata: Send,
 {

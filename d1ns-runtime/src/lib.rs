@@ -33,10 +33,12 @@ mod edge;
 mod error;
 mod get;
 mod index;
+mod join;
 pub mod limits;
 mod list;
 mod macro_support;
 mod namespace;
+pub mod placement;
 mod put;
 mod sql;
 #[cfg(feature = "d1")]

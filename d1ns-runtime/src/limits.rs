@@ -167,6 +167,40 @@ pub(crate) fn check_name(kind: NameKind, name: &str) -> Result<(), Error> {
     }
 }
 
+/// The longest shard name, in bytes.
+pub const MAX_SHARD_NAME_BYTES: usize = 64;
+
+/// S1: at least one shard; names of 1 to 64 ASCII letters, digits, `_`, `-` or `.`, each once.
+pub(crate) fn check_shards<'a>(names: impl Iterator<Item = &'a str>) -> Result<(), Error> {
+    let mut seen = std::collections::HashSet::new();
+    for name in names {
+        let valid = !name.is_empty()
+            && name.len() <= MAX_SHARD_NAME_BYTES
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+        if !valid {
+            return Err(Error::InvalidShards {
+                message: format!(
+                    "shard name {name:?}: use 1 to {MAX_SHARD_NAME_BYTES} ASCII letters, digits, \
+                     '_', '-' or '.' (the binding name, say)"
+                ),
+            });
+        }
+        if !seen.insert(name) {
+            return Err(Error::InvalidShards {
+                message: format!("shard name {name:?} is given twice"),
+            });
+        }
+    }
+    if seen.is_empty() {
+        return Err(Error::InvalidShards {
+            message: "no shard: give at least one database".to_owned(),
+        });
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -42,9 +42,25 @@ pub struct D1Namespace<B> {
     pub(crate) inner: Arc<Inner<B>>,
 }
 
+/// One database a namespace lives in, with the name that places keys on it (S1).
+pub(crate) struct Shard<B> {
+    pub(crate) name: Box<str>,
+    pub(crate) backend: B,
+    /// Set once this namespace knows its table exists here; saves a lock on the registry per
+    /// operation.
+    schema_known: AtomicBool,
+}
+
+impl<B> AsRef<str> for Shard<B> {
+    fn as_ref(&self) -> &str {
+        &self.name
+    }
+}
+
 /// What the clones of a [`D1Namespace`] share.
 pub(crate) struct Inner<B> {
-    backend: B,
+    /// The databases of the namespace: one, or several with keys placed by name (S1).
+    pub(crate) shards: Vec<Shard<B>>,
     namespace: String,
     table: String,
     pub(crate) sql: Sql,
@@ -54,8 +70,6 @@ pub(crate) struct Inner<B> {
     /// too (another namespace in the same table has other indexes).
     schema_key: Box<str>,
     auto_create: bool,
-    /// Set once this namespace knows its table exists; saves a lock on the registry per operation.
-    schema_known: AtomicBool,
     clock: Arc<dyn Clock>,
     /// The edge cache behind `cache_ttl`, when the builder was given one (R6).
     edge: Option<EdgeCache>,
@@ -74,7 +88,7 @@ impl<B: Backend> D1Namespace<B> {
     /// system clock.
     pub fn new(backend: B) -> Self {
         D1Namespace::assemble(
-            backend,
+            vec![(String::new(), backend)],
             String::new(),
             default_table(""),
             true,
@@ -99,8 +113,47 @@ impl<B: Backend> D1Namespace<B> {
     /// # Ok(()) }
     /// ```
     pub fn builder(backend: B) -> D1NamespaceBuilder<B> {
+        D1Namespace::builder_of(vec![(String::new(), backend)])
+    }
+
+    /// Options for a namespace spread over several databases (S1): each key lives on one of
+    /// them, chosen by rendezvous hashing over the shard names and the key (see
+    /// [`placement`](crate::placement)); the names, not their order, decide. One shard behaves
+    /// and costs exactly as [`builder`](Self::builder).
+    ///
+    /// ```
+    /// use d1ns_runtime::{D1Namespace, SqliteBackend};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), d1ns_runtime::Error> {
+    /// let kv = D1Namespace::sharded([
+    ///     ("DB1", SqliteBackend::open_in_memory()?),
+    ///     ("DB2", SqliteBackend::open_in_memory()?),
+    ///     ("DB3", SqliteBackend::open_in_memory()?),
+    /// ])
+    /// .build()?;
+    /// kv.put("user:{42}:cart", "3 items")?.await?;
+    /// kv.put("user:{42}:prefs", "dark")?.await?; // the same shard: the tag {42} places both
+    /// assert_eq!(kv.shard_of("user:{42}:cart"), kv.shard_of("user:{42}:prefs"));
+    /// assert_eq!(kv.list().execute().await?.keys.len(), 2); // every shard, in key order
+    /// # Ok(()) }
+    /// ```
+    pub fn sharded<N: Into<String>>(
+        shards: impl IntoIterator<Item = (N, B)>,
+    ) -> D1NamespaceBuilder<B> {
+        let mut builder = D1Namespace::builder_of(Vec::new());
+        builder.shards = shards
+            .into_iter()
+            .map(|(name, backend)| (name.into(), backend))
+            .collect();
+        builder.named_shards = true;
+        builder
+    }
+
+    fn builder_of(shards: Vec<(String, B)>) -> D1NamespaceBuilder<B> {
         D1NamespaceBuilder {
-            backend,
+            shards,
+            named_shards: false,
             namespace: String::new(),
             table: None,
             auto_create: true,
@@ -112,7 +165,7 @@ impl<B: Backend> D1Namespace<B> {
     }
 
     fn assemble(
-        backend: B,
+        shards: Vec<(String, B)>,
         namespace: String,
         table: String,
         auto_create: bool,
@@ -126,7 +179,14 @@ impl<B: Backend> D1Namespace<B> {
             format!("{table}\0{namespace}").into()
         };
         let inner = Inner {
-            backend,
+            shards: shards
+                .into_iter()
+                .map(|(name, backend)| Shard {
+                    name: name.into(),
+                    backend,
+                    schema_known: AtomicBool::new(false),
+                })
+                .collect(),
             sql: Sql::for_table(&table),
             indexes: indexes
                 .iter()
@@ -136,7 +196,6 @@ impl<B: Backend> D1Namespace<B> {
             namespace,
             table,
             auto_create,
-            schema_known: AtomicBool::new(false),
             clock,
             edge,
         };
@@ -155,9 +214,50 @@ impl<B: Backend> D1Namespace<B> {
         &self.inner.table
     }
 
-    /// The backend, for queries of your own.
+    /// The backend, for queries of your own; of a sharded namespace, the first shard's (see
+    /// [`shards`](Self::shards)).
     pub fn backend(&self) -> &B {
-        &self.inner.backend
+        &self.inner.shards[0].backend
+    }
+
+    /// The shards with their names, in the order given (one, named `""`, for a namespace made
+    /// with [`new`](Self::new) or [`builder`](Self::builder)).
+    pub fn shards(&self) -> impl ExactSizeIterator<Item = (&str, &B)> {
+        self.inner
+            .shards
+            .iter()
+            .map(|shard| (&*shard.name, &shard.backend))
+    }
+
+    /// The one shard all of `keys` live on, for an atomic commit (S6); an error naming two keys
+    /// on different shards otherwise. No keys: the first shard.
+    pub(crate) fn shard_of_all<'k>(
+        &self,
+        keys: impl IntoIterator<Item = &'k str>,
+    ) -> Result<usize, Error> {
+        let mut first: Option<(&str, usize)> = None;
+        for key in keys {
+            let shard = self.shard_of(key);
+            match first {
+                None => first = Some((key, shard)),
+                Some((first_key, first_shard)) if first_shard != shard => {
+                    return Err(Error::CrossShard {
+                        first: first_key.to_owned(),
+                        second: key.to_owned(),
+                    });
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(first.map_or(0, |(_, shard)| shard))
+    }
+
+    /// The index, in [`shards`](Self::shards), of the shard `key` lives on (S2).
+    pub fn shard_of(&self, key: &str) -> usize {
+        match self.inner.shards.len() {
+            1 => 0,
+            _ => crate::placement::shard_for(&self.inner.shards, key).unwrap_or(0),
+        }
     }
 
     /// The statements that create this namespace's table, its expiration index, the table of
@@ -224,7 +324,7 @@ impl<B: Backend> D1Namespace<B> {
             sql: &self.sql().delete,
             params: vec![self.namespace_param(), Value::Text(key.to_owned())],
         };
-        let result = self.run_one(statement).await;
+        let result = self.run_one(self.shard_of(key), statement).await;
         self.purge_cached(&[key]).await;
         result.map(drop)
     }
@@ -236,23 +336,35 @@ impl<B: Backend> D1Namespace<B> {
     /// runs. It reaches them through the index on expirations, so its cost is the rows it
     /// removes; call it from a Cron Trigger with a bound that fits one invocation, until it
     /// returns less than the bound.
+    ///
+    /// A sharded namespace purges every shard, up to `max_rows` each, in parallel, and returns
+    /// the total (S7).
     pub async fn purge_expired(&self, max_rows: u64) -> Result<u64, Error> {
-        let statement = Statement {
-            sql: &self.sql().purge_expired,
-            params: vec![
-                Value::Integer(to_i64(self.now_ms())),
-                // D1 binds numbers as doubles; a larger LIMIT would be a REAL and fail.
-                Value::Integer(to_i64(max_rows.min(crate::limits::MAX_EXPIRATION_MS))),
-            ],
-        };
-        // One row per entry removed: a count that does not depend on the database's meta.
-        let result = self.run_one(statement).await?;
-        Ok(result.rows.len() as u64)
+        let now = Value::Integer(to_i64(self.now_ms()));
+        // D1 binds numbers as doubles; a larger LIMIT would be a REAL and fail.
+        let limit = Value::Integer(to_i64(max_rows.min(crate::limits::MAX_EXPIRATION_MS)));
+        let purges = (0..self.inner.shards.len()).map(|shard| {
+            let statement = Statement {
+                sql: &self.sql().purge_expired,
+                params: vec![now.clone(), limit.clone()],
+            };
+            self.run_one(shard, statement)
+        });
+        let mut removed = 0;
+        for result in crate::join::join_all(purges.collect()).await {
+            // One row per entry removed: a count that does not depend on the database's meta.
+            removed += result?.rows.len() as u64;
+        }
+        Ok(removed)
     }
 
-    /// Runs one statement as the operation's single round trip.
-    pub(crate) async fn run_one(&self, statement: Statement<'_>) -> Result<QueryResult, Error> {
-        let mut results = self.run(vec![statement]).await?;
+    /// Runs one statement on `shard` as the operation's single round trip.
+    pub(crate) async fn run_one(
+        &self,
+        shard: usize,
+        statement: Statement<'_>,
+    ) -> Result<QueryResult, Error> {
+        let mut results = self.run(shard, vec![statement]).await?;
         results.pop().ok_or_else(|| {
             Error::Database(crate::error::DatabaseError::new(
                 "the database returned no result",
@@ -265,10 +377,12 @@ impl<B: Backend> D1Namespace<B> {
     /// an earlier version is upgraded in place (with auto-create) and the operation retried.
     pub(crate) async fn run<'s>(
         &'s self,
+        shard: usize,
         mut statements: Vec<Statement<'s>>,
     ) -> Result<Vec<QueryResult>, Error> {
+        let shard = self.shard(shard)?;
         let auto_create = self.inner.auto_create;
-        let mut with_schema = auto_create && !self.schema_known();
+        let mut with_schema = auto_create && !self.schema_known(shard);
         let schema_len = self.schema_statements().count();
         let mut prefixed = false;
         let mut upgraded = false;
@@ -279,10 +393,10 @@ impl<B: Backend> D1Namespace<B> {
                 statements.drain(..schema_len);
             }
             prefixed = with_schema;
-            match self.inner.backend.batch(&statements).await {
+            match shard.backend.batch(&statements).await {
                 Ok(mut results) => {
                     if with_schema {
-                        self.remember_schema();
+                        self.remember_schema(shard);
                         results.drain(..schema_len.min(results.len()));
                     }
                     return Ok(results);
@@ -290,16 +404,16 @@ impl<B: Backend> D1Namespace<B> {
                 // A table made by an earlier version: bring it up to date once, then try again.
                 Err(e) if !upgraded && self.missing_step(&e).is_some() => {
                     if !auto_create {
-                        return Err(self.upgrade_needed(&e).await);
+                        return Err(self.upgrade_needed(shard, &e).await);
                     }
-                    self.upgrade().await?;
+                    self.upgrade(shard).await?;
                     upgraded = true;
                     with_schema = false;
                 }
                 // The table was dropped, or this is another database than the registry thinks:
                 // create it and try once more.
                 Err(e) if e.is_missing_table() && auto_create && !with_schema => {
-                    self.forget_schema();
+                    self.forget_schema(shard);
                     with_schema = true;
                 }
                 // Without auto-create, a missing index is the migration's to make.
@@ -327,14 +441,14 @@ impl<B: Backend> D1Namespace<B> {
     /// The error of an operation on a table that needs an upgrade, without auto-create: names
     /// the migration files and the method that prints the statements. SQLite names one missing
     /// column, not always the oldest, so each step's column is looked for.
-    async fn upgrade_needed(&self, e: &crate::error::DatabaseError) -> Error {
+    async fn upgrade_needed(&self, shard: &Shard<B>, e: &crate::error::DatabaseError) -> Error {
         let mut first = self.missing_step(e).unwrap_or(0);
         for (index, step) in self.sql().upgrades.iter().enumerate().take(first) {
             let statement = Statement {
                 sql: &step.probe,
                 params: Vec::new(),
             };
-            if let Err(probe_error) = self.inner.backend.batch(&[statement]).await
+            if let Err(probe_error) = shard.backend.batch(&[statement]).await
                 && probe_error.is_missing_column(step.column)
             {
                 first = index;
@@ -360,7 +474,7 @@ impl<B: Backend> D1Namespace<B> {
     /// Upgrades a table made by an earlier version, in one atomic batch: every step whose
     /// column is missing, then the schema. Another process may be doing the same: a step whose
     /// column turns out to exist is done, and the rest is tried again without it.
-    async fn upgrade(&self) -> Result<(), Error> {
+    async fn upgrade(&self, shard: &Shard<B>) -> Result<(), Error> {
         let steps = &self.sql().upgrades;
         let mut pending: Vec<bool> = vec![true; steps.len()];
         loop {
@@ -376,7 +490,7 @@ impl<B: Backend> D1Namespace<B> {
                     params: Vec::new(),
                 })
                 .collect();
-            match self.inner.backend.batch(&statements).await {
+            match shard.backend.batch(&statements).await {
                 Ok(_) => break,
                 Err(e) => {
                     let done = steps.iter().zip(&pending).position(|(step, pending)| {
@@ -391,7 +505,7 @@ impl<B: Backend> D1Namespace<B> {
                 }
             }
         }
-        self.remember_schema();
+        self.remember_schema(shard);
         Ok(())
     }
 
@@ -409,39 +523,49 @@ impl<B: Backend> D1Namespace<B> {
             })
     }
 
-    fn schema_known(&self) -> bool {
-        if self.inner.schema_known.load(Ordering::Relaxed) {
+    /// The shard at `index`, for an index from this namespace's own placement.
+    fn shard(&self, index: usize) -> Result<&Shard<B>, Error> {
+        self.inner.shards.get(index).ok_or_else(|| {
+            Error::Database(crate::error::DatabaseError::new(format!(
+                "no shard {index}: the namespace has {}",
+                self.inner.shards.len()
+            )))
+        })
+    }
+
+    fn schema_known(&self, shard: &Shard<B>) -> bool {
+        if shard.schema_known.load(Ordering::Relaxed) {
             return true;
         }
-        let id = self.inner.backend.database_id();
+        let id = shard.backend.database_id();
         let known = registry()
             .get(&id)
             .is_some_and(|tables| tables.contains(&*self.inner.schema_key));
         if known {
-            self.inner.schema_known.store(true, Ordering::Relaxed);
+            shard.schema_known.store(true, Ordering::Relaxed);
         }
         known
     }
 
-    fn remember_schema(&self) {
-        let id = self.inner.backend.database_id();
+    fn remember_schema(&self, shard: &Shard<B>) {
+        let id = shard.backend.database_id();
         let key = &*self.inner.schema_key;
         let mut registry = registry();
         let tables = registry.entry(id).or_default();
         if !tables.contains(key) {
             tables.insert(key.into());
         }
-        self.inner.schema_known.store(true, Ordering::Relaxed);
+        shard.schema_known.store(true, Ordering::Relaxed);
     }
 
-    fn forget_schema(&self) {
-        let id = self.inner.backend.database_id();
+    fn forget_schema(&self, shard: &Shard<B>) {
+        let id = shard.backend.database_id();
         if let Some(tables) = registry().get_mut(&id) {
             // The table is gone: so are the indexes of every namespace in it.
             let table = self.inner.table.as_str();
             tables.retain(|key| key.split('\0').next() != Some(table));
         }
-        self.inner.schema_known.store(false, Ordering::Relaxed);
+        shard.schema_known.store(false, Ordering::Relaxed);
     }
 }
 
@@ -464,8 +588,21 @@ impl<B: Backend + Session> D1Namespace<B> {
     ///     response.headers_mut().set("x-d1-bookmark", &bookmark)?;
     /// }
     /// ```
+    ///
+    /// A sharded namespace keeps one bookmark per shard and gives them as one opaque string
+    /// (S8); start each shard's session from its own part with
+    /// [`shard_bookmark`](crate::backend::shard_bookmark).
     pub fn bookmark(&self) -> Result<Option<String>, Error> {
-        self.inner.backend.bookmark().map_err(Error::Database)
+        if let [shard] = self.inner.shards.as_slice() {
+            return shard.backend.bookmark().map_err(Error::Database);
+        }
+        let mut parts = Vec::new();
+        for shard in &self.inner.shards {
+            if let Some(bookmark) = shard.backend.bookmark().map_err(Error::Database)? {
+                parts.push(format!("{}={bookmark}", shard.name));
+            }
+        }
+        Ok((!parts.is_empty()).then(|| parts.join(",")))
     }
 }
 
@@ -502,7 +639,9 @@ impl<B> fmt::Debug for D1Namespace<B> {
 /// Options for a [`D1Namespace`]; made by [`D1Namespace::builder`].
 #[must_use = "call .build() to get the namespace"]
 pub struct D1NamespaceBuilder<B> {
-    backend: B,
+    shards: Vec<(String, B)>,
+    /// Made by `sharded`: the names place keys and are checked.
+    named_shards: bool,
     namespace: String,
     table: Option<String>,
     auto_create: bool,
@@ -581,6 +720,9 @@ impl<B: Backend> D1NamespaceBuilder<B> {
             limits::check_name(NameKind::Namespace, &self.namespace)?;
         }
         limits::check_name(NameKind::Table, &self.table_name())?;
+        if self.named_shards {
+            limits::check_shards(self.shards.iter().map(|(name, _)| name.as_str()))?;
+        }
         Ok(self.build_unchecked())
     }
 
@@ -595,7 +737,7 @@ impl<B: Backend> D1NamespaceBuilder<B> {
         #[cfg(not(feature = "d1"))]
         let edge = None;
         D1Namespace::assemble(
-            self.backend,
+            self.shards,
             self.namespace,
             table,
             self.auto_create,

@@ -118,7 +118,8 @@ impl<B: Backend> PutOptionsBuilder<B> {
         let put = self.check(ns.now_ms())?;
         let version = Versionstamp::random()?;
         let key = put.key.clone();
-        let result = ns.run(put.statements(&ns, version)).await;
+        let shard = ns.shard_of(&key);
+        let result = ns.run(shard, put.statements(&ns, version)).await;
         ns.purge_cached(&[&key]).await;
         result.map(drop)
     }

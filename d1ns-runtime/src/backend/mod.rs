@@ -138,6 +138,24 @@ pub trait Session {
     fn bookmark(&self) -> Result<Option<String>, DatabaseError>;
 }
 
+/// The part for the shard `name` of the bookmark a sharded namespace gave (S8), to start that
+/// shard's session from; `None` when it holds none for that shard (start that session with a
+/// constraint instead).
+///
+/// ```
+/// use d1ns_runtime::backend::shard_bookmark;
+///
+/// let bookmarks = "DB1=0000-aa,DB3=0000-bb";
+/// assert_eq!(shard_bookmark(bookmarks, "DB3"), Some("0000-bb"));
+/// assert_eq!(shard_bookmark(bookmarks, "DB2"), None);
+/// ```
+pub fn shard_bookmark<'a>(bookmarks: &'a str, name: &str) -> Option<&'a str> {
+    bookmarks.split(',').find_map(|part| {
+        let (shard, bookmark) = part.split_once('=')?;
+        (shard == name && !bookmark.is_empty()).then_some(bookmark)
+    })
+}
+
 impl<S: Session> Session for &S {
     fn bookmark(&self) -> Result<Option<String>, DatabaseError> {
         (**self).bookmark()
