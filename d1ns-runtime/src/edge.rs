@@ -57,10 +57,12 @@ impl EdgeCache {
     }
 }
 
-/// `URL_PREFIX/_{name}/_{table}/_{namespace}/`.
+/// `URL_PREFIX/_{name}/_{table}/_{namespace}/`. The table name in ASCII lower case: SQLite
+/// names `Sessions` and `sessions` the same table, so they share entries too.
 fn url_prefix(name: &str, table: &str, namespace: &str) -> String {
     let mut prefix = String::from(URL_PREFIX);
-    for part in [name, table, namespace] {
+    let table = table.to_ascii_lowercase();
+    for part in [name, &table, namespace] {
         prefix.push('/');
         push_segment(&mut prefix, part);
     }
@@ -367,6 +369,13 @@ mod tests {
         assert!(decode(&[LAYOUT, 9, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], 0).is_none());
     }
 
+    /// SQLite table names ignore ASCII case: so do the URLs (one table, one set of entries).
+    #[test]
+    fn table_names_that_differ_in_case_share_entries() {
+        assert_eq!(url_prefix("n", "Sessions", "ns"), url_prefix("n", "sessions", "ns"));
+        assert_ne!(url_prefix("n", "t", "NS"), url_prefix("n", "t", "ns"));
+    }
+
     /// R10: URLs never collide across names, tables, namespaces or keys, whatever their
     /// characters; dot segments and slashes stay inside their segment.
     #[test]
@@ -376,7 +385,7 @@ mod tests {
         ];
         let mut seen = std::collections::HashMap::new();
         for name in parts {
-            for table in ["t", "t/u"] {
+            for table in ["t", "t/u", "T2"] {
                 for namespace in parts {
                     let prefix = url_prefix(name, table, namespace);
                     for key in parts {

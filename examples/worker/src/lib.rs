@@ -54,20 +54,29 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
         .await
 }
 
+/// The name that tells this database's entries apart in the edge cache: its `database_id` in
+/// wrangler.toml (a binding name like `DB` may mean another database in another Worker).
+const CACHE_NAME: &str = "00000000-0000-0000-0000-000000000000";
+
 /// The untyped namespace, on a D1 session that continues the client's own (see
 /// [`with_bookmark`]), reading hot keys through the edge cache. With Workers KV this was
 /// `let kv = ctx.kv("KV")?;`, and the one-line move is `D1Namespace::new(ctx.d1("DB")?)`.
 fn kv(req: &Request, ctx: &RouteContext<()>) -> Result<D1Namespace<D1DatabaseSession>> {
     let db = ctx.d1("DB")?;
+    // Read-your-writes: replicas at least as new as what this client saw last. A client
+    // without a bookmark (or with one D1 refuses) starts anywhere: the nearest replica.
     let session = match bookmark(req)? {
-        // Read-your-writes: replicas at least as new as what this client saw last.
-        Some(bookmark) => db.with_session(Some(&bookmark))?,
-        // A client without a bookmark: its first read may go to the nearest replica.
+        Some(bookmark) => db.with_session(Some(&bookmark)).ok(),
+        None => None,
+    };
+    let session = match session {
+        Some(session) => session,
         None => db.with_session_constraint(D1SessionConstraint::FirstUnconstrained)?,
     };
+    // Every namespace of this data is built here, so every write clears the edge cache too. On
+    // *.workers.dev the Cache API stores nothing and reads go to D1.
     Ok(D1Namespace::builder(session)
-        // One cache name per D1 database; on *.workers.dev the Cache API does nothing.
-        .edge_cache(Cache::default(), "DB")
+        .edge_cache(Cache::default(), CACHE_NAME)
         .build()?)
 }
 
