@@ -695,15 +695,17 @@ impl<B: Backend> D1NamespaceBuilder<B> {
     /// [`EDGE_CACHE_MAX_VALUE_BYTES`](crate::EDGE_CACHE_MAX_VALUE_BYTES) and any failing cache
     /// call go to D1 (R11). Reads without `cache_ttl` are always fresh.
     ///
-    /// `name` tells databases apart in the cache: use one per D1 database (its binding name,
-    /// say), the same in every deployment that shares the database. Other data centers may
-    /// serve the old value of a changed key for up to `n` seconds, exactly KV's promise. The
-    /// Cache API does nothing on `*.workers.dev`, and natively there is no edge: there this
-    /// option changes nothing.
+    /// `name` tells databases apart in the cache: use one per D1 database (its id, say), the
+    /// same in every Worker that uses the database. Only writes through namespaces built with
+    /// the same name remove entries. Other data centers may serve the old value of a changed
+    /// key for up to `n` seconds, exactly KV's promise. Each cached key costs one Cache API
+    /// call per read or write, within the request's subrequest limit. The Cache API stores
+    /// nothing on `*.workers.dev`, and natively there is no edge: there every read goes to the
+    /// database. See `docs/edge-reads.md`.
     ///
     /// ```ignore
     /// let kv = D1Namespace::builder(env.d1("DB")?)
-    ///     .edge_cache(worker::Cache::default(), "DB")
+    ///     .edge_cache(worker::Cache::default(), "6f1e2a4c-...") // the database's id
     ///     .build()?;
     /// let config = kv.get("config").cache_ttl(60).text().await?;
     /// ```
