@@ -150,6 +150,19 @@ fn namespace_impl(
                 {
                     #private::TypedNamespace::with(backend, configure)
                 }
+
+                /// This type's KV namespace spread over several databases, each given with a
+                /// stable name (its binding name, say) that places keys on it.
+                #vis fn namespace_sharded<__D1nsBackend: #private::Backend, __D1nsName: #private::core::convert::Into<#private::String>>(
+                    shards: impl #private::core::iter::IntoIterator<Item = (__D1nsName, __D1nsBackend)>,
+                ) -> #private::core::result::Result<
+                    #private::TypedNamespace<#ident, __D1nsBackend>,
+                    #private::Error,
+                >
+                #bounds
+                {
+                    #private::TypedNamespace::sharded(shards)
+                }
             }
         };
     }

@@ -167,6 +167,8 @@ impl<B: Backend> D1Namespace<B> {
     ) -> Result<i64, Error> {
         let now = self.now_ms();
         let counter = CheckedCounter::new(Counter::Sum, key, delta, &options, now)?;
+        // During a move, the counter's current value may still be in the previous home.
+        self.promote(&[counter.key.as_str()]).await?;
         let version = Versionstamp::random()?;
         let statement = counter.statement(self, 0, version, now);
         let result = self.run_one(self.shard_of(key), statement).await;
@@ -364,6 +366,17 @@ impl<B: Backend> AtomicOperation<B> {
         if self.checks.is_empty() && checked.is_empty() {
             return Ok(Some(version));
         }
+        // During a move, what the checks and counters look at may still be in the previous home.
+        let promoted: Vec<&str> = self
+            .checks
+            .iter()
+            .map(|(key, _)| key.as_str())
+            .chain(checked.iter().filter_map(|mutation| match mutation {
+                Checked::Counter(counter) => Some(counter.key.as_str()),
+                _ => None,
+            }))
+            .collect();
+        ns.promote(&promoted).await?;
 
         let mut statements = Vec::new();
         if !self.checks.is_empty() {
@@ -408,10 +421,7 @@ impl<B: Backend> AtomicOperation<B> {
                 }
                 Checked::Delete(key) => {
                     counters.push(None);
-                    statements.push(Statement {
-                        sql: &ns.sql().delete,
-                        params: vec![ns.namespace_param(), Value::Text(key)],
-                    });
+                    statements.push(ns.delete_statement(&key));
                 }
                 Checked::Counter(counter) => {
                     let statement = counter.statement(&ns, index, version, now);
@@ -538,6 +548,11 @@ fn too_large(what: &'static str, count: usize, limit: usize) -> Error {
 }
 
 /// The reason and mutation number of an error raised by a commit's own statements.
+/// Whether a batch stopped because a check failed (A7; the mover's copy-if-absent too).
+pub(crate) fn is_failed_check(e: &Error) -> bool {
+    abort_reason(e).is_some_and(|(reason, _)| reason == "check")
+}
+
 fn abort_reason(e: &Error) -> Option<(&str, Option<usize>)> {
     let Error::Database(e) = e else { return None };
     let rest = e.message().split(ABORT_MARKER).nth(1)?;

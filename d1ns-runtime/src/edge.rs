@@ -372,7 +372,10 @@ mod tests {
     /// SQLite table names ignore ASCII case: so do the URLs (one table, one set of entries).
     #[test]
     fn table_names_that_differ_in_case_share_entries() {
-        assert_eq!(url_prefix("n", "Sessions", "ns"), url_prefix("n", "sessions", "ns"));
+        assert_eq!(
+            url_prefix("n", "Sessions", "ns"),
+            url_prefix("n", "sessions", "ns")
+        );
         assert_ne!(url_prefix("n", "t", "NS"), url_prefix("n", "t", "ns"));
     }
 

@@ -203,9 +203,7 @@ impl<B: Backend> GetOptionsBuilder<B> {
         {
             return Ok(cached);
         }
-        let statement = ns.get_statement(key, ns.now_ms());
-        let result = ns.run_one(ns.shard_of(key), statement).await?;
-        let entry = decode_entry(key, result.rows)?;
+        let entry = ns.read_entry(key, ns.now_ms()).await?;
         if let Some((edge, cache_ttl)) = edge {
             edge.store(vec![(key, entry.as_ref())], cache_ttl, ns.now_ms())
                 .await;
@@ -215,14 +213,42 @@ impl<B: Backend> GetOptionsBuilder<B> {
 }
 
 impl<B: Backend> D1Namespace<B> {
-    /// The live entries of `keys`, as of `now`, in one statement (values over
-    /// [`BULK_INLINE_BYTES`] in more); missing and expired keys are left out.
-    async fn read_bulk(
+    /// The live entry under `key` as of `now`, in one statement on its shard; during a move, a
+    /// key this home has never seen is read from the previous home (M2).
+    pub(crate) async fn read_entry(
+        &self,
+        key: &str,
+        now: u64,
+    ) -> Result<Option<StoredEntry>, Error> {
+        let shard = self.shard_of(key);
+        if self.inner.previous.is_none() {
+            let result = self.run_one(shard, self.get_statement(key, now)).await?;
+            return decode_entry(key, result.rows);
+        }
+        match self.found(shard, key, now).await? {
+            Found::Live(entry) => Ok(Some(entry)),
+            Found::Dead => Ok(None),
+            Found::Absent => Ok(self.read_previous(&[key], now).await?.remove(key)),
+        }
+    }
+
+    /// The live entries of `keys` (all on `shard`), as of `now`, in one statement (values over
+    /// [`BULK_INLINE_BYTES`] in more); missing and expired keys are left out. During a move,
+    /// the keys this home has seen die come back in the second map.
+    pub(crate) async fn read_bulk(
         &self,
         shard: usize,
         keys: &[&str],
         now: u64,
-    ) -> Result<HashMap<String, StoredEntry>, Error> {
+    ) -> Result<
+        (
+            HashMap<String, StoredEntry>,
+            std::collections::HashSet<String>,
+        ),
+        Error,
+    > {
+        let moving = self.inner.previous.is_some();
+        let mut dead = std::collections::HashSet::new();
         let keys_json = serde_json::to_string(keys).map_err(|source| Error::Serialize {
             key: keys
                 .first()
@@ -232,7 +258,11 @@ impl<B: Backend> D1Namespace<B> {
             source,
         })?;
         let statement = Statement {
-            sql: &self.sql().get_bulk,
+            sql: if moving {
+                &self.sql().moving.get_bulk
+            } else {
+                &self.sql().get_bulk
+            },
             params: vec![
                 self.namespace_param(),
                 Value::Text(keys_json),
@@ -256,6 +286,10 @@ impl<B: Backend> D1Namespace<B> {
                 version,
             ] = columns(row)?;
             let Value::Text(key) = key else { continue };
+            if is_dead_marker(&part) {
+                dead.insert(key);
+                continue;
+            }
             match part {
                 Value::Null => entries.push((
                     key,
@@ -295,7 +329,7 @@ impl<B: Backend> D1Namespace<B> {
             }
         }
         found.extend(self.read_long_values(shard, long_values, now).await?);
-        Ok(found)
+        Ok((found, dead))
     }
 
     /// Reads whole the entries of long values (keys with the bytes their values take in a
@@ -336,23 +370,51 @@ impl<B: Backend> D1Namespace<B> {
     }
 }
 
+/// What a home has under a key: a live entry, a row that is not live (expired, or a tombstone:
+/// the key was here and is gone), or nothing at all.
+pub(crate) enum Found {
+    Live(StoredEntry),
+    Dead,
+    Absent,
+}
+
+/// The part number `MoveSql` gives the row of an entry that is not live.
+pub(crate) fn is_dead_marker(part: &Value) -> bool {
+    match *part {
+        Value::Integer(part) => part == -1,
+        Value::Real(part) => part == -1.0,
+        _ => false,
+    }
+}
+
 /// The entry from the rows of `Sql::get`: the entry's row (part `NULL`) and its chunks, in any
 /// order.
-fn decode_entry(key: &str, rows: Vec<Vec<Value>>) -> Result<Option<StoredEntry>, Error> {
+pub(crate) fn decode_entry(key: &str, rows: Vec<Vec<Value>>) -> Result<Option<StoredEntry>, Error> {
+    match decode_found(key, rows)? {
+        Found::Live(entry) => Ok(Some(entry)),
+        Found::Dead | Found::Absent => Ok(None),
+    }
+}
+
+/// The entry from the rows of `Sql::get` or `MoveSql::get` (whose row of an entry that is not
+/// live has part `-1`).
+pub(crate) fn decode_found(key: &str, rows: Vec<Vec<Value>>) -> Result<Found, Error> {
     let mut entry = None;
+    let mut dead = false;
     let mut chunks = Vec::new();
     for row in rows {
         let [part, value, metadata, expiration, count, size, version] = columns(row)?;
         match part {
             Value::Null => entry = Some((value, metadata, expiration, count, size, version)),
+            part if is_dead_marker(&part) => dead = true,
             part => chunks.push((part, value)),
         }
     }
     let Some((value, metadata, expiration, count, size, version)) = entry else {
-        // No row: the entry is missing or expired.
-        return Ok(None);
+        // No live row: the entry is missing, expired or a tombstone.
+        return Ok(if dead { Found::Dead } else { Found::Absent });
     };
-    Ok(Some(StoredEntry {
+    Ok(Found::Live(StoredEntry {
         value: assemble(key, value, &count, &size, chunks)?,
         metadata: text_column(metadata),
         expiration_ms: expiration.as_u64(),
@@ -497,8 +559,22 @@ impl<B: Backend> GetBulkOptionsBuilder<B> {
                 .filter(|(_, keys)| !keys.is_empty())
                 .map(|(shard, keys)| ns.read_bulk(shard, keys, now));
             let mut read = HashMap::with_capacity(unread.len());
+            let mut dead = std::collections::HashSet::new();
             for result in crate::join::join_all(reads.collect()).await {
-                read.extend(result?);
+                let (found, gone) = result?;
+                read.extend(found);
+                dead.extend(gone);
+            }
+            if ns.inner.previous.is_some() {
+                // M2: keys this home has never seen, from the previous home.
+                let absent: Vec<&str> = unread
+                    .iter()
+                    .copied()
+                    .filter(|key| !read.contains_key(*key) && !dead.contains(*key))
+                    .collect();
+                if !absent.is_empty() {
+                    read.extend(ns.read_previous(&absent, now).await?);
+                }
             }
             if let Some((edge, cache_ttl)) = edge {
                 let results = unread.iter().map(|&key| (key, read.get(key))).collect();

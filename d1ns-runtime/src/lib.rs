@@ -37,6 +37,7 @@ mod join;
 pub mod limits;
 mod list;
 mod macro_support;
+mod moving;
 mod namespace;
 pub mod placement;
 mod put;
@@ -57,6 +58,7 @@ pub use error::{DatabaseError, Error, KeyProblem, NameKind, NameProblem, Operati
 pub use get::{GetBulkOptionsBuilder, GetOptionsBuilder};
 pub use index::{FindBuilder, FindResponse, Index, IndexValue};
 pub use list::{Key, ListOptionsBuilder, ListResponse};
+pub use moving::{MoveProgress, PreviousHome};
 pub use namespace::{D1Namespace, D1NamespaceBuilder};
 pub use put::PutOptionsBuilder;
 /// The rusqlite that [`SqliteBackend::from_connection`] takes a `Connection` of, so callers need

@@ -111,14 +111,32 @@ impl<B: Backend> ListOptionsBuilder<B> {
         let prefix = self.prefix.unwrap_or_default();
         limits::check_prefix(&prefix)?;
         let limit = limits::list_limit(self.limit)?;
+        if ns.inner.previous.is_some() {
+            return ns.list_moving(&prefix, limit, self.cursor.as_deref()).await;
+        }
+        ns.list_here_live(&prefix, limit, self.cursor.as_deref())
+            .await
+    }
+}
+
+impl<B: Backend> D1Namespace<B> {
+    /// A page of this home's live keys (checked prefix and limit): one query per shard not
+    /// read to its end, merged (S5).
+    pub(crate) async fn list_here_live(
+        &self,
+        prefix: &str,
+        limit: u64,
+        cursor: Option<&str>,
+    ) -> Result<ListResponse, Error> {
+        let ns = self;
         let shards = ns.shards().len();
-        let resume = decode_resume(self.cursor.as_deref(), shards)?;
+        let resume = decode_resume(cursor, shards)?;
         let low = match resume.after {
             // The smallest string above the cursor's key is the key followed by U+0000.
-            Some(after) if after.as_str() >= prefix.as_str() => after + "\0",
-            _ => prefix.clone(),
+            Some(after) if after.as_str() >= prefix => after + "\0",
+            _ => prefix.to_owned(),
         };
-        let high = prefix_end(&prefix);
+        let high = prefix_end(prefix);
         let now = ns.now_ms();
         // S5: one query per shard not read to its end yet, in parallel.
         let pages = (0..shards)
@@ -135,7 +153,6 @@ impl<B: Backend> ListOptionsBuilder<B> {
                         Value::Integer(to_i64(limit + 1)),
                     ],
                 };
-                let ns = &ns;
                 async move {
                     let rows = ns.run_one(shard, statement).await?.rows;
                     let complete = rows.len() as u64 <= limit;
@@ -254,6 +271,49 @@ impl<B: Backend + Send + Sync + 'static> IntoFuture for ListOptionsBuilder<B> {
 /// read to their end.
 const CURSOR_VERSION: u8 = 1;
 const SHARDED_CURSOR_VERSION: u8 = 2;
+/// Version 3 (namespaces during a move): the last key, and where the previous home's own
+/// listing stands.
+const MOVING_CURSOR_VERSION: u8 = 3;
+
+/// The cursor of a page of a list during a move: the last key, and the previous home's state.
+pub(crate) fn encode_moving_cursor(last_key: &str, state: Option<&str>) -> String {
+    let state = state.unwrap_or_default().as_bytes();
+    let length = u16::try_from(state.len()).unwrap_or(0);
+    let state = if length == 0 { &[][..] } else { state };
+    let mut raw = Vec::with_capacity(3 + state.len() + last_key.len());
+    raw.push(MOVING_CURSOR_VERSION);
+    raw.extend(length.to_be_bytes());
+    raw.extend_from_slice(state);
+    raw.extend_from_slice(last_key.as_bytes());
+    URL_SAFE_NO_PAD.encode(raw)
+}
+
+/// A cursor read back during a move: the key to continue after, and the previous home's state
+/// (none from a cursor made before the move, which only costs a longer walk there).
+pub(crate) fn decode_moving_cursor(
+    cursor: Option<&str>,
+) -> Result<(Option<String>, Option<String>), Error> {
+    let Some(text) = cursor else {
+        return Ok((None, None));
+    };
+    let invalid = || Error::InvalidCursor {
+        cursor: text.to_owned(),
+    };
+    let raw = URL_SAFE_NO_PAD.decode(text).map_err(|_| invalid())?;
+    if raw.first() != Some(&MOVING_CURSOR_VERSION) {
+        return Ok((decode_resume(cursor, 1)?.after, None));
+    }
+    let (length, rest) = raw[1..].split_first_chunk::<2>().ok_or_else(invalid)?;
+    let (state, key) = rest
+        .split_at_checked(usize::from(u16::from_be_bytes(*length)))
+        .ok_or_else(invalid)?;
+    if key.is_empty() || key.len() > MAX_KEY_BYTES {
+        return Err(invalid());
+    }
+    let key = String::from_utf8(key.to_vec()).map_err(|_| invalid())?;
+    let state = String::from_utf8(state.to_vec()).map_err(|_| invalid())?;
+    Ok((Some(key), Some(state).filter(|state| !state.is_empty())))
+}
 
 /// Where a page continues: after a key, skipping the shards read to their end.
 pub(crate) struct Resume {
@@ -300,6 +360,13 @@ pub(crate) fn decode_resume(cursor: Option<&str>, shards: usize) -> Result<Resum
     let raw = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| invalid())?;
     let key = match raw.split_first() {
         Some((&CURSOR_VERSION, key)) => key,
+        // A cursor made during a move, used after it: the key is enough.
+        Some((&MOVING_CURSOR_VERSION, rest)) => {
+            let (length, rest) = rest.split_first_chunk::<2>().ok_or_else(invalid)?;
+            rest.split_at_checked(usize::from(u16::from_be_bytes(*length)))
+                .ok_or_else(invalid)?
+                .1
+        }
         Some((&SHARDED_CURSOR_VERSION, rest)) => {
             let (count, rest) = rest.split_first_chunk::<2>().ok_or_else(invalid)?;
             let count = usize::from(u16::from_be_bytes(*count));
@@ -343,7 +410,7 @@ pub(crate) fn decode_cursor(cursor: &str) -> Result<String, Error> {
 /// character that can grow grown by one (UTF-8 byte order follows code point order). When no
 /// character can grow (empty prefix, or all U+10FFFF), a string above every valid key: 129 ×
 /// U+10FFFF is longer than 512 bytes, so no key can reach it.
-fn prefix_end(prefix: &str) -> String {
+pub(crate) fn prefix_end(prefix: &str) -> String {
     let mut chars: Vec<char> = prefix.chars().collect();
     while let Some(last) = chars.pop() {
         let next = match last {

@@ -9,6 +9,7 @@ pub use crate::index::{Index, IndexDef};
 pub use crate::namespace::D1NamespaceBuilder;
 pub use crate::typed::{Namespace, NoMetadata, Sealed, TypedNamespace};
 pub use ::core;
+pub use ::std::string::String;
 
 /// A value type the expansion checks by name, so that a missing derive is one short error of
 /// d1ns's own wording instead of rustc's account of the `Namespace` bounds.

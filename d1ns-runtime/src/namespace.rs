@@ -73,6 +73,8 @@ pub(crate) struct Inner<B> {
     clock: Arc<dyn Clock>,
     /// The edge cache behind `cache_ttl`, when the builder was given one (R6).
     edge: Option<EdgeCache>,
+    /// Where the keys lived before, during a move (M1).
+    pub(crate) previous: Option<crate::moving::Previous<B>>,
 }
 
 impl<B> Clone for D1Namespace<B> {
@@ -87,15 +89,7 @@ impl<B: Backend> D1Namespace<B> {
     /// The default namespace `""` in the table `_kv_entries`, created on first use, on the
     /// system clock.
     pub fn new(backend: B) -> Self {
-        D1Namespace::assemble(
-            vec![(String::new(), backend)],
-            String::new(),
-            default_table(""),
-            true,
-            Arc::new(SystemClock),
-            &[],
-            None,
-        )
+        D1Namespace::builder(backend).build_unchecked()
     }
 
     /// Options: the namespace name, the table, auto-create and the clock.
@@ -161,18 +155,26 @@ impl<B: Backend> D1Namespace<B> {
             indexes: &[],
             #[cfg(feature = "d1")]
             edge_cache: None,
+            previous: None,
         }
     }
 
+    /// The namespace of a builder whose names are checked, with its edge cache and previous
+    /// home made.
     fn assemble(
-        shards: Vec<(String, B)>,
-        namespace: String,
+        builder: D1NamespaceBuilder<B>,
         table: String,
-        auto_create: bool,
-        clock: Arc<dyn Clock>,
-        indexes: &'static [IndexDef],
         edge: Option<EdgeCache>,
+        previous: Option<crate::moving::Previous<B>>,
     ) -> Self {
+        let D1NamespaceBuilder {
+            shards,
+            namespace,
+            auto_create,
+            clock,
+            indexes,
+            ..
+        } = builder;
         let schema_key = if indexes.is_empty() {
             table.clone().into()
         } else {
@@ -198,6 +200,7 @@ impl<B: Backend> D1Namespace<B> {
             auto_create,
             clock,
             edge,
+            previous,
         };
         D1Namespace {
             inner: Arc::new(inner),
@@ -320,10 +323,7 @@ impl<B: Backend> D1Namespace<B> {
     /// Deletes a key; deleting a missing key succeeds (K24).
     pub async fn delete(&self, key: &str) -> Result<(), Error> {
         limits::check_key(Operation::Delete, key)?;
-        let statement = Statement {
-            sql: &self.sql().delete,
-            params: vec![self.namespace_param(), Value::Text(key.to_owned())],
-        };
+        let statement = self.delete_statement(key);
         let result = self.run_one(self.shard_of(key), statement).await;
         self.purge_cached(&[key]).await;
         result.map(drop)
@@ -339,7 +339,14 @@ impl<B: Backend> D1Namespace<B> {
     ///
     /// A sharded namespace purges every shard, up to `max_rows` each, in parallel, and returns
     /// the total (S7).
+    ///
+    /// During a move (a namespace with a previous home) it removes nothing and returns 0: an
+    /// expired row tells reads and the mover that the key was written here, and a tombstone
+    /// that it was deleted. Once the previous home is dropped, it removes both.
     pub async fn purge_expired(&self, max_rows: u64) -> Result<u64, Error> {
+        if self.inner.previous.is_some() {
+            return Ok(0);
+        }
         let now = Value::Integer(to_i64(self.now_ms()));
         // D1 binds numbers as doubles; a larger LIMIT would be a REAL and fail.
         let limit = Value::Integer(to_i64(max_rows.min(crate::limits::MAX_EXPIRATION_MS)));
@@ -647,6 +654,7 @@ pub struct D1NamespaceBuilder<B> {
     auto_create: bool,
     clock: Arc<dyn Clock>,
     indexes: &'static [IndexDef],
+    previous: Option<crate::moving::PreviousHome<B>>,
     /// The Workers cache and its stable name (R6).
     #[cfg(feature = "d1")]
     edge_cache: Option<(worker::send::SendWrapper<worker::Cache>, String)>,
@@ -716,6 +724,15 @@ impl<B: Backend> D1NamespaceBuilder<B> {
         self
     }
 
+    /// Where this namespace's keys lived before (M1): an earlier shard layout, or a Workers KV
+    /// namespace. Reads of keys this home has never seen go there; writes stay here; deletes
+    /// leave tombstones; [`D1Namespace::move_step`] brings the keys here. Drop this option once
+    /// the mover reports `done` (M7). See `docs/scale-and-move.md`.
+    pub fn previous_home(mut self, previous: crate::moving::PreviousHome<B>) -> Self {
+        self.previous = Some(previous);
+        self
+    }
+
     /// Checks the names (K33) and makes the namespace.
     pub fn build(self) -> Result<D1Namespace<B>, Error> {
         if !self.namespace.is_empty() {
@@ -725,28 +742,42 @@ impl<B: Backend> D1NamespaceBuilder<B> {
         if self.named_shards {
             limits::check_shards(self.shards.iter().map(|(name, _)| name.as_str()))?;
         }
+        if let Some(crate::moving::PreviousHome {
+            kind: crate::moving::HomeKind::Shards(old),
+        }) = &self.previous
+            && (old.len() > 1 || old.iter().any(|(name, _)| !name.is_empty()))
+        {
+            limits::check_shards(old.iter().map(|(name, _)| name.as_str()))?;
+        }
         Ok(self.build_unchecked())
     }
 
     /// Makes the namespace without checking the names: for names `#[d1_namespace]` checked at
     /// compile time. (SQL quotes table names, so even an unchecked name cannot alter a statement.)
     pub(crate) fn build_unchecked(self) -> D1Namespace<B> {
-        let table = self.table_name();
+        let mut builder = self;
+        let table = builder.table_name();
         #[cfg(feature = "d1")]
-        let edge = self
+        let edge = builder
             .edge_cache
-            .map(|(cache, name)| EdgeCache::new(cache.0, &name, &table, &self.namespace));
+            .take()
+            .map(|(cache, name)| EdgeCache::new(cache.0, &name, &table, &builder.namespace));
         #[cfg(not(feature = "d1"))]
         let edge = None;
-        D1Namespace::assemble(
-            self.shards,
-            self.namespace,
-            table,
-            self.auto_create,
-            self.clock,
-            self.indexes,
-            edge,
-        )
+        let previous = builder.previous.take().map(|home| match home.kind {
+            crate::moving::HomeKind::Shards(old) => {
+                // The earlier layout: the same namespace and table, nothing more.
+                let mut layout = D1Namespace::builder_of(old)
+                    .namespace(builder.namespace.clone())
+                    .table(table.clone())
+                    .auto_create(builder.auto_create);
+                layout.clock = Arc::clone(&builder.clock);
+                crate::moving::Previous::Layout(layout.build_unchecked())
+            }
+            #[cfg(feature = "d1")]
+            crate::moving::HomeKind::Kv(kv) => crate::moving::Previous::Kv(kv),
+        });
+        D1Namespace::assemble(builder, table, edge, previous)
     }
 
     fn table_name(&self) -> String {

@@ -153,6 +153,21 @@ pub(crate) struct CheckedPut {
 }
 
 impl CheckedPut {
+    /// An entry copied as it is from a previous home (M6): it passed the KV rules there.
+    pub(crate) fn copied(
+        key: String,
+        value: Value,
+        metadata: Option<String>,
+        expiration: Option<u64>,
+    ) -> CheckedPut {
+        CheckedPut {
+            key,
+            value,
+            metadata,
+            expiration,
+        }
+    }
+
     /// The bytes the put sends: key, value and metadata.
     pub(crate) fn len(&self) -> usize {
         self.key.len() + chunk::len(&self.value) + self.metadata.as_ref().map_or(0, String::len)

@@ -82,6 +82,36 @@ pub(crate) struct Sql {
     /// decimal text (exact beyond 2^53, A5), `?4` metadata, `?5` expiration, `?6` version,
     /// `?7` now, `?8` the mutation's number (for the error) -> the new value, as text (A12-A14).
     pub counter: [String; 3],
+    /// The statements of a namespace that has a previous home (M1-M9).
+    pub moving: MoveSql,
+}
+
+/// What a namespace moving in from a previous home runs besides the rest: reads that tell a key
+/// this home has never seen (read it from the previous home) from one it has seen die (expired,
+/// or deleted: a tombstone), tombstones, and the mover's copies.
+///
+/// A tombstone is an entry whose expiration is 0: expired since 1970, so every read, list,
+/// look-up and check already treats it as missing, and `purge_expired` removes it once the
+/// namespace has no previous home left.
+#[derive(Debug)]
+pub(crate) struct MoveSql {
+    /// As [`Sql::get`], but the entry's row comes back when it is not live too, with part `-1`
+    /// and no value.
+    pub get: String,
+    /// As [`Sql::get_bulk`], but the rows of entries that are not live come back too, with part
+    /// `-1` and no value.
+    pub get_bulk: String,
+    /// As [`Sql::list`], with a fourth column: 1 when the entry is live, 0 when not (expired,
+    /// a tombstone), which hides the key from the previous home.
+    pub list: String,
+    /// `?1` namespace, `?2` key: the key's entry becomes a tombstone.
+    pub tombstone: String,
+    /// `?1` namespace, `?2` key: fails with the marker `check` when the key has any row here
+    /// (live or not), so that a copy never overwrites what this home has seen (M6).
+    pub check_absent: String,
+    /// `?1` namespace, `?2` key, `?3` version: removes the entry if its version is still `?3`
+    /// (M8) -> one row when it did.
+    pub delete_if_unchanged: String,
 }
 
 /// One step of [`Sql::upgrades`].
@@ -321,6 +351,47 @@ impl Sql {
                 fail = abort("check", "''", "c.key"),
             ),
             counter: [Counter::Sum, Counter::Min, Counter::Max].map(|op| counter(&t, op)),
+            moving: MoveSql {
+                get: format!(
+                    "SELECT CASE WHEN {live} THEN NULL ELSE -1 END AS c0, \
+                     CASE WHEN {live} THEN value END AS c1, metadata AS c2, expiration AS c3, \
+                     chunks AS c4, size AS c5, version AS c6 FROM {t} \
+                     WHERE namespace = ?1 AND key = ?2 \
+                     UNION ALL \
+                     SELECT c.part, c.data, NULL, NULL, NULL, NULL, NULL FROM {chunks} AS c \
+                     WHERE c.namespace = ?1 AND c.key = ?2 AND {chunk_of_live}"
+                ),
+                get_bulk: format!(
+                    "SELECT key AS c0, CASE WHEN {live} THEN NULL ELSE -1 END AS c1, \
+                     CASE WHEN {live} AND octet_length(value) <= ?4 THEN value END AS c2, \
+                     metadata AS c3, chunks AS c4, size AS c5, octet_length(value) AS c6, \
+                     expiration AS c7, version AS c8 FROM {t} \
+                     WHERE namespace = ?1 AND key IN (SELECT value FROM json_each(?2)) \
+                     UNION ALL \
+                     SELECT c.key, c.part, c.data, NULL, NULL, NULL, NULL, NULL, NULL \
+                     FROM {chunks} AS c \
+                     WHERE c.namespace = ?1 AND c.key IN (SELECT value FROM json_each(?2)) \
+                     AND {chunk_of_live_within}"
+                ),
+                list: format!(
+                    "SELECT key AS c0, expiration AS c1, metadata AS c2, {live} AS c3 FROM {t} \
+                     WHERE namespace = ?1 AND key >= ?2 AND key < ?4 \
+                     ORDER BY key LIMIT ?5"
+                ),
+                tombstone: format!(
+                    "INSERT INTO {t} (namespace, key, value, expiration) VALUES (?1, ?2, '', 0) \
+                     ON CONFLICT (namespace, key) DO UPDATE SET value = '', metadata = NULL, \
+                     expiration = 0, chunks = NULL, size = NULL"
+                ),
+                check_absent: format!(
+                    "SELECT {fail} AS c0 FROM {t} WHERE namespace = ?1 AND key = ?2",
+                    fail = abort("check", "''", "key"),
+                ),
+                delete_if_unchanged: format!(
+                    "DELETE FROM {t} WHERE namespace = ?1 AND key = ?2 AND version IS ?3 \
+                     RETURNING 1 AS c0"
+                ),
+            },
         }
     }
 
@@ -416,6 +487,9 @@ pub(crate) struct IndexSql {
     pub find: String,
     /// `?1` the field's value, `?2` now -> `key`: one row per live entry removed (I6).
     pub delete_where: String,
+    /// As [`delete_where`](Self::delete_where), leaving tombstones: for a namespace with a
+    /// previous home (M4).
+    pub tombstone_where: String,
 }
 
 /// What the row of a JSON value stored in chunks holds in front of a copy of its indexed fields
@@ -483,6 +557,11 @@ impl IndexSql {
             ),
             delete_where: format!(
                 "DELETE FROM {t} INDEXED BY {index} WHERE namespace = {ns} AND {expr} = ?1 \
+                 AND (expiration IS NULL OR expiration > ?2) RETURNING key AS c0"
+            ),
+            tombstone_where: format!(
+                "UPDATE {t} INDEXED BY {index} SET value = '', metadata = NULL, expiration = 0, \
+                 chunks = NULL, size = NULL WHERE namespace = {ns} AND {expr} = ?1 \
                  AND (expiration IS NULL OR expiration > ?2) RETURNING key AS c0"
             ),
         }

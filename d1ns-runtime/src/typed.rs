@@ -137,8 +137,34 @@ impl<T: Namespace, B: Backend> TypedNamespace<T, B> {
         })
     }
 
+    /// The namespace of `T` spread over several databases (S1), each key placed by its name
+    /// (see [`D1Namespace::sharded`]); what `#[d1_namespace]`'s `namespace_sharded` calls.
+    pub fn sharded<N: Into<String>>(
+        shards: impl IntoIterator<Item = (N, B)>,
+    ) -> Result<Self, Error> {
+        Self::sharded_with(shards, |builder| builder)
+    }
+
+    /// Like [`sharded`](Self::sharded), with the builder handed to `configure` first (for a
+    /// previous home during a move, say).
+    pub fn sharded_with<N: Into<String>>(
+        shards: impl IntoIterator<Item = (N, B)>,
+        configure: impl FnOnce(D1NamespaceBuilder<B>) -> D1NamespaceBuilder<B>,
+    ) -> Result<Self, Error> {
+        let raw = configure(Self::typed(D1Namespace::sharded(shards))).build()?;
+        Ok(TypedNamespace {
+            raw,
+            _values: PhantomData,
+        })
+    }
+
     fn builder(backend: B) -> D1NamespaceBuilder<B> {
-        let builder = D1Namespace::builder(backend)
+        Self::typed(D1Namespace::builder(backend))
+    }
+
+    /// `T`'s name, table, auto-create setting and indexes on a builder.
+    fn typed(builder: D1NamespaceBuilder<B>) -> D1NamespaceBuilder<B> {
+        let builder = builder
             .namespace(T::NAME)
             .auto_create(T::AUTO_CREATE)
             .indexes(T::INDEXES);
