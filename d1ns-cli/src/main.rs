@@ -1,0 +1,279 @@
+//! `d1ns`: the command-line tool of d1ns (M10), for namespaces in SQLite files.
+//!
+//! - `d1ns import FILE --to PATH`: writes a file in the format of `wrangler kv bulk put` (a JSON
+//!   array of `{key, value, base64?, expiration?, expiration_ttl?, metadata?}`) into a namespace,
+//!   as `wrangler kv bulk put` writes it into Workers KV.
+//! - `d1ns move --from NAME=PATH... --to NAME=PATH...`: moves a namespace from one shard layout to
+//!   another, with d1ns's mover (`D1Namespace::move_step`): resumable, safe to run while other
+//!   processes use the namespace, and safe to run again.
+//!
+//! A shard is `NAME=PATH`; a lone `PATH` is an unsharded namespace. Both commands show a progress
+//! bar and end with a summary.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use clap::{Parser, Subcommand};
+use d1ns::{D1Namespace, D1NamespaceBuilder, PreviousHome, SqliteBackend};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Deserialize;
+
+#[derive(Parser)]
+#[command(
+    name = "d1ns",
+    version,
+    about = "Moves and imports d1ns namespaces in SQLite files"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Which namespace: its name and table, as `D1Namespace::builder` takes them.
+#[derive(clap::Args)]
+struct Names {
+    /// The namespace name (default: the default namespace "").
+    #[arg(long, default_value = "")]
+    namespace: String,
+    /// The table (default: `{namespace}_kv_entries`).
+    #[arg(long)]
+    table: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Writes a `wrangler kv bulk put` JSON file into a namespace.
+    Import {
+        /// The JSON file: an array of {key, value, base64?, expiration?, expiration_ttl?, metadata?}.
+        file: PathBuf,
+        /// The namespace's databases: `NAME=PATH` per shard, or one `PATH`.
+        #[arg(long = "to", required = true, value_name = "NAME=PATH")]
+        to: Vec<String>,
+        #[command(flatten)]
+        names: Names,
+    },
+    /// Moves a namespace from one shard layout to another (resharding).
+    Move {
+        /// The layout the keys are in now: `NAME=PATH` per shard, or one `PATH`.
+        #[arg(long = "from", required = true, value_name = "NAME=PATH")]
+        from: Vec<String>,
+        /// The layout to move them to. A database in both layouts must have the same name in both.
+        #[arg(long = "to", required = true, value_name = "NAME=PATH")]
+        to: Vec<String>,
+        /// Keys per step (1 to 1000).
+        #[arg(long, default_value_t = 500)]
+        step: u64,
+        /// Where to resume: the cursor an interrupted run printed.
+        #[arg(long)]
+        cursor: Option<String>,
+        #[command(flatten)]
+        names: Names,
+    },
+}
+
+/// One entry of a `wrangler kv bulk put` file.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BulkEntry {
+    key: String,
+    value: String,
+    #[serde(default)]
+    base64: bool,
+    expiration: Option<u64>,
+    expiration_ttl: Option<u64>,
+    metadata: Option<serde_json::Value>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_current_thread().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let outcome = runtime.block_on(async {
+        match cli.command {
+            Command::Import { file, to, names } => import(&file, &to, &names).await,
+            Command::Move {
+                from,
+                to,
+                step,
+                cursor,
+                names,
+            } => move_layout(&from, &to, step, cursor, &names).await,
+        }
+    });
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The shards of `--to`/`--from`: `NAME=PATH` each, or one lone `PATH` (unnamed).
+fn shards(specs: &[String], flag: &str) -> Result<Vec<(String, SqliteBackend)>, String> {
+    let lone = matches!(specs, [spec] if !spec.contains('='));
+    specs
+        .iter()
+        .map(|spec| {
+            let (name, path) = match spec.split_once('=') {
+                Some((name, path)) => (name.to_owned(), path),
+                None if lone => (String::new(), spec.as_str()),
+                None => {
+                    return Err(format!(
+                        "--{flag} {spec:?}: with several databases, give each as NAME=PATH"
+                    ));
+                }
+            };
+            let backend = SqliteBackend::open(path)
+                .map_err(|e| format!("--{flag} {spec:?}: cannot open {path:?}: {e}"))?;
+            Ok((name, backend))
+        })
+        .collect()
+}
+
+/// The builder of a namespace over `shards` with `names`.
+fn builder(
+    shards: Vec<(String, SqliteBackend)>,
+    names: &Names,
+) -> D1NamespaceBuilder<SqliteBackend> {
+    let mut builder = match <[_; 1]>::try_from(shards) {
+        Ok([(name, backend)]) if name.is_empty() => D1Namespace::builder(backend),
+        Ok(one) => D1Namespace::sharded(one),
+        Err(shards) => D1Namespace::sharded(shards),
+    };
+    builder = builder.namespace(names.namespace.clone());
+    if let Some(table) = &names.table {
+        builder = builder.table(table.clone());
+    }
+    builder
+}
+
+fn bar(length: u64, what: &str) -> ProgressBar {
+    let bar = ProgressBar::new(length);
+    let template = format!(
+        "{{elapsed_precise}} [{{wide_bar}}] {{pos}}/{{len}} {what} ({{per_sec}}, {{eta}} left) {{msg}}"
+    );
+    if let Ok(style) = ProgressStyle::with_template(&template) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar
+}
+
+async fn import(file: &PathBuf, to: &[String], names: &Names) -> Result<(), String> {
+    let text = std::fs::read_to_string(file).map_err(|e| format!("cannot read {file:?}: {e}"))?;
+    let entries: Vec<BulkEntry> = serde_json::from_str(&text).map_err(|e| {
+        format!("{file:?} is not a `wrangler kv bulk put` file (a JSON array of {{key, value, base64?, expiration?, expiration_ttl?, metadata?}}): {e}")
+    })?;
+    let kv = builder(shards(to, "to")?, names)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let progress = bar(entries.len() as u64, "keys");
+    let mut bytes = 0usize;
+    for (index, entry) in entries.into_iter().enumerate() {
+        let at = |e: &dyn std::fmt::Display| format!("entry {index} (key {:?}): {e}", entry.key);
+        let mut put = if entry.base64 {
+            let value = STANDARD
+                .decode(&entry.value)
+                .map_err(|e| at(&format!("value is not base64: {e}")))?;
+            bytes += value.len();
+            kv.put_bytes(&entry.key, &value).map_err(|e| at(&e))?
+        } else {
+            bytes += entry.value.len();
+            kv.put(&entry.key, entry.value.as_str())
+                .map_err(|e| at(&e))?
+        };
+        if let Some(expiration) = entry.expiration {
+            put = put.expiration(expiration);
+        }
+        if let Some(ttl) = entry.expiration_ttl {
+            put = put.expiration_ttl(ttl);
+        }
+        if let Some(metadata) = &entry.metadata {
+            put = put.metadata(metadata).map_err(|e| at(&e))?;
+        }
+        put.execute().await.map_err(|e| at(&e))?;
+        progress.inc(1);
+    }
+    progress.finish();
+    println!(
+        "imported {} keys ({bytes} bytes of values) into namespace {:?}, table {:?}",
+        progress.position(),
+        kv.namespace(),
+        kv.table()
+    );
+    Ok(())
+}
+
+async fn move_layout(
+    from: &[String],
+    to: &[String],
+    step: u64,
+    cursor: Option<String>,
+    names: &Names,
+) -> Result<(), String> {
+    // How many keys there are to look at: a list of the old layout, for the progress bar.
+    let old = builder(shards(from, "from")?, names)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let mut total = 0u64;
+    let mut page_cursor = cursor.clone();
+    loop {
+        let mut list = old.list().limit(1000);
+        if let Some(cursor) = page_cursor {
+            list = list.cursor(cursor);
+        }
+        let page = list.execute().await.map_err(|e| e.to_string())?;
+        total += page.keys.len() as u64;
+        if page.list_complete {
+            break;
+        }
+        page_cursor = page.cursor;
+    }
+    drop(old);
+    let previous = PreviousHome::shards(shards(from, "from")?);
+    let kv = builder(shards(to, "to")?, names)
+        .previous_home(previous)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let progress = bar(total, "keys");
+    let mut cursor = cursor;
+    let mut sum = d1ns::MoveProgress::default();
+    loop {
+        let done = kv.move_step(cursor.clone(), step).await.map_err(|e| {
+            format!(
+                "{e}\nresume with --cursor {:?} (or run again: the mover is idempotent)",
+                cursor.clone().unwrap_or_default()
+            )
+        })?;
+        sum.scanned += done.scanned;
+        sum.copied += done.copied;
+        sum.skipped += done.skipped;
+        sum.in_place += done.in_place;
+        sum.removed += done.removed;
+        sum.changed += done.changed;
+        progress.inc(done.scanned);
+        progress.set_message(format!("{} copied, {} in place", sum.copied, sum.in_place));
+        if done.done {
+            break;
+        }
+        cursor = done.cursor;
+    }
+    progress.finish();
+    println!(
+        "looked at {} keys: {} copied, {} already there, {} already home, {} old copies removed, {} changed since read (left in the old layout: run again)",
+        sum.scanned, sum.copied, sum.skipped, sum.in_place, sum.removed, sum.changed
+    );
+    if sum.changed == 0 {
+        println!(
+            "done: drop the previous layout from your configuration; databases only in the old layout hold nothing live of this namespace"
+        );
+    }
+    Ok(())
+}
