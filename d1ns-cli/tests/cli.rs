@@ -1,0 +1,164 @@
+//! The `d1ns` tool as a user runs it (M10): an import of a `wrangler kv bulk put` file, then a
+//! move to another shard layout, checked through the library.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use d1ns::{D1Namespace, SqliteBackend};
+
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("d1ns-cli-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+    fn path(&self, file: &str) -> String {
+        self.0.join(file).to_string_lossy().into_owned()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn d1ns(args: &[&str], dir: &Path) -> (bool, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_d1ns"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    (output.status.success(), text)
+}
+
+#[tokio::test]
+async fn import_then_move_keeps_every_value_metadata_and_expiration() {
+    let dir = TempDir::new("move");
+    let far = 4_000_000_000u64;
+    let mut entries = Vec::new();
+    for i in 0..300 {
+        entries.push(serde_json::json!({"key": format!("k{i:03}"), "value": format!("v{i}"), "metadata": {"i": i}}));
+    }
+    entries.push(
+        serde_json::json!({"key": "bin", "value": "AP8B", "base64": true, "expiration": far}),
+    );
+    entries.push(serde_json::json!({"key": "ttl", "value": "t", "expiration_ttl": 3600}));
+    std::fs::write(
+        dir.0.join("bulk.json"),
+        serde_json::to_string(&entries).unwrap(),
+    )
+    .unwrap();
+
+    let (ok, text) = d1ns(
+        &[
+            "import",
+            "bulk.json",
+            "--to",
+            "a.db",
+            "--namespace",
+            "users",
+        ],
+        &dir.0,
+    );
+    assert!(ok, "{text}");
+    assert!(text.contains("imported 302 keys"), "{text}");
+
+    let (ok, text) = d1ns(
+        &[
+            "move",
+            "--from",
+            "a=a.db",
+            "--to",
+            "a=a.db",
+            "--to",
+            "b=b.db",
+            "--to",
+            "c=c.db",
+            "--namespace",
+            "users",
+            "--step",
+            "37",
+        ],
+        &dir.0,
+    );
+    assert!(ok, "{text}");
+    assert!(text.contains("looked at 302 keys"), "{text}");
+    assert!(text.contains("0 changed since read"), "{text}");
+
+    let kv = D1Namespace::sharded([
+        ("a", SqliteBackend::open(dir.path("a.db")).unwrap()),
+        ("b", SqliteBackend::open(dir.path("b.db")).unwrap()),
+        ("c", SqliteBackend::open(dir.path("c.db")).unwrap()),
+    ])
+    .namespace("users")
+    .build()
+    .unwrap();
+    for i in 0..300 {
+        let key = format!("k{i:03}");
+        let (value, meta) = kv
+            .get(&key)
+            .text_with_metadata::<serde_json::Value>()
+            .await
+            .unwrap();
+        assert_eq!(value, Some(format!("v{i}")), "{key}");
+        assert_eq!(meta, Some(serde_json::json!({"i": i})), "{key}");
+    }
+    let bin = kv
+        .get("bin")
+        .bytes_entry::<serde_json::Value>()
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((bin.value, bin.expiration), (vec![0, 255, 1], Some(far)));
+    assert!(
+        kv.get("ttl")
+            .text_entry::<()>()
+            .await
+            .unwrap()
+            .unwrap()
+            .expiration
+            .is_some()
+    );
+    // Every key on its own shard, none left elsewhere.
+    for (index, (name, backend)) in kv.shards().enumerate() {
+        let alone = D1Namespace::builder(backend)
+            .namespace("users")
+            .build()
+            .unwrap();
+        for key in alone.list().execute().await.unwrap().keys {
+            assert_eq!(kv.shard_of(&key.name), index, "{} on {name}", key.name);
+        }
+    }
+}
+
+#[test]
+fn bad_input_is_a_clear_error() {
+    let dir = TempDir::new("errors");
+    std::fs::write(dir.0.join("bad.json"), r#"[{"key": "k"}]"#).unwrap();
+    let (ok, text) = d1ns(&["import", "bad.json", "--to", "a.db"], &dir.0);
+    assert!(!ok);
+    assert!(text.contains("kv bulk put"), "{text}");
+    std::fs::write(
+        dir.0.join("b64.json"),
+        r#"[{"key": "k", "value": "!!", "base64": true}]"#,
+    )
+    .unwrap();
+    let (ok, text) = d1ns(&["import", "b64.json", "--to", "a.db"], &dir.0);
+    assert!(!ok);
+    assert!(
+        text.contains("entry 0 (key \"k\")") && text.contains("base64"),
+        "{text}"
+    );
+    let (ok, text) = d1ns(
+        &["move", "--from", "a.db", "--to", "x.db", "--to", "y.db"],
+        &dir.0,
+    );
+    assert!(!ok);
+    assert!(text.contains("NAME=PATH"), "{text}");
+}
