@@ -510,7 +510,11 @@ impl<B: Backend> D1Namespace<B> {
         let mut rows = Vec::new();
         let mut complete = true;
         let mut shard_lasts = Vec::new();
-        for result in crate::join::join_all(pages.collect()).await {
+        for (shard, result) in crate::join::join_all(pages.collect())
+            .await
+            .into_iter()
+            .enumerate()
+        {
             let shard_rows = result?.rows;
             if shard_rows.len() as u64 >= want {
                 complete = false;
@@ -519,9 +523,14 @@ impl<B: Backend> D1Namespace<B> {
             for row in shard_rows {
                 let [name, expiration, metadata, live] = crate::get::columns(row)?;
                 let Value::Text(name) = name else { continue };
+                last = Some(name.clone());
+                // A database of both layouts also holds old copies of keys placed elsewhere
+                // here: the previous home's listing has them, and this home's row wins.
+                if self.shard_of(&name) != shard {
+                    continue;
+                }
                 let metadata = crate::get::metadata(&name, crate::get::text_column(metadata))?;
                 let live = live.as_u64() == Some(1);
-                last = Some(name.clone());
                 rows.push((
                     Key {
                         name,
