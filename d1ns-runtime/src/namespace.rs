@@ -596,11 +596,13 @@ impl<B: Backend + Session> D1Namespace<B> {
     /// }
     /// ```
     ///
-    /// A sharded namespace keeps one bookmark per shard and gives them as one opaque string
-    /// (S8); start each shard's session from its own part with
-    /// [`shard_bookmark`](crate::backend::shard_bookmark).
+    /// A namespace made by [`sharded`](Self::sharded), even of one shard, keeps one bookmark
+    /// per shard and gives them as one opaque string (S8); start each shard's session from its
+    /// own part with [`shard_bookmark`](crate::backend::shard_bookmark).
     pub fn bookmark(&self) -> Result<Option<String>, Error> {
-        if let [shard] = self.inner.shards.as_slice() {
+        if let [shard] = self.inner.shards.as_slice()
+            && shard.name.is_empty()
+        {
             return shard.backend.bookmark().map_err(Error::Database);
         }
         let mut parts = Vec::new();
