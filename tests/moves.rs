@@ -859,6 +859,39 @@ async fn m9_a_read_that_falls_through_costs_one_more_round_trip() {
 }
 
 #[tokio::test]
+async fn m9_a_key_in_neither_home_is_looked_for_here_once_more() {
+    let scratch = Scratch::new("cost-miss");
+    let clock = ManualClock::new(T0);
+    scratch
+        .layout(&["a"], &clock)
+        .put("old", "v")
+        .unwrap()
+        .await
+        .unwrap();
+    let new_db = Instrumented::new(scratch.open("b"));
+    let old_db = Instrumented::new(scratch.open("a"));
+    let kv = moving_over(
+        vec![("b".to_string(), new_db.clone())],
+        vec![("a".to_string(), old_db.clone())],
+        &clock,
+    );
+    kv.put("new", "v").unwrap().await.unwrap(); // creates the table here
+    new_db.take_stats();
+    // The mover may bring the key here between the two reads, so a miss reads here again.
+    assert_eq!(kv.get("nowhere").text().await.unwrap(), None);
+    assert_eq!(
+        (new_db.take_stats().calls, old_db.take_stats().calls),
+        (2, 1)
+    );
+    let got = kv.get_bulk(&["nowhere", "new"]).text().await.unwrap();
+    assert_eq!(got["nowhere"], None);
+    assert_eq!(
+        (new_db.take_stats().calls, old_db.take_stats().calls),
+        (2, 1)
+    );
+}
+
+#[tokio::test]
 async fn m9_the_mover_reads_and_writes_each_key_once() {
     let scratch = Scratch::new("cost-move");
     let clock = ManualClock::new(T0);
@@ -1131,4 +1164,64 @@ async fn m3_m4_writers_and_deleters_racing_the_mover_lose_no_write_and_revive_no
     let after = scratch.layout(&new, &clock);
     assert_matches(&after, &model).await;
     assert_drained(&scratch, &new, &old, &model, clock.now_ms());
+}
+
+// ---- Reads racing the mover (M2) -------------------------------------------------------------------
+
+/// A namespace moving from `a` to `b` whose key `k` is still in `a`; just before the first read
+/// of `a` through this namespace, the whole move runs in another process (the copy into `b`,
+/// then the removal from `a`).
+async fn racing_the_mover(
+    scratch: &Scratch,
+    clock: &ManualClock,
+) -> D1Namespace<Hooked<SqliteBackend>> {
+    let old = scratch.layout(&["a"], clock);
+    old.put("k", "v").unwrap().await.unwrap();
+    let hooked = Hooked::new(scratch.open("a"), "SELECT");
+    let kv = moving_over(
+        vec![("b".to_string(), Hooked::new(scratch.open("b"), "-"))],
+        vec![("a".to_string(), hooked.clone())],
+        clock,
+    );
+    kv.put("warm", "v").unwrap().await.unwrap(); // the table here exists
+    let (dir, mover_clock) = (scratch.0.clone(), clock.clone());
+    hooked.set(move || {
+        elsewhere(async move {
+            let open = |name: &str| SqliteBackend::open(dir.join(format!("{name}.sqlite")));
+            let mover = D1Namespace::sharded([("b", open("b").unwrap())])
+                .clock(mover_clock)
+                .previous_home(PreviousHome::shards([("a", open("a").unwrap())]))
+                .build()
+                .unwrap();
+            let progress = mover.move_step(None, 10).await.unwrap();
+            assert_eq!(progress.removed, 1);
+        })
+    });
+    kv
+}
+
+#[tokio::test]
+async fn m2_a_get_racing_the_mover_of_its_key_still_finds_it() {
+    let scratch = Scratch::new("race-get");
+    let clock = ManualClock::new(T0);
+    let kv = racing_the_mover(&scratch, &clock).await;
+    assert_eq!(kv.get("k").text().await.unwrap().as_deref(), Some("v"));
+}
+
+#[tokio::test]
+async fn m2_a_get_bulk_racing_the_mover_of_its_key_still_finds_it() {
+    let scratch = Scratch::new("race-get-bulk");
+    let clock = ManualClock::new(T0);
+    let kv = racing_the_mover(&scratch, &clock).await;
+    let got = kv.get_bulk(&["k", "nowhere"]).text().await.unwrap();
+    assert_eq!(got["k"].as_deref(), Some("v"));
+    assert_eq!(got["nowhere"], None);
+}
+
+#[tokio::test]
+async fn m5_a_list_racing_the_mover_of_its_key_still_lists_it() {
+    let scratch = Scratch::new("race-list");
+    let clock = ManualClock::new(T0);
+    let kv = racing_the_mover(&scratch, &clock).await;
+    assert_eq!(common::names(&kv, "").await, ["k", "warm"]);
 }

@@ -228,7 +228,19 @@ impl<B: Backend> D1Namespace<B> {
         match self.found(shard, key, now).await? {
             Found::Live(entry) => Ok(Some(entry)),
             Found::Dead => Ok(None),
-            Found::Absent => Ok(self.read_previous(&[key], now).await?.remove(key)),
+            Found::Absent => {
+                if let Some(entry) = self.read_previous(&[key], now).await?.remove(key) {
+                    return Ok(Some(entry));
+                }
+                if !self.may_move_meanwhile(key) {
+                    return Ok(None);
+                }
+                // In neither home: the mover may have brought it here since the first read.
+                match self.found(shard, key, now).await? {
+                    Found::Live(entry) => Ok(Some(entry)),
+                    Found::Dead | Found::Absent => Ok(None),
+                }
+            }
         }
     }
 
@@ -574,6 +586,21 @@ impl<B: Backend> GetBulkOptionsBuilder<B> {
                     .collect();
                 if !absent.is_empty() {
                     read.extend(ns.read_previous(&absent, now).await?);
+                    // In neither home: the mover may have brought them here since the first read.
+                    let mut again: Vec<Vec<&str>> = vec![Vec::new(); ns.shards().len()];
+                    for &key in &absent {
+                        if !read.contains_key(key) && ns.may_move_meanwhile(key) {
+                            again[ns.shard_of(key)].push(key);
+                        }
+                    }
+                    let reads = again
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, keys)| !keys.is_empty())
+                        .map(|(shard, keys)| ns.read_bulk(shard, keys, now));
+                    for result in crate::join::join_all(reads.collect()).await {
+                        read.extend(result?.0);
+                    }
                 }
             }
             if let Some((edge, cache_ttl)) = edge {

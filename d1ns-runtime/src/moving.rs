@@ -4,6 +4,8 @@
 //!
 //! - Reads look here first; a key this home has no row for at all is read from the previous home
 //!   (M2). A row that is not live (expired, or a tombstone) means the key was here and is gone.
+//!   A key of an earlier layout found in neither is looked for here once more: the mover may have
+//!   moved it between the two reads. Lists read the previous home first, for the same reason.
 //! - Writes go here only (M3); a delete leaves a tombstone (M4), so the previous home's copy never
 //!   comes back. Commits and counters first copy their keys here (their checks and sums must see
 //!   the value they change).
@@ -169,6 +171,16 @@ impl<B: Backend> D1Namespace<B> {
         let was = &old.inner.shards[old.shard_of(key)];
         (!new.name.is_empty() && new.name == was.name)
             || new.backend.database_id() == was.backend.database_id()
+    }
+
+    /// Whether the mover may bring `key` here between a read that found no row here and one
+    /// that found nothing in the previous home: from an earlier layout, which it empties as it
+    /// goes (M8), unless the key stays on the same database. Workers KV is never changed.
+    pub(crate) fn may_move_meanwhile(&self, key: &str) -> bool {
+        match &self.inner.previous {
+            Some(Previous::Layout(old)) => !self.same_home(old, key),
+            _ => false,
+        }
     }
 
     /// The statement of a delete: during a move, a tombstone (M4).
@@ -420,10 +432,12 @@ impl<B: Backend> D1Namespace<B> {
         loop {
             final_state = state.clone();
             let want = (wanted - out.len()) as u64;
-            let here = self.list_here(prefix, after.as_deref(), want).await?;
+            // The previous home first: a key the mover brings here in between is then seen
+            // here, whereas read the other way round it would be in neither.
             let there = self
                 .list_previous(prefix, after.as_deref(), state.clone(), want)
                 .await?;
+            let here = self.list_here(prefix, after.as_deref(), want).await?;
             let boundary = match (here.complete, there.complete) {
                 (true, true) => None,
                 (false, true) => here.rows.last().map(|(key, _)| key.name.clone()),
