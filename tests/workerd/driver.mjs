@@ -1849,6 +1849,220 @@ scenario("edge cache: entries never collide across databases, tables, namespaces
   check("R11: a value over the cache's bound is read from D1 every time", [ok(long[2]), long[2].cost.calls > 0], [{ length: 2 * 1024 * 1024, same_byte: 120 }, true]);
 });
 
+// ---------------------------------------------------------------- shards and moves (S1-S9, M1-M9)
+
+const SHARDS = ["DB", "DB2", "DB3"];
+const SH = { namespace: "sh", shards: SHARDS };
+const shardOf = async (opts, key) => ok(await op(opts, { op: "shard_of", key })).shard;
+/** The shards (indexes) whose table holds a row for `key`, looked at with SQL on each binding. */
+async function rowsOn(table, namespace, key) {
+  const on = [];
+  for (const [i, binding] of SHARDS.entries()) {
+    const r = await sql(binding, `SELECT count(*) AS n FROM "${table}" WHERE namespace = ?1 AND key = ?2`, [namespace, key]);
+    if (r.rows[0].n > 0) on.push(i);
+  }
+  return on;
+}
+
+scenario("shards: each key on one of 3 databases, placed by name and hash tag; single-key operations one call on one shard; get_bulk one call per shard involved (S1-S4)", async () => {
+  const keys = Array.from({ length: 60 }, (_, i) => `k${String(i).padStart(3, "0")}`);
+  const puts = await ops(SH, keys.map((key) => ({ op: "put", key, text: `v:${key}`, metadata: { key } })));
+  cost("put on a namespace of 3 shards (first touch of each shard + creating its table)", puts[0]);
+  const later = puts.slice(10);
+  check("S4: a put is one call on one shard", later.every((r) => r.cost.calls === 1 && r.cost.shard_calls.filter((n) => n > 0).length === 1), true);
+  const placed = [];
+  for (const key of keys.slice(0, 12)) placed.push([await shardOf(SH, key), await rowsOn("sh_kv_entries", "sh", key)]);
+  check("S2: each key's row is on the shard shard_of names, and only there", placed.every(([shard, on]) => on.length === 1 && on[0] === shard), true);
+  const counts = [0, 0, 0];
+  for (const key of keys) counts[await shardOf(SH, key)]++;
+  check("S2: 60 keys spread over all 3 shards", counts.every((n) => n > 0), true);
+  const reordered = await ops({ ...SH, shards: ["DB3", "DB", "DB2"] }, keys.slice(0, 10).map((key) => ({ op: "get", key })));
+  check("S1: placement follows the names, not their order", reordered.map((r) => ok(r).value), keys.slice(0, 10).map((key) => `v:${key}`));
+  const r = await ops(SH, [
+    { op: "get", key: "k005", with_metadata: true },
+    { op: "get_bulk", keys },
+    { op: "get_bulk", keys: ["k001"] },
+    { op: "increment", key: "n", delta: "2" },
+    { op: "delete", key: "k006" },
+    { op: "get", key: "k006" },
+  ]);
+  cost("get on a namespace of 3 shards", r[0]);
+  cost("get_bulk of 60 keys over 3 shards", r[1]);
+  cost("increment on a namespace of 3 shards", r[3]);
+  cost("delete on a namespace of 3 shards", r[4]);
+  check("S4: get, increment and delete: one call on one shard, as unsharded", [r[0], r[3], r[4]].map((x) => [x.cost.calls, x.cost.shard_calls.filter((n) => n > 0).length]), [[1, 1], [1, 1], [1, 1]]);
+  check("S4: get reads 1 row, delete writes at most 2", [r[0].cost.rows_read, r[4].cost.rows_written <= 2], [1, true]);
+  check("values and metadata", [ok(r[0]), ok(r[3]).value, ok(r[5]).value], [{ value: "v:k005", metadata: { key: "k005" } }, "2", null]);
+  check("S4: get_bulk of keys on 3 shards: one call per shard", r[1].cost.shard_calls, [1, 1, 1]);
+  check("S4: get_bulk of keys on one shard: one call", r[2].cost.calls, 1);
+  check("get_bulk finds every key", Object.keys(ok(r[1]).values).length === 60 && ok(r[1]).values.k006 === "v:k006", true);
+
+  // S3: hash tags place keys together; S6: a commit on one shard works, across shards it is refused.
+  const tagged = await ops(SH, [
+    { op: "shard_of", key: "user:{42}:cart" },
+    { op: "shard_of", key: "user:{42}:prefs" },
+    atomic([["user:{42}:cart", null]], [{ type: "put", key: "user:{42}:cart", text: "3 items" }, { type: "put", key: "user:{42}:prefs", text: "dark" }, { type: "sum", key: "user:{42}:visits", n: "1" }]),
+  ]);
+  check("S3: the same tag, the same shard", ok(tagged[0]).shard, ok(tagged[1]).shard);
+  check("S6: a commit whose keys share a tag is one batch on one shard", [STAMP.test(ok(tagged[2]).committed), tagged[2].cost.calls], [true, 1]);
+  const [a, b] = await (async () => {
+    for (const x of keys) for (const y of keys) if ((await shardOf(SH, x)) !== (await shardOf(SH, y))) return [x, y];
+    return [null, null];
+  })();
+  const cross = await op(SH, atomic([], [{ type: "put", key: a, text: "x" }, { type: "put", key: b, text: "y" }]));
+  check("S6: a commit across shards is refused before any call, naming two keys and hash tags", [cross.ok, cross.cost.calls, cross.error.includes(JSON.stringify(a)) && cross.error.includes(JSON.stringify(b)) && cross.error.includes("hash tag")], [false, 0, true]);
+  check("S6: nothing written", ok(await op(SH, { op: "get", key: a })).value, `v:${a}`);
+});
+
+scenario("shards: list over 3 databases in key order with cursors, each page one query per shard not finished, at most limit + 1 rows each (S5); purge_expired totals; one bookmark for all shards (S7, S8)", async () => {
+  const ns = { namespace: "shl", shards: SHARDS };
+  const keys = Array.from({ length: 250 }, (_, i) => `item:${String(i * 7919 % 1000).padStart(4, "0")}`);
+  await ops(ns, keys.map((key) => ({ op: "put", key, text: "v" })));
+  await ops(ns, [{ op: "put", key: "other", text: "v" }, { op: "put", key: "item-after", text: "v" }]);
+  for (const limit of [1, 7, 100, 1000]) {
+    const seen = [];
+    let cursor;
+    let pages = 0;
+    const costs = [];
+    do {
+      const page = await op(ns, { op: "list", prefix: "item:", limit, cursor });
+      seen.push(...ok(page).keys.map((k) => k.name));
+      cursor = ok(page).cursor ?? undefined;
+      costs.push(page.cost);
+      pages++;
+      if (pages > 300) break;
+    } while (cursor);
+    check(`S5: limit ${limit}: every key once, in byte order`, seen, byteOrder(keys));
+    check(`S5: limit ${limit}: each page at most one call per shard, at most limit + 1 rows each`, costs.every((c) => c.shard_calls.every((n) => n <= 1) && c.rows_read <= 3 * (limit + 1)), true);
+    if (limit === 100) cost("list page of 100 over 3 shards", { cost: costs[0] });
+  }
+  const expiring = await ops(ns, Array.from({ length: 6 }, (_, i) => ({ op: "put", key: `exp:${i}`, text: "v", expiration_ttl: 1 })));
+  check("puts with a TTL of 1 s", expiring.every((r) => r.ok), true);
+  await sleep(1300);
+  const purged = await op(ns, { op: "purge_expired", max_rows: 100 });
+  check("S7: purge_expired runs on every shard and totals", [ok(purged).removed, purged.cost.shard_calls], [6, [1, 1, 1]]);
+  const sessions = await ops({ ...ns, session: "first-primary" }, [{ op: "put", key: "b", text: "1" }, { op: "get_bulk", keys: keys.slice(0, 60) }]);
+  const parts = (sessions.bookmark ?? "").split(",").map((part) => part.split("=")[0]).sort();
+  check("S8: one bookmark string carrying each shard's bookmark", parts, ["DB", "DB2", "DB3"]);
+  const again = await ops({ ...ns, session: sessions.bookmark.split(",").find((p) => p.startsWith("DB=")).slice(3) }, [{ op: "get", key: "b" }]);
+  check("S8: a session from a shard's part", ok(again[0]).value, "1");
+});
+
+scenario("moving in from Workers KV without downtime: reads fall through, writes and deletes during the move win, the mover copies binary values, metadata and expirations intact, and no deleted key comes back (M1-M9)", async () => {
+  const far = Math.floor(Date.now() / 1000) + 86400;
+  const seed = Array.from({ length: 90 }, (_, i) => {
+    const key = `kv:${String(i).padStart(3, "0")}`;
+    const kind = i % 5 === 0 ? { bytes: [0, 255, i, 128] } : { text: `old value ${i} é` };
+    return { op: "kv_put", key, ...kind, ...(i % 3 === 0 ? { metadata: { i, tag: "ü" } } : {}), ...(i % 7 === 0 ? { expiration: far } : {}) };
+  });
+  const seeded = await ops({}, seed);
+  check("KV seeded", seeded.every((r) => r.ok), true);
+  const ns = { namespace: "fromkv", previous_kv: true };
+  const expected = new Map(seed.map((s) => [s.key, { value: s.bytes ?? s.text, metadata: s.metadata ?? null, expiration: s.expiration ?? null }]));
+
+  const through = await ops(ns, [
+    { op: "get", key: "kv:003", with_metadata: true },
+    { op: "get", key: "kv:005", as: "bytes" },
+    { op: "get", key: "kv:007", entry: true },
+    { op: "get", key: "kv:nope" },
+    { op: "get_bulk", keys: ["kv:001", "kv:002", "kv:nope"] },
+  ]);
+  cost("get that falls through to Workers KV (M2: the D1 call, then KV)", through[0]);
+  check("M2: a key only in KV reads with its metadata", ok(through[0]), { value: "old value 3 é", metadata: { i: 3, tag: "ü" } });
+  check("M2: binary values byte for byte", ok(through[1]).value, [0, 255, 5, 128]);
+  check("M2: with its expiration", ok(through[2]).expiration, far);
+  check("M9: a read that falls through costs one D1 call (and the KV read)", through[0].cost.calls, 1);
+  check("M2: get_bulk falls through for its missing keys", ok(through[4]).values, { "kv:001": "old value 1 é", "kv:002": "old value 2 é", "kv:nope": null });
+
+  // The move, interleaved with the application's writes and deletes through d1ns, and deletes
+  // reaching KV late (the old app's last deletes): none may come back.
+  let cursor = null;
+  let steps = 0;
+  let done = false;
+  const progress = { scanned: 0, copied: 0, skipped: 0 };
+  let round = 0;
+  while (!done && steps < 50) {
+    const w = round * 3;
+    const writes = [
+      { op: "put", key: `kv:${String(w + 10).padStart(3, "0")}`, text: `new ${w}` },
+      { op: "delete", key: `kv:${String(w + 11).padStart(3, "0")}` },
+      { op: "put", key: `new:${round}`, text: `fresh ${round}`, metadata: { round } },
+    ];
+    const wr = await ops(ns, writes);
+    if (round === 0) cost("delete during a move (a tombstone)", wr[1]);
+    check(`round ${round}: writes`, wr.every((r) => r.ok), true);
+    expected.set(writes[0].key, { value: writes[0].text, metadata: null, expiration: null });
+    expected.set(writes[1].key, null);
+    expected.set(writes[2].key, { value: writes[2].text, metadata: { round }, expiration: null });
+    const step = await op(ns, { op: "move_step", cursor, max_keys: 20 });
+    if (steps === 0) cost("move_step of 20 keys from Workers KV", step);
+    const p = ok(step);
+    progress.scanned += p.scanned;
+    progress.copied += p.copied;
+    progress.skipped += p.skipped;
+    cursor = p.cursor;
+    done = p.done;
+    steps++;
+    round++;
+  }
+  check("M6: the mover finishes", done, true);
+  check("M6: every KV key looked at; the ones written here skipped", [progress.scanned, progress.copied + progress.skipped], [90, 90]);
+  // A delete that KV shows late: still in KV after the move; it must stay deleted here.
+  const lateDeleted = "kv:011";
+  check("the deleted key is still in KV", ok(await op({}, { op: "get", key: lateDeleted })).value === null, true);
+  const listing = [];
+  let lc;
+  do {
+    const page = ok(await op(ns, { op: "list", prefix: "kv:", limit: 17, cursor: lc }));
+    listing.push(...page.keys.map((k) => k.name));
+    lc = page.cursor ?? undefined;
+  } while (lc);
+  const live = [...expected.entries()].filter(([k, v]) => v !== null && k.startsWith("kv:")).map(([k]) => k);
+  check("M5: the list during the move merges both homes, tombstones hiding", listing, byteOrder(live));
+
+  // After the move, without the previous home: everything is here.
+  const after = { namespace: "fromkv" };
+  const reads = await ops(after, [...expected.keys()].map((key) => ({ op: "get", key, as: "bytes", entry: true })));
+  const got = new Map([...expected.keys()].map((key, i) => [key, ok(reads[i])]));
+  const mismatches = [...expected.entries()].filter(([key, want]) => {
+    const g = got.get(key);
+    if (want === null) return g.value !== null;
+    const bytes = Array.isArray(want.value) ? want.value : utf8(want.value);
+    return JSON.stringify([g.value, g.metadata, g.expiration]) !== JSON.stringify([bytes, want.metadata, want.expiration]);
+  });
+  check("M3, M4, M6: after the move every key has its latest value, metadata and expiration; deleted keys stay deleted", mismatches.map(([k]) => k), []);
+  const purge = await op(after, { op: "purge_expired", max_rows: 1000 });
+  check("M4: once the previous home is dropped, purge_expired removes the tombstones", ok(purge).removed >= 1, true);
+});
+
+scenario("resharding a live namespace from 2 databases to 3 (M8)", async () => {
+  const old = { namespace: "reshard", shards: ["DB", "DB2"] };
+  const keys = Array.from({ length: 80 }, (_, i) => `r:${String(i).padStart(3, "0")}`);
+  await ops(old, keys.map((key) => ({ op: "put", key, text: `v ${key}` })));
+  const ns = { namespace: "reshard", shards: SHARDS, previous_shards: ["DB", "DB2"] };
+  const during = await ops(ns, [{ op: "get", key: "r:001" }, { op: "delete", key: "r:002" }, { op: "put", key: "r:003", text: "new" }]);
+  check("reads and writes during the move", [ok(during[0]).value, during[1].ok, during[2].ok], ["v r:001", true, true]);
+  let cursor = null;
+  const total = { scanned: 0, copied: 0, in_place: 0, removed: 0, changed: 0 };
+  for (let i = 0; i < 20; i++) {
+    const p = ok(await op(ns, { op: "move_step", cursor, max_keys: 15 }));
+    for (const k of Object.keys(total)) total[k] += p[k];
+    cursor = p.cursor;
+    if (p.done) break;
+  }
+  check("M8: keys whose shard did not change stay, the others are copied and their old copies removed", [total.copied === total.removed, total.changed, total.copied > 0, total.in_place > 0], [true, 0, true, true]);
+  const after = { namespace: "reshard", shards: SHARDS };
+  const reads = await ops(after, keys.map((key) => ({ op: "get", key })));
+  check("every key in its new home with its latest value", reads.map((r) => ok(r).value), keys.map((key) => (key === "r:002" ? null : key === "r:003" ? "new" : `v ${key}`)));
+  let strays = 0;
+  for (const key of keys.slice(0, 20)) {
+    const on = await rowsOn("reshard_kv_entries", "reshard", key);
+    const home = await shardOf(after, key);
+    if (on.some((i) => i !== home)) strays++;
+  }
+  check("M8: the old layout is drained (no row left off a key's new shard)", strays, 0);
+});
+
 scenario("Rust-side scenarios (worker/src/scenarios.rs)", async () => {
   const names = await (await fetch(`${base}/scenarios`)).json();
   check("the Worker lists its scenarios", names.includes("typed_namespace"), true);
@@ -1876,7 +2090,10 @@ function costRules() {
   const longFound = (x) => x.op.op === "find" && (x.r.result?.entries ?? []).some((e) => (e.note?.length ?? 0) > 128 * 1024);
   // A read through the edge cache may cost no D1 call at all (R12): its scenarios count those.
   const cached = (x) => x.opts.edge_cache !== undefined && x.op.cache_ttl !== undefined;
-  const reached = allOps.filter((x) => x.r.ok && !x.recovery && !x.scenario.startsWith("large values") && length(x.op) <= 1024 && !longFound(x) && !cached(x));
+  // Namespaces over several databases, or moving in, have cost rules of their own (S4, S5, M9):
+  // their scenarios check them.
+  const spread = (x) => x.opts.shards !== undefined || x.opts.previous_kv || x.opts.previous_shards !== undefined || ["kv_put", "kv_delete"].includes(x.op.op);
+  const reached = allOps.filter((x) => x.r.ok && !x.recovery && !x.scenario.startsWith("large values") && length(x.op) <= 1024 && !longFound(x) && !cached(x) && !spread(x));
   const bad = (pred) => reached.filter((x) => !pred(x)).map((x) => ({ scenario: x.scenario, op: x.op.op, key: x.op.key, cost: x.r.cost }));
   check("every operation is exactly one D1 call", bad((x) => x.r.cost.calls === 1), []);
   const schema = (x) => (x.schema ? schemaStatements + x.indexes : 0);

@@ -23,8 +23,8 @@ use std::sync::Arc;
 
 use d1ns::backend::{Instrumented, Stats};
 use d1ns::{
-    AtomicOperation, Backend, D1Namespace, DatabaseError, QueryResult, Session, Statement,
-    Versionstamp, WriteOptions,
+    AtomicOperation, Backend, D1Namespace, DatabaseError, PreviousHome, QueryResult, Session,
+    Statement, Versionstamp, WriteOptions,
 };
 use serde::{Deserialize, Deserializer};
 use serde_json::{Value, json};
@@ -88,6 +88,14 @@ pub struct OpsRequest {
     session: Option<String>,
     /// Read through the edge cache under this stable name (R6).
     edge_cache: Option<String>,
+    /// A namespace over several bindings, named by them (S1): `["DB", "DB2", "DB3"]`. The cost
+    /// of an operation is the sum over its shards.
+    shards: Option<Vec<String>>,
+    /// Moving in from Workers KV: the `KV` binding is the previous home (M1).
+    #[serde(default)]
+    previous_kv: bool,
+    /// Resharding: this earlier layout of bindings is the previous home (M1).
+    previous_shards: Option<Vec<String>>,
     ops: Vec<Op>,
 }
 
@@ -205,6 +213,27 @@ enum Op {
         field: String,
         value: Value,
     },
+    /// One step of the mover (M6), answered as `MoveProgress`.
+    MoveStep {
+        cursor: Option<String>,
+        max_keys: u64,
+    },
+    /// The shard index a key lives on (S2).
+    ShardOf {
+        key: String,
+    },
+    /// A write straight to Workers KV (the `KV` binding), to seed a move: `text` or `bytes`.
+    KvPut {
+        key: String,
+        text: Option<String>,
+        bytes: Option<Vec<u8>>,
+        expiration: Option<u64>,
+        metadata: Option<Value>,
+    },
+    /// A delete straight from Workers KV.
+    KvDelete {
+        key: String,
+    },
 }
 
 /// One mutation of an [`Op::Atomic`], with the options of a plain put (A11, A13).
@@ -286,19 +315,30 @@ fn present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Value>, 
 /// Runs the request's operations in order; each result carries the D1 cost of that operation.
 /// A refused namespace (K33) is an error for the whole request.
 pub async fn run(env: &Env, request: OpsRequest) -> Result<Value, String> {
-    let mut shared: Option<(Counted, D1Namespace<Counted>)> = None;
+    let mut shared: Option<(Vec<Counted>, D1Namespace<Counted>)> = None;
     let mut results = Vec::with_capacity(request.ops.len());
     for op in &request.ops {
         if shared.is_none() || request.fresh_per_op {
             shared = Some(namespace(env, &request)?);
         }
-        let Some((db, ns)) = shared.as_ref() else {
+        let Some((dbs, ns)) = shared.as_ref() else {
             return Err("no namespace".to_owned());
         };
         // Whatever an earlier operation left in the counters is not this one's.
-        db.take_stats();
-        let outcome = execute(db, ns, op).await;
-        let cost = cost(db.take_stats());
+        for db in dbs {
+            db.take_stats();
+        }
+        let outcome = match (op, dbs.as_slice()) {
+            (Op::KvPut { .. } | Op::KvDelete { .. }, _) => kv_op(env, op).await,
+            (_, [db]) => execute(db, ns, op).await,
+            (Op::PutSession { .. } | Op::Find { .. } | Op::DeleteWhere { .. }, _) => {
+                Err(bad_request("the typed fixtures run on one database"))
+            }
+            (_, [db, ..]) => execute(db, ns, op).await,
+            (_, []) => Err(bad_request("no database")),
+        };
+        let stats: Vec<Stats> = dbs.iter().map(|db| db.take_stats()).collect();
+        let cost = cost(&stats);
         results.push(match outcome {
             Ok(result) => json!({ "ok": true, "result": result, "cost": cost }),
             Err(e) => json!({ "ok": false, "error": e.to_string(), "cost": cost }),
@@ -313,34 +353,103 @@ pub async fn run(env: &Env, request: OpsRequest) -> Result<Value, String> {
 
 /// An operation's cost as the driver reads it: round trips (`batch()` calls, failed ones
 /// included), statements sent (schema statements included), and D1's rows read and written,
-/// summed over the statements of successful calls.
-fn cost(stats: Stats) -> Value {
-    json!({
-        "calls": stats.calls,
-        "statements": stats.statements,
-        "rows_read": stats.rows_read,
-        "rows_written": stats.rows_written,
-    })
+/// summed over the statements of successful calls and over the shards; with several shards,
+/// `shard_calls` says how many calls each shard got.
+fn cost(stats: &[Stats]) -> Value {
+    let sum = |f: fn(&Stats) -> u64| stats.iter().map(f).sum::<u64>();
+    let mut cost = json!({
+        "calls": sum(|s| s.calls),
+        "statements": sum(|s| s.statements),
+        "rows_read": sum(|s| s.rows_read),
+        "rows_written": sum(|s| s.rows_written),
+    });
+    if stats.len() > 1 {
+        cost["shard_calls"] = json!(stats.iter().map(|s| s.calls).collect::<Vec<_>>());
+    }
+    cost
 }
 
-/// A namespace on a new `env.d1()` handle (or a new session on it), wrapped in [`Instrumented`];
-/// the caller keeps one handle on the wrapper to read its counts, the namespace holds the other.
-fn namespace(env: &Env, request: &OpsRequest) -> Result<(Counted, D1Namespace<Counted>), String> {
-    let db = env.d1(&request.binding).map_err(|e| e.to_string())?;
-    let target = match &request.session {
-        Some(start) => Target::Session(db.with_session(Some(start)).map_err(|e| e.to_string())?),
-        None => Target::Binding(db),
-    };
-    let counted: Counted = Arc::new(Instrumented::new(target));
-    let backend = Arc::clone(&counted);
-    let plain = request.namespace.is_none()
-        && request.table.is_none()
-        && request.auto_create.is_none()
-        && request.edge_cache.is_none();
-    if plain {
-        return Ok((counted, D1Namespace::new(backend)));
+/// A write straight to Workers KV, to seed a move from it.
+async fn kv_op(env: &Env, op: &Op) -> Result<Value, d1ns::Error> {
+    let kv = env
+        .kv("KV")
+        .map_err(|e| bad_request(&format!("no KV binding: {e}")))?;
+    let failed = |e: worker::kv::KvError| bad_request(&format!("KV: {e}"));
+    match op {
+        Op::KvPut {
+            key,
+            text,
+            bytes,
+            expiration,
+            metadata,
+        } => {
+            let mut put = match (text, bytes) {
+                (Some(text), None) => kv.put(key, text.as_str()).map_err(failed)?,
+                (None, Some(bytes)) => kv.put_bytes(key, bytes).map_err(failed)?,
+                _ => return Err(bad_request("a kv_put needs text or bytes")),
+            };
+            if let Some(expiration) = expiration {
+                put = put.expiration(*expiration);
+            }
+            if let Some(metadata) = metadata {
+                put = put.metadata(metadata).map_err(failed)?;
+            }
+            put.execute().await.map_err(failed)?;
+            Ok(Value::Null)
+        }
+        Op::KvDelete { key } => {
+            kv.delete(key).await.map_err(failed)?;
+            Ok(Value::Null)
+        }
+        _ => Err(bad_request("not a KV operation")),
     }
-    let mut builder = D1Namespace::builder(backend);
+}
+
+/// A namespace on new `env.d1()` handles (or new sessions on them), each wrapped in
+/// [`Instrumented`]; the caller keeps one handle on each wrapper to read its counts, the
+/// namespace holds the others.
+fn namespace(
+    env: &Env,
+    request: &OpsRequest,
+) -> Result<(Vec<Counted>, D1Namespace<Counted>), String> {
+    let open = |binding: &str| -> Result<Counted, String> {
+        let db = env.d1(binding).map_err(|e| e.to_string())?;
+        let target = match &request.session {
+            Some(start) => {
+                Target::Session(db.with_session(Some(start)).map_err(|e| e.to_string())?)
+            }
+            None => Target::Binding(db),
+        };
+        Ok(Arc::new(Instrumented::new(target)))
+    };
+    let (counted, mut builder) = match &request.shards {
+        Some(names) => {
+            let counted = names
+                .iter()
+                .map(|name| open(name))
+                .collect::<Result<Vec<_>, _>>()?;
+            let shards: Vec<(String, Counted)> = names
+                .iter()
+                .cloned()
+                .zip(counted.iter().map(Arc::clone))
+                .collect();
+            (counted, D1Namespace::sharded(shards))
+        }
+        None => {
+            let counted = open(&request.binding)?;
+            let plain = request.namespace.is_none()
+                && request.table.is_none()
+                && request.auto_create.is_none()
+                && request.edge_cache.is_none()
+                && !request.previous_kv
+                && request.previous_shards.is_none();
+            if plain {
+                return Ok((vec![Arc::clone(&counted)], D1Namespace::new(counted)));
+            }
+            let builder = D1Namespace::builder(Arc::clone(&counted));
+            (vec![counted], builder)
+        }
+    };
     if let Some(namespace) = &request.namespace {
         builder = builder.namespace(namespace.as_str());
     }
@@ -352,6 +461,17 @@ fn namespace(env: &Env, request: &OpsRequest) -> Result<(Counted, D1Namespace<Co
     }
     if let Some(name) = &request.edge_cache {
         builder = builder.edge_cache(worker::Cache::default(), name.as_str());
+    }
+    if request.previous_kv {
+        let kv = env.kv("KV").map_err(|e| e.to_string())?;
+        builder = builder.previous_home(PreviousHome::kv(kv));
+    }
+    if let Some(old) = &request.previous_shards {
+        let old = old
+            .iter()
+            .map(|name| Ok((name.clone(), open(name)?)))
+            .collect::<Result<Vec<_>, String>>()?;
+        builder = builder.previous_home(PreviousHome::shards(old));
     }
     let ns = builder.build().map_err(|e| e.to_string())?;
     Ok((counted, ns))
@@ -569,6 +689,21 @@ async fn execute(db: &Counted, ns: &D1Namespace<Counted>, op: &Op) -> Result<Val
             field,
             value,
         } => indexed::lookup(db, *fixture, field, value, Lookup::DeleteWhere).await,
+        Op::MoveStep { cursor, max_keys } => {
+            let progress = ns.move_step(cursor.clone(), *max_keys).await?;
+            Ok(json!({
+                "scanned": progress.scanned,
+                "copied": progress.copied,
+                "skipped": progress.skipped,
+                "in_place": progress.in_place,
+                "removed": progress.removed,
+                "changed": progress.changed,
+                "cursor": progress.cursor,
+                "done": progress.done,
+            }))
+        }
+        Op::ShardOf { key } => Ok(json!({ "shard": ns.shard_of(key) })),
+        Op::KvPut { .. } | Op::KvDelete { .. } => Err(bad_request("a KV operation")),
     }
 }
 
