@@ -15,9 +15,16 @@
 //! - `PUT/GET /sessions/:id`: a typed namespace, values and metadata checked at compile time.
 //! - `GET/DELETE /users/:user_id/sessions`: every session of a user, found (or revoked) through
 //!   an index on `user_id` that the database keeps.
+//! - Moving in from Workers KV, data included: while an `OLD_KV` binding is configured, keys not
+//!   yet in D1 are read from it (writes and deletes go to D1 only), and each Cron Trigger run
+//!   moves a few thousand keys over, its cursor kept in D1. When it logs "done", remove
+//!   `OLD_KV`.
 //! - A Cron Trigger removes expired rows.
 
-use d1ns::{D1Namespace, NoMetadata, Versionstamp, WriteOptions, d1_namespace};
+use d1ns::{
+    Backend, D1Namespace, D1NamespaceBuilder, NoMetadata, PreviousHome, Versionstamp, WriteOptions,
+    d1_namespace,
+};
 use serde::{Deserialize, Serialize};
 use worker::{
     Cache, Context, D1DatabaseSession, D1SessionConstraint, Env, Request, Response, Result,
@@ -75,9 +82,17 @@ fn kv(req: &Request, ctx: &RouteContext<()>) -> Result<D1Namespace<D1DatabaseSes
     };
     // Every namespace of this data is built here, so every write clears the edge cache too. On
     // *.workers.dev the Cache API stores nothing and reads go to D1.
-    Ok(D1Namespace::builder(session)
-        .edge_cache(Cache::default(), CACHE_NAME)
-        .build()?)
+    configured(D1Namespace::builder(session), &ctx.env)
+}
+
+/// Every namespace of the untyped data is finished here, so that every write clears the edge
+/// cache too and, during a move from Workers KV, every read sees both homes.
+fn configured<B: Backend>(builder: D1NamespaceBuilder<B>, env: &Env) -> Result<D1Namespace<B>> {
+    let mut builder = builder.edge_cache(Cache::default(), CACHE_NAME);
+    if let Ok(old) = env.kv("OLD_KV") {
+        builder = builder.previous_home(PreviousHome::kv(old));
+    }
+    Ok(builder.build()?)
 }
 
 /// The bookmark the client sent back in its `d1-bookmark` cookie.
@@ -282,11 +297,77 @@ async fn revoke_user_sessions(_req: Request, ctx: RouteContext<()>) -> Result<Re
     Response::from_json(&serde_json::json!({ "revoked": revoked }))
 }
 
-/// Removes up to 1000 expired rows per table each run (reads never delete).
+/// Removes up to 1000 expired rows per table each run (reads never delete), and moves keys in
+/// from Workers KV while a move is on.
 #[event(scheduled)]
-async fn purge_expired(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
-    let Ok(db) = env.d1("DB") else { return };
-    purge(&D1Namespace::new(db)).await;
+async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
+    move_from_kv(&env).await;
+    purge_expired(&env).await;
+}
+
+/// Up to 5 steps of 500 keys from `OLD_KV` into D1 (M6), resuming where the last run stopped:
+/// the cursor is kept in D1, in a namespace of its own. Safe to run while requests write, to run
+/// twice, and to stop at any point.
+async fn move_from_kv(env: &Env) {
+    if env.kv("OLD_KV").is_err() {
+        return;
+    }
+    let namespaces = env
+        .d1("DB")
+        .and_then(|db| configured(D1Namespace::builder(db), env));
+    let state = env
+        .d1("DB")
+        .map(|db| D1Namespace::builder(db).namespace("moves").build());
+    let (Ok(kv), Ok(Ok(state))) = (namespaces, state) else {
+        return worker::console_error!("move from OLD_KV: no D1 binding");
+    };
+    let mut cursor = match state.get("old-kv").text().await {
+        Ok(Some(cursor)) if cursor == "done" => {
+            return worker::console_log!("move from OLD_KV done: remove the OLD_KV binding");
+        }
+        Ok(cursor) => cursor,
+        Err(e) => return worker::console_error!("move from OLD_KV: {e}"),
+    };
+    for _ in 0..5 {
+        let step = match kv.move_step(cursor.clone(), 500).await {
+            Ok(step) => step,
+            Err(e) => return worker::console_error!("move from OLD_KV: {e}"),
+        };
+        worker::console_log!(
+            "move from OLD_KV: {} keys looked at, {} copied, {} written here since",
+            step.scanned,
+            step.copied,
+            step.skipped
+        );
+        cursor = if step.done {
+            Some("done".to_owned())
+        } else {
+            step.cursor
+        };
+        let saved = match &cursor {
+            Some(cursor) => match state.put("old-kv", cursor.as_str()) {
+                Ok(put) => put.execute().await,
+                Err(e) => Err(e),
+            },
+            None => Ok(()),
+        };
+        if let Err(e) = saved {
+            return worker::console_error!("move from OLD_KV: saving the cursor: {e}");
+        }
+        if step.done {
+            return worker::console_log!("move from OLD_KV done: remove the OLD_KV binding");
+        }
+    }
+}
+
+async fn purge_expired(env: &Env) {
+    // Through `configured`: during a move from OLD_KV it must leave tombstones alone.
+    if let Ok(Ok(kv)) = env
+        .d1("DB")
+        .map(|db| configured(D1Namespace::builder(db), env))
+    {
+        purge(&kv).await;
+    }
     if let Ok(db) = env.d1("DB") {
         purge(Session::namespace(db).raw()).await;
     }
@@ -299,7 +380,7 @@ async fn purge_expired(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) 
 }
 
 /// Removes a table's expired rows, 1,000 a pass, until a pass finds fewer: lists then read only
-/// live rows. Each pass reads and writes only the rows it removes.
+/// live rows. Each pass reads and writes only the rows it removes (none during a move).
 async fn purge(kv: &D1Namespace<worker::D1Database>) {
     const PASS: u64 = 1000;
     for _ in 0..50 {
