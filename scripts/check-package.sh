@@ -22,7 +22,7 @@ check() {
   done
 }
 
-check d1ns "src/lib.rs README.md docs/kv-rules.md docs/atomic.md docs/indexes.md docs/edge-reads.md migrations/0001_d1ns.sql migrations/0002_d1ns_size.sql migrations/0003_d1ns_version.sql examples/quickstart.rs"
+check d1ns "src/lib.rs README.md docs/kv-rules.md docs/atomic.md docs/indexes.md docs/edge-reads.md docs/scale-and-move.md migrations/0001_d1ns.sql migrations/0002_d1ns_size.sql migrations/0003_d1ns_version.sql examples/quickstart.rs"
 check d1ns-runtime "src/lib.rs"
 check d1ns-macros "src/lib.rs"
 check d1ns-limits "src/lib.rs"
