@@ -723,28 +723,32 @@ async fn list_data(test: &str) -> ListData {
 
 impl ListData {
     /// The pages of the sharded listing, checking what each page asked of each shard (S5): one
-    /// query on every shard that still has keys after the previous page, at most `limit + 1`
-    /// rows from each, and nothing from the others.
+    /// query on every shard (a shard that had no more may have a key written since, K30), at
+    /// most `limit + 1` rows from each, and no row from a shard with no key left.
     async fn sharded_pages(&self, prefix: &str, limit: u64) -> Vec<Page> {
         for recorder in &self.recorders {
             recorder.clear();
         }
         let mut previous_last: Option<String> = None;
-        let mut first = true;
         let recorders = &self.recorders;
         let live = &self.live;
         all_pages(&self.sharded, prefix, limit, |last| {
             for (shard, recorder) in recorders.iter().enumerate() {
-                let has_more = first
-                    || live[shard].iter().any(|key| {
-                        key.starts_with(prefix) && Some(key.as_str()) > previous_last.as_deref()
-                    });
+                let has_more = live[shard].iter().any(|key| {
+                    key.starts_with(prefix) && Some(key.as_str()) > previous_last.as_deref()
+                });
                 let asked = recorder.batches().len();
                 assert_eq!(
-                    asked,
-                    usize::from(has_more),
+                    asked, 1,
                     "limit {limit}, shard {shard}, after {previous_last:?}"
                 );
+                if !has_more {
+                    assert_eq!(
+                        recorder.rows_returned(),
+                        0,
+                        "limit {limit}, shard {shard}: no key left, no row"
+                    );
+                }
                 assert!(
                     recorder.rows_returned() as u64 <= limit + 1,
                     "limit {limit}, shard {shard}: {} rows",
@@ -752,7 +756,6 @@ impl ListData {
                 );
                 recorder.clear();
             }
-            first = false;
             if let Some(last) = last {
                 previous_last = Some(last.to_owned());
             }
@@ -814,7 +817,7 @@ async fn s5_paging_through_every_key_matches_one_database() {
 }
 
 #[tokio::test]
-async fn s5_a_prefix_on_one_shard_asks_only_that_shard_after_the_first_page() {
+async fn s5_a_prefix_on_one_shard_reads_rows_only_there() {
     let files = Files::new("s5-tag");
     let recorders = NAMES.map(|name| Recorder::new(files.open(name)));
     let kv = sharded(recorders.clone(), &ManualClock::new(T0));
@@ -838,12 +841,10 @@ async fn s5_a_prefix_on_one_shard_asks_only_that_shard_after_the_first_page() {
         assert_eq!(response.keys.len(), 5);
         assert_eq!(response.list_complete, page == 4);
         for (shard, recorder) in recorders.iter().enumerate() {
-            let expected = usize::from(page == 0 || shard == home);
-            assert_eq!(
-                recorder.batches().len(),
-                expected,
-                "page {page}, shard {shard}"
-            );
+            assert_eq!(recorder.batches().len(), 1, "page {page}, shard {shard}");
+            if shard != home {
+                assert_eq!(recorder.rows_returned(), 0, "page {page}, shard {shard}");
+            }
         }
         cursor = response.cursor;
     }
@@ -879,6 +880,25 @@ async fn s5_keys_written_between_pages_on_a_shard_still_read_are_seen() {
     assert_eq!(names[0], "1{key}zz");
     assert!(!names.contains(&"0{b}zz"));
     assert_eq!(names.len(), 7);
+}
+
+#[tokio::test]
+async fn s5_keys_written_after_the_cursor_on_a_shard_that_had_no_more_are_seen() {
+    // K30 holds for every shard: a shard that had no more keys is asked again on the next page.
+    let files = Files::new("s5-k30-done");
+    let kv = sharded(NAMES.map(|name| files.open(name)), &ManualClock::new(T0));
+    for i in 0..4 {
+        kv.put(&format!("{i}{{a}}"), "v").unwrap().await.unwrap();
+    }
+    let first = kv.list().limit(2).await.unwrap();
+    assert!(!first.list_complete);
+    kv.put("9{b}", "written after the first page")
+        .unwrap()
+        .await
+        .unwrap();
+    let rest = kv.list().cursor(first.cursor.unwrap()).await.unwrap();
+    let names: Vec<&str> = rest.keys.iter().map(|k| k.name.as_str()).collect();
+    assert_eq!(names, ["2{a}", "3{a}", "9{b}"]);
 }
 
 // ---- S6: commits on one shard only -----------------------------------------------------------

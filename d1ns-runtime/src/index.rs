@@ -277,20 +277,19 @@ impl<T: Namespace, B: Backend> FindBuilder<T, B> {
             Some(limit) => limit,
         };
         let shards = ns.shards().len();
-        let resume = decode_resume(self.cursor.as_deref(), shards)?;
+        let resume = decode_resume(self.cursor.as_deref())?;
         let after = resume.after.unwrap_or_default();
         let sql = index_sql(ns, self.field)?;
         // Every round trip of the page judges expiration at this instant.
         let now = ns.now_ms();
-        // S7: every shard not read to its end, in parallel, merged in key order.
-        let pages = (0..shards)
-            .filter(|&shard| !resume.exhausted[shard])
-            .map(|shard| find_on::<T, B>(ns, shard, sql, &value, &after, now, limit));
+        // S7: every shard, in parallel, merged in key order.
+        let pages =
+            (0..shards).map(|shard| find_on::<T, B>(ns, shard, sql, &value, &after, now, limit));
         let pages = crate::join::join_all(pages.collect())
             .await
             .into_iter()
             .collect::<Result<Vec<_>, Error>>()?;
-        let merged = merge_pages(pages, limit as usize, resume.exhausted);
+        let merged = merge_pages(pages, limit as usize);
         Ok(FindResponse {
             entries: merged.rows,
             list_complete: merged.list_complete,
@@ -384,7 +383,6 @@ async fn find_on<T: Namespace, B: Backend>(
             entries.push((key, entry));
         }
         Ok(ShardPage {
-            shard,
             rows: entries,
             complete: list_complete,
         })

@@ -130,7 +130,7 @@ impl<B: Backend> D1Namespace<B> {
     ) -> Result<ListResponse, Error> {
         let ns = self;
         let shards = ns.shards().len();
-        let resume = decode_resume(cursor, shards)?;
+        let resume = decode_resume(cursor)?;
         let low = match resume.after {
             // The smallest string above the cursor's key is the key followed by U+0000.
             Some(after) if after.as_str() >= prefix => after + "\0",
@@ -139,40 +139,37 @@ impl<B: Backend> D1Namespace<B> {
         let high = prefix_end(prefix);
         let now = ns.now_ms();
         // S5: one query per shard not read to its end yet, in parallel.
-        let pages = (0..shards)
-            .filter(|&shard| !resume.exhausted[shard])
-            .map(|shard| {
-                let statement = Statement {
-                    sql: &ns.sql().list,
-                    params: vec![
-                        ns.namespace_param(),
-                        Value::Text(low.clone()),
-                        Value::Integer(to_i64(now)),
-                        Value::Text(high.clone()),
-                        // One more than asked tells whether another page follows.
-                        Value::Integer(to_i64(limit + 1)),
-                    ],
-                };
-                async move {
-                    let rows = ns.run_one(shard, statement).await?.rows;
-                    let complete = rows.len() as u64 <= limit;
-                    let keys = rows
-                        .into_iter()
-                        .take(limit as usize)
-                        .map(key_of_row)
-                        .collect::<Result<Vec<_>, Error>>()?;
-                    Ok::<_, Error>(ShardPage {
-                        shard,
-                        rows: keys,
-                        complete,
-                    })
-                }
-            });
+        let pages = (0..shards).map(|shard| {
+            let statement = Statement {
+                sql: &ns.sql().list,
+                params: vec![
+                    ns.namespace_param(),
+                    Value::Text(low.clone()),
+                    Value::Integer(to_i64(now)),
+                    Value::Text(high.clone()),
+                    // One more than asked tells whether another page follows.
+                    Value::Integer(to_i64(limit + 1)),
+                ],
+            };
+            async move {
+                let rows = ns.run_one(shard, statement).await?.rows;
+                let complete = rows.len() as u64 <= limit;
+                let keys = rows
+                    .into_iter()
+                    .take(limit as usize)
+                    .map(key_of_row)
+                    .collect::<Result<Vec<_>, Error>>()?;
+                Ok::<_, Error>(ShardPage {
+                    rows: keys,
+                    complete,
+                })
+            }
+        });
         let pages = crate::join::join_all(pages.collect())
             .await
             .into_iter()
             .collect::<Result<Vec<_>, Error>>()?;
-        let merged = merge_pages(pages, limit as usize, resume.exhausted);
+        let merged = merge_pages(pages, limit as usize);
         Ok(ListResponse {
             keys: merged.rows.into_iter().map(|(_, key)| key).collect(),
             list_complete: merged.list_complete,
@@ -200,9 +197,8 @@ fn key_of_row(row: Vec<Value>) -> Result<(String, Key), Error> {
 }
 
 /// One shard's part of a page: its first rows in key order after the cursor, and whether it
-/// has no more.
+/// had no more.
 pub(crate) struct ShardPage<T> {
-    pub shard: usize,
     pub rows: Vec<(String, T)>,
     pub complete: bool,
 }
@@ -214,40 +210,18 @@ pub(crate) struct MergedPage<T> {
     pub cursor: Option<String>,
 }
 
-/// The first `limit` rows of every shard's part in key (UTF-8 byte) order (S5). The page is
-/// complete when every shard is; the cursor remembers, besides the last key, the shards read to
-/// their end, which the next page does not ask again.
-pub(crate) fn merge_pages<T>(
-    pages: Vec<ShardPage<T>>,
-    limit: usize,
-    mut exhausted: Vec<bool>,
-) -> MergedPage<T> {
+/// The first `limit` rows of every shard's part in key (UTF-8 byte) order (S5); complete when
+/// every shard is. Every page asks every shard: a key written after the cursor on a shard that
+/// had no more is seen on a later page (K30).
+pub(crate) fn merge_pages<T>(pages: Vec<ShardPage<T>>, limit: usize) -> MergedPage<T> {
     let every_part_complete = pages.iter().all(|page| page.complete);
-    let ends: Vec<(usize, bool, Option<String>)> = pages
-        .iter()
-        .map(|page| {
-            let last = page.rows.last().map(|(key, _)| key.clone());
-            (page.shard, page.complete, last)
-        })
-        .collect();
     let mut rows: Vec<(String, T)> = pages.into_iter().flat_map(|page| page.rows).collect();
     rows.sort_by(|a, b| a.0.cmp(&b.0));
     let total = rows.len();
     rows.truncate(limit);
     let list_complete = every_part_complete && total <= limit;
     let cursor = match rows.last() {
-        Some((last, _)) if !list_complete => {
-            // A shard that had no more and all of whose rows are on this page is done.
-            for (shard, complete, shard_last) in ends {
-                if complete
-                    && shard_last.is_none_or(|key| key <= *last)
-                    && let Some(done) = exhausted.get_mut(shard)
-                {
-                    *done = true;
-                }
-            }
-            Some(encode_resume(last, &exhausted))
-        }
+        Some((last, _)) if !list_complete => Some(encode_cursor(last)),
         _ => None,
     };
     MergedPage {
@@ -267,12 +241,10 @@ impl<B: Backend + Send + Sync + 'static> IntoFuture for ListOptionsBuilder<B> {
 }
 
 /// The first cursor byte: the format version, so the format can change without misreading old
-/// cursors. Version 1 is the last key; version 2 (namespaces of several shards) adds the shards
-/// read to their end.
+/// cursors. Version 1 is the last key.
 const CURSOR_VERSION: u8 = 1;
-const SHARDED_CURSOR_VERSION: u8 = 2;
 /// Version 3 (namespaces during a move): the last key, and where the previous home's own
-/// listing stands.
+/// listing stands. (Version 2 was never released.)
 const MOVING_CURSOR_VERSION: u8 = 3;
 
 /// The cursor of a page of a list during a move: the last key, and the previous home's state.
@@ -301,7 +273,7 @@ pub(crate) fn decode_moving_cursor(
     };
     let raw = URL_SAFE_NO_PAD.decode(text).map_err(|_| invalid())?;
     if raw.first() != Some(&MOVING_CURSOR_VERSION) {
-        return Ok((decode_resume(cursor, 1)?.after, None));
+        return Ok((decode_resume(cursor)?.after, None));
     }
     let (length, rest) = raw[1..].split_first_chunk::<2>().ok_or_else(invalid)?;
     let (state, key) = rest
@@ -315,44 +287,17 @@ pub(crate) fn decode_moving_cursor(
     Ok((Some(key), Some(state).filter(|state| !state.is_empty())))
 }
 
-/// Where a page continues: after a key, skipping the shards read to their end.
+/// Where a page continues.
 pub(crate) struct Resume {
+    /// The key the page continues after; `None` from the start.
     pub after: Option<String>,
-    /// One flag per shard of the namespace.
-    pub exhausted: Vec<bool>,
 }
 
-/// The cursor of a page that ended at `last_key`: version 1 when no shard is known to be done
-/// (always so with one shard), else version 2 with one bit per shard.
-pub(crate) fn encode_resume(last_key: &str, exhausted: &[bool]) -> String {
-    if !exhausted.iter().any(|&done| done) {
-        return encode_cursor(last_key);
-    }
-    let count = u16::try_from(exhausted.len()).unwrap_or(u16::MAX);
-    let mut raw = Vec::with_capacity(3 + exhausted.len() / 8 + 1 + last_key.len());
-    raw.push(SHARDED_CURSOR_VERSION);
-    raw.extend(count.to_be_bytes());
-    let mut bits = vec![0u8; usize::from(count).div_ceil(8)];
-    for (shard, _) in exhausted.iter().enumerate().filter(|(_, done)| **done) {
-        if let Some(byte) = bits.get_mut(shard / 8) {
-            *byte |= 1 << (shard % 8);
-        }
-    }
-    raw.extend(bits);
-    raw.extend_from_slice(last_key.as_bytes());
-    URL_SAFE_NO_PAD.encode(raw)
-}
-
-/// A cursor read back for a namespace of `shards` shards; no cursor starts at the beginning.
-/// The shards a cursor of another layout calls done are asked again: the key alone is enough to
-/// continue.
-pub(crate) fn decode_resume(cursor: Option<&str>, shards: usize) -> Result<Resume, Error> {
-    let mut resume = Resume {
-        after: None,
-        exhausted: vec![false; shards],
-    };
+/// A cursor read back; no cursor starts at the beginning. A cursor made during a move carries
+/// the previous home's state too, which is not needed once the move is done: the key is enough.
+pub(crate) fn decode_resume(cursor: Option<&str>) -> Result<Resume, Error> {
     let Some(cursor) = cursor else {
-        return Ok(resume);
+        return Ok(Resume { after: None });
     };
     let invalid = || Error::InvalidCursor {
         cursor: cursor.to_owned(),
@@ -360,33 +305,19 @@ pub(crate) fn decode_resume(cursor: Option<&str>, shards: usize) -> Result<Resum
     let raw = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| invalid())?;
     let key = match raw.split_first() {
         Some((&CURSOR_VERSION, key)) => key,
-        // A cursor made during a move, used after it: the key is enough.
         Some((&MOVING_CURSOR_VERSION, rest)) => {
             let (length, rest) = rest.split_first_chunk::<2>().ok_or_else(invalid)?;
             rest.split_at_checked(usize::from(u16::from_be_bytes(*length)))
                 .ok_or_else(invalid)?
                 .1
         }
-        Some((&SHARDED_CURSOR_VERSION, rest)) => {
-            let (count, rest) = rest.split_first_chunk::<2>().ok_or_else(invalid)?;
-            let count = usize::from(u16::from_be_bytes(*count));
-            let (bits, key) = rest
-                .split_at_checked(count.div_ceil(8))
-                .ok_or_else(invalid)?;
-            if count == shards {
-                for (shard, done) in resume.exhausted.iter_mut().enumerate() {
-                    *done = bits[shard / 8] & (1 << (shard % 8)) != 0;
-                }
-            }
-            key
-        }
         _ => return Err(invalid()),
     };
     if key.is_empty() || key.len() > MAX_KEY_BYTES {
         return Err(invalid());
     }
-    resume.after = Some(String::from_utf8(key.to_vec()).map_err(|_| invalid())?);
-    Ok(resume)
+    let after = String::from_utf8(key.to_vec()).map_err(|_| invalid())?;
+    Ok(Resume { after: Some(after) })
 }
 
 pub(crate) fn encode_cursor(last_key: &str) -> String {
@@ -399,7 +330,7 @@ pub(crate) fn encode_cursor(last_key: &str) -> String {
 /// The key a cursor continues after; anything d1ns did not make is [`Error::InvalidCursor`].
 #[cfg(test)]
 pub(crate) fn decode_cursor(cursor: &str) -> Result<String, Error> {
-    decode_resume(Some(cursor), 1)?
+    decode_resume(Some(cursor))?
         .after
         .ok_or_else(|| Error::InvalidCursor {
             cursor: cursor.to_owned(),
@@ -449,61 +380,44 @@ mod tests {
     }
 
     #[test]
-    fn sharded_cursors_carry_the_shards_read_to_their_end() {
-        let cursor = encode_resume(
-            "k/é",
-            &[false, true, false, true, false, false, false, false, true],
-        );
-        let resume = decode_resume(Some(&cursor), 9).unwrap();
-        assert_eq!(resume.after.as_deref(), Some("k/é"));
+    fn moving_cursors_read_back_with_their_state_and_as_plain_cursors() {
+        let cursor = encode_moving_cursor("k/é", Some("kv-cursor"));
         assert_eq!(
-            resume.exhausted,
-            [false, true, false, true, false, false, false, false, true]
+            decode_moving_cursor(Some(&cursor)).unwrap(),
+            (Some("k/é".to_owned()), Some("kv-cursor".to_owned()))
         );
-        // Another layout: the key alone.
-        let other = decode_resume(Some(&cursor), 3).unwrap();
-        assert_eq!(other.after.as_deref(), Some("k/é"));
-        assert_eq!(other.exhausted, [false; 3]);
-        // Nothing done: the version 1 cursor of one shard.
-        assert_eq!(encode_resume("k", &[false, false]), encode_cursor("k"));
-        let cut = &URL_SAFE_NO_PAD.decode(&cursor).unwrap()[..3];
-        assert!(decode_resume(Some(&URL_SAFE_NO_PAD.encode(cut)), 9).is_err());
+        assert_eq!(decode_cursor(&cursor).unwrap(), "k/é");
+        let plain = encode_cursor("k");
+        assert_eq!(
+            decode_moving_cursor(Some(&plain)).unwrap(),
+            (Some("k".to_owned()), None)
+        );
+        let cut = &URL_SAFE_NO_PAD.decode(&cursor).unwrap()[..2];
+        assert!(decode_resume(Some(&URL_SAFE_NO_PAD.encode(cut))).is_err());
     }
 
     #[test]
     fn merged_pages_are_in_key_order_and_complete_only_when_every_shard_is() {
-        let page = |shard, keys: &[&str], complete| ShardPage {
-            shard,
+        let page = |_shard: usize, keys: &[&str], complete| ShardPage {
             rows: keys.iter().map(|k| (k.to_string(), ())).collect(),
             complete,
         };
         let merged = merge_pages(
             vec![page(0, &["a", "d"], true), page(1, &["b", "c", "e"], false)],
             3,
-            vec![false, false],
         );
         let keys: Vec<&str> = merged.rows.iter().map(|(k, _)| k.as_str()).collect();
         assert_eq!(keys, ["a", "b", "c"]);
         assert!(!merged.list_complete);
-        let resume = decode_resume(merged.cursor.as_deref(), 2).unwrap();
-        assert_eq!(resume.after.as_deref(), Some("c"));
-        assert_eq!(resume.exhausted, [false, false], "shard 0 still has d");
-        let last = merge_pages(
-            vec![page(0, &["d"], true), page(1, &["e"], true)],
-            3,
-            vec![false, false],
+        assert_eq!(
+            decode_cursor(merged.cursor.as_deref().unwrap()).unwrap(),
+            "c"
         );
+        let last = merge_pages(vec![page(0, &["d"], true), page(1, &["e"], true)], 3);
         assert!(last.list_complete);
         assert_eq!(last.cursor, None);
-        let done = merge_pages(
-            vec![page(0, &["a"], true), page(1, &["b", "c"], false)],
-            2,
-            vec![false, false],
-        );
-        assert_eq!(
-            decode_resume(done.cursor.as_deref(), 2).unwrap().exhausted,
-            [true, false]
-        );
+        let more = merge_pages(vec![page(0, &["a", "b"], true), page(1, &[], true)], 1);
+        assert!(!more.list_complete, "a shard had more than the page took");
     }
 
     #[test]

@@ -2493,6 +2493,47 @@ async function runEdgeBench() {
   console.log(`\nD1 per cached read (Instrumented, ${keys.length} reads): ${calls / keys.length} calls, ${rows / keys.length} rows read`);
 }
 
+// ---------------------------------------------------------------- --bench-shards: writers over 1 and 3 databases (S9)
+
+// `node driver.mjs --bench-shards` (or `bash scripts/workerd-e2e.sh --bench-shards`): 8 clients at
+// once, each sending requests of 50 puts of 100-byte values, through a namespace over one local D1
+// database and over three; the layouts alternate over the rounds, median puts/s per layout.
+async function runShardBench() {
+  current = "bench-shards";
+  const CLIENTS = 8;
+  const REQUESTS = 5;
+  const PER_REQUEST = 50;
+  const layouts = [["DB"], ["DB", "DB2", "DB3"]];
+  const value = "x".repeat(100);
+  const samples = layouts.map(() => []);
+  let calls = null;
+  for (let round = 0; round < ROUNDS; round++) {
+    const order = round % 2 === 0 ? [0, 1] : [1, 0];
+    for (const l of order) {
+      const opts = { namespace: `bench_sh${layouts[l].length}`, shards: layouts[l] };
+      const started = performance.now();
+      await Promise.all(
+        Array.from({ length: CLIENTS }, async (_, c) => {
+          for (let r = 0; r < REQUESTS; r++) {
+            const list = Array.from({ length: PER_REQUEST }, (_, i) => ({ op: "put", key: `c${c}:r${r}:${i}:${round}`, text: value }));
+            const results = await ops(opts, list);
+            if (!results.every((x) => x.ok)) throw new Error(`a put failed: ${JSON.stringify(results.find((x) => !x.ok))}`);
+            if (l === 1 && calls === null) calls = results.slice(-10).map((x) => x.cost.calls);
+          }
+        }),
+      );
+      samples[l].push((CLIENTS * REQUESTS * PER_REQUEST) / ((performance.now() - started) / 1000));
+    }
+    console.log(`round ${round + 1}/${ROUNDS}`);
+  }
+  const perSec = samples.map(median);
+  console.log(`\n${CLIENTS} clients at once, ${REQUESTS} requests of ${PER_REQUEST} puts each (100-byte values), median of ${ROUNDS} rounds:\n`);
+  console.log("| local D1 databases | puts/s | ratio to 1 |");
+  console.log("|---:|---:|---:|");
+  for (const [l, layout] of layouts.entries()) console.log(`| ${layout.length} | ${Math.round(perSec[l])} | ${(perSec[l] / perSec[0]).toFixed(2)} |`);
+  console.log(`\nD1 calls per put over 3 shards: ${JSON.stringify(calls)}`);
+}
+
 function freePort() {
   return new Promise((resolve, reject) => {
     const server = net.createServer();
@@ -2586,6 +2627,7 @@ for (const signal of ["SIGINT", "SIGTERM"]) {
 
 const BENCH = process.argv.includes("--bench");
 const BENCH_EDGE = process.argv.includes("--bench-edge");
+const BENCH_SHARDS = process.argv.includes("--bench-shards");
 const only = process.argv.slice(2).find((arg) => !arg.startsWith("--"));
 if (SESSION) console.log(`every namespace on a D1 session started "${SESSION}" (R1)`);
 const t0 = Date.now();
@@ -2593,7 +2635,8 @@ try {
   await startServer();
   if (BENCH) await runBench();
   if (BENCH_EDGE) await runEdgeBench();
-  for (const s of BENCH || BENCH_EDGE ? [] : scenarios) {
+  if (BENCH_SHARDS) await runShardBench();
+  for (const s of BENCH || BENCH_EDGE || BENCH_SHARDS ? [] : scenarios) {
     // The first scenario runs always: it meets the empty database and learns the schema size.
     if (only && !s.name.includes(only) && s !== scenarios[0]) continue;
     // The Rust-side scenarios make their own namespaces on the binding: run once, in the plain pass.
@@ -2609,8 +2652,8 @@ try {
     }
     console.log(`${failed === before ? "ok  " : "FAIL"} ${s.name} (${Date.now() - started} ms)`);
   }
-  if (!BENCH && !BENCH_EDGE && !only) costRules();
-  if (!BENCH && !BENCH_EDGE) printCostTable();
+  if (!BENCH && !BENCH_EDGE && !BENCH_SHARDS && !only) costRules();
+  if (!BENCH && !BENCH_EDGE && !BENCH_SHARDS) printCostTable();
 } catch (e) {
   failed++;
   console.log(`FAIL: ${e.stack ?? e}`);
