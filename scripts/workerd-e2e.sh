@@ -7,8 +7,9 @@
 #   - wasm-bindgen-cli at the version of wasm-bindgen in tests/workerd/worker/Cargo.lock;
 #   - wrangler and a Node 22 from tests/workerd/package-lock.json (npm ci).
 # Then builds the test Worker and the size baselines, serves, tests, and stops the server.
-# Usage: bash scripts/workerd-e2e.sh [SCENARIO-NAME-FILTER] [--session]
-#        (no arguments: the whole suite on the binding, then again over D1 sessions)
+# Usage: bash scripts/workerd-e2e.sh [SCENARIO-NAME-FILTER] [--session | --sharded]
+#        (no arguments: the whole suite on the binding, then again over D1 sessions, then the
+#        KV scenarios over three databases: --sharded)
 #        bash scripts/workerd-e2e.sh --bench   (d1ns against Workers KV instead of the suite;
 #        D1NS_BENCH_ROUNDS=N, default 5; see BENCHMARKS.md)
 set -euo pipefail
@@ -158,6 +159,8 @@ if [[ $# -eq 0 ]]; then
   "$NODE" "$SUITE/driver.mjs"
   step "the suite again, every namespace on a D1 session (R1)"
   "$NODE" "$SUITE/driver.mjs" --session
+  step "the KV scenarios again, every namespace over three databases (S4)"
+  "$NODE" "$SUITE/driver.mjs" --sharded
 else
   "$NODE" "$SUITE/driver.mjs" "$@"
 fi
