@@ -81,6 +81,35 @@ async fn _session_and_edge_cache(
     Ok(kv.bookmark()?)
 }
 
+// Shards and moves (S1-S9, M1-M9): every feature set; KV as a previous home with d1.
+fn _sharded<B: d1ns::Backend>(
+    a: B,
+    b: B,
+    old: B,
+) -> Result<d1ns::D1Namespace<B>, d1ns::Error> {
+    d1ns::D1Namespace::sharded([("a", a), ("b", b)])
+        .previous_home(d1ns::PreviousHome::shards([("a", old)]))
+        .build()
+}
+
+fn _typed_sharded<B: d1ns::Backend>(
+    shards: Vec<(String, B)>,
+) -> Result<d1ns::TypedNamespace<Session, B>, d1ns::Error> {
+    let _ = d1ns::placement::shard_for(&["a", "b"], "user:{42}");
+    Session::namespace_sharded(shards)
+}
+
+#[cfg(feature = "d1")]
+async fn _move_from_kv(
+    db: worker::D1Database,
+    kv: worker::kv::KvStore,
+) -> Result<bool, d1ns::Error> {
+    let ns = d1ns::D1Namespace::builder(db)
+        .previous_home(d1ns::PreviousHome::kv(kv))
+        .build()?;
+    Ok(ns.move_step(None, 100).await?.done)
+}
+
 // Indexes, versionstamps and atomic commits exist under every feature set.
 async fn _beyond_kv<B: d1ns::Backend + Send + Sync + 'static>(
     sessions: d1ns::TypedNamespace<Session, B>,
