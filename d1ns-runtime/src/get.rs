@@ -75,7 +75,7 @@ pub struct GetOptionsBuilder<B> {
 impl<B: Backend> GetOptionsBuilder<B> {
     /// How long this read's result may be served from the data center's cache, in seconds; at
     /// least 30, as in KV (K18). It takes effect only on a namespace built with
-    /// [`edge_cache`](crate::D1NamespaceBuilder::edge_cache) (R6); otherwise it is checked and
+    /// `edge_cache` (a builder option of the `d1` feature) (R6); otherwise it is checked and
     /// changes nothing: reads are always fresh (R7).
     pub fn cache_ttl(mut self, cache_ttl: u64) -> Self {
         self.cache_ttl = Some(cache_ttl);
@@ -486,7 +486,7 @@ pub struct GetBulkOptionsBuilder<B> {
 impl<B: Backend> GetBulkOptionsBuilder<B> {
     /// How long each key's result may be served from the data center's cache, in seconds; at
     /// least 30, as in KV (K18). Only with an
-    /// [`edge_cache`](crate::D1NamespaceBuilder::edge_cache) (R6): keys found cached cost no
+    /// `edge_cache` (a builder option of the `d1` feature) (R6): keys found cached cost no
     /// D1 round trip, the others are read in one; without, it is checked and changes nothing.
     pub fn cache_ttl(mut self, cache_ttl: u64) -> Self {
         self.cache_ttl = Some(cache_ttl);

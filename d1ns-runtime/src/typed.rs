@@ -190,7 +190,7 @@ impl<T: Namespace, B: Backend> TypedNamespace<T, B> {
 
     /// [`get`](Self::get) through the edge cache (R6): the result may come from this data
     /// center's cache, up to `cache_ttl` seconds old (at least 30, K18), on a namespace made
-    /// with [`edge_cache`](crate::D1NamespaceBuilder::edge_cache) (`T::namespace_with`);
+    /// with `edge_cache` (a builder option of the `d1` feature) (`T::namespace_with`);
     /// otherwise the same as `get`.
     pub fn get_cached(
         &self,
