@@ -1225,3 +1225,99 @@ async fn m5_a_list_racing_the_mover_of_its_key_still_lists_it() {
     let kv = racing_the_mover(&scratch, &clock).await;
     assert_eq!(common::names(&kv, "").await, ["k", "warm"]);
 }
+
+/// M5: a database of both layouts holding expired rows of keys now placed on another shard
+/// (purge_expired does nothing during a move) does not end a list early or hide keys.
+#[tokio::test]
+async fn m5_expired_rows_of_keys_placed_elsewhere_do_not_cut_a_list_short() {
+    let scratch = Scratch::new("m5-expired-elsewhere");
+    let clock = ManualClock::new(T0);
+    let old = D1Namespace::builder(scratch.open("a"))
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let names = ["a", "b"];
+    let mut placed_on_b = 0;
+    for i in 0..200 {
+        let key = format!("e{i:03}");
+        if d1ns::placement::shard_for(&names, &key) == Some(1) {
+            old.put(&key, "v")
+                .unwrap()
+                .expiration_ttl(60)
+                .await
+                .unwrap();
+            placed_on_b += 1;
+            if placed_on_b == 5 {
+                break;
+            }
+        }
+    }
+    clock.advance(Duration::from_secs(120));
+    let kv = D1Namespace::sharded(scratch.handles(&names))
+        .previous_home(PreviousHome::shards([(String::new(), scratch.open("a"))]))
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    kv.put("f-new", "v").unwrap().await.unwrap();
+    kv.put("g-new", "v").unwrap().await.unwrap();
+    for limit in [1, 2, 3, 10] {
+        let names: Vec<String> = list_all(&kv, "", limit)
+            .await
+            .into_iter()
+            .map(|(name, _, _)| name)
+            .collect();
+        assert_eq!(names, ["f-new", "g-new"], "limit {limit}");
+    }
+}
+
+/// S1, M1: a previous layout of no shard, or a shard name that names another database in the
+/// new layout, is refused at build: never a panic, never keys left behind as "already home".
+#[tokio::test]
+async fn m1_a_previous_layout_that_cannot_place_keys_is_refused() {
+    let scratch = Scratch::new("m1-refused");
+    let empty = D1Namespace::builder(scratch.open("a"))
+        .previous_home(PreviousHome::shards(Vec::<(String, SqliteBackend)>::new()))
+        .build();
+    assert!(
+        matches!(empty, Err(d1ns::Error::InvalidShards { .. })),
+        "{empty:?}"
+    );
+    let renamed = D1Namespace::sharded([("a", scratch.open("new-a"))])
+        .previous_home(PreviousHome::shards([("a", scratch.open("old-a"))]))
+        .build();
+    let message = renamed.map(|_| ()).unwrap_err().to_string();
+    assert!(
+        message.contains("\"a\"") && message.contains("different databases"),
+        "{message}"
+    );
+}
+
+#[d1ns::d1_namespace(name = "orders", index(user_id))]
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Order {
+    user_id: u64,
+}
+
+/// M4: `delete_where` during a move could not find the matching keys still in the previous
+/// home, which would come back: it is refused, and nothing is written.
+#[tokio::test]
+async fn m4_delete_where_is_refused_during_a_move() {
+    let scratch = Scratch::new("m4-delete-where");
+    let old = Order::namespace_sharded([("a", scratch.open("a"))]).unwrap();
+    old.put("o1", &Order { user_id: 2 }).await.unwrap();
+    let kv = d1ns::TypedNamespace::<Order, _>::sharded_with([("b", scratch.open("b"))], |b| {
+        b.previous_home(PreviousHome::shards([("a", scratch.open("a"))]))
+    })
+    .unwrap();
+    let refused = kv.delete_where(Order::USER_ID, &2).await;
+    assert!(
+        matches!(
+            refused,
+            Err(d1ns::Error::MoveInProgress {
+                operation: "delete_where"
+            })
+        ),
+        "{refused:?}"
+    );
+    assert_eq!(kv.get("o1").await.unwrap().map(|o| o.user_id), Some(2));
+}

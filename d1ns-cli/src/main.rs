@@ -63,9 +63,10 @@ enum Command {
         #[arg(long = "to", required = true, value_name = "NAME=PATH")]
         to: Vec<String>,
         /// Keys per step (1 to 1000).
-        #[arg(long, default_value_t = 500)]
+        #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..=1000))]
         step: u64,
-        /// Where to resume: the cursor an interrupted run printed.
+        /// Where to resume: a cursor a failed run printed. Optional: running again from the
+        /// start is always safe, only slower.
         #[arg(long)]
         cursor: Option<String>,
         #[command(flatten)]
@@ -73,9 +74,9 @@ enum Command {
     },
 }
 
-/// One entry of a `wrangler kv bulk put` file.
+/// One entry of a `wrangler kv bulk put` file. Other fields are ignored, with a warning, as
+/// wrangler does.
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct BulkEntry {
     key: String,
     value: String,
@@ -84,6 +85,8 @@ struct BulkEntry {
     expiration: Option<u64>,
     expiration_ttl: Option<u64>,
     metadata: Option<serde_json::Value>,
+    #[serde(flatten)]
+    other: std::collections::BTreeMap<String, serde_json::Value>,
 }
 
 fn main() -> ExitCode {
@@ -174,10 +177,22 @@ async fn import(file: &PathBuf, to: &[String], names: &Names) -> Result<(), Stri
     let kv = builder(shards(to, "to")?, names)
         .build()
         .map_err(|e| e.to_string())?;
+    let ignored: std::collections::BTreeSet<&str> = entries
+        .iter()
+        .flat_map(|entry| entry.other.keys().map(String::as_str))
+        .collect();
+    if !ignored.is_empty() {
+        eprintln!("warning: ignoring fields wrangler does not know either: {ignored:?}");
+    }
     let progress = bar(entries.len() as u64, "keys");
     let mut bytes = 0usize;
-    for (index, entry) in entries.into_iter().enumerate() {
-        let at = |e: &dyn std::fmt::Display| format!("entry {index} (key {:?}): {e}", entry.key);
+    for (index, entry) in entries.iter().enumerate() {
+        let at = |e: &dyn std::fmt::Display| {
+            format!(
+                "entry {index} (key {:?}): {e}\nthe {index} entries before it are written; fix it and run again (puts overwrite)",
+                entry.key
+            )
+        };
         let mut put = if entry.base64 {
             let value = STANDARD
                 .decode(&entry.value)
@@ -246,12 +261,15 @@ async fn move_layout(
     let mut cursor = cursor;
     let mut sum = d1ns::MoveProgress::default();
     loop {
-        let done = kv.move_step(cursor.clone(), step).await.map_err(|e| {
-            format!(
-                "{e}\nresume with --cursor {:?} (or run again: the mover is idempotent)",
-                cursor.clone().unwrap_or_default()
-            )
-        })?;
+        let done = kv
+            .move_step(cursor.clone(), step)
+            .await
+            .map_err(|e| match &cursor {
+                Some(cursor) => format!(
+                    "{e}\nresume with --cursor {cursor:?} (or run again from the start: it is always safe)"
+                ),
+                None => format!("{e}\nrun again: the mover is safe to run again"),
+            })?;
         sum.scanned += done.scanned;
         sum.copied += done.copied;
         sum.skipped += done.skipped;
@@ -267,7 +285,7 @@ async fn move_layout(
     }
     progress.finish();
     println!(
-        "looked at {} keys: {} copied, {} already there, {} already home, {} old copies removed, {} changed since read (left in the old layout: run again)",
+        "looked at {} keys: {} copied, {} already there, {} already home, {} old copies removed, {} written in the old layout after their copy (left there: stop its writers; the next run removes them)",
         sum.scanned, sum.copied, sum.skipped, sum.in_place, sum.removed, sum.changed
     );
     if sum.changed == 0 {

@@ -220,6 +220,13 @@ pub enum Error {
         /// A key of the commit on another shard than `first`.
         second: String,
     },
+    /// An operation that cannot keep the rules of a move (M4) while the namespace has a previous
+    /// home: `delete_where` could not find the matching keys still there, and they would come
+    /// back. Nothing was sent.
+    MoveInProgress {
+        /// The operation refused.
+        operation: &'static str,
+    },
     /// The database refused or failed a statement.
     Database(DatabaseError),
 }
@@ -342,6 +349,13 @@ impl fmt::Display for Error {
                 write!(f, "invalid {kind} name {name:?}: {problem}")
             }
             Error::InvalidShards { message } => write!(f, "invalid shard layout: {message}"),
+            Error::MoveInProgress { operation } => write!(
+                f,
+                "{operation} cannot run while the namespace has a previous home: the matching \
+                 keys not moved yet could not be found there, and would come back; run it once \
+                 the mover reports done and the previous home is dropped (or delete the keys one \
+                 by one); nothing was written"
+            ),
             Error::CrossShard { first, second } => write!(
                 f,
                 "an atomic commit cannot span shards: keys {first:?} and {second:?} live on \

@@ -178,17 +178,17 @@ impl<T: Namespace, B: Backend> TypedNamespace<T, B> {
         let value = value.to_param();
         async move {
             let value = value.map_err(|message| invalid_value(field, message))?;
+            if raw.inner.previous.is_some() {
+                return Err(Error::MoveInProgress {
+                    operation: "delete_where",
+                });
+            }
             let sql = index_sql(&raw, field)?;
             let now = Value::Integer(to_i64(raw.now_ms()));
             // S7: every shard, in parallel; the total.
             let deletes = (0..raw.shards().len()).map(|shard| {
-                // During a move, tombstones: the previous home's copies must not come back (M4).
                 let statement = Statement {
-                    sql: if raw.inner.previous.is_some() {
-                        &sql.tombstone_where
-                    } else {
-                        &sql.delete_where
-                    },
+                    sql: &sql.delete_where,
                     params: vec![value.clone(), now.clone()],
                 };
                 raw.run_one(shard, statement)

@@ -95,8 +95,9 @@ pub struct MoveProgress {
     pub in_place: u64,
     /// Old copies removed from the earlier layout after the copy (M8).
     pub removed: u64,
-    /// Old copies left in the earlier layout because they changed since they were read (a
-    /// process still on the old layout wrote them): run the mover again after it stops.
+    /// Old copies left in the earlier layout because they were written after this home got its
+    /// copy (a process still on the old layout): that write is not moved. Stop such processes;
+    /// the next run of the mover removes these old copies (this home's value stays).
     pub changed: u64,
     /// Where the next step starts; `None` once done.
     pub cursor: Option<String>,
@@ -385,7 +386,11 @@ impl<B: Backend> D1Namespace<B> {
             sql: &old.sql().moving.delete_if_unchanged,
             params: vec![old.namespace_param(), Value::Text(key.to_owned()), version],
         };
-        let removed = !old.run_one(old_shard, statement).await?.rows.is_empty();
+        let mut removed = !old.run_one(old_shard, statement).await?.rows.is_empty();
+        if !removed {
+            // Changed since it was read, or removed already (by another mover running at once).
+            removed = !matches!(old.found(old_shard, key, now).await?, Found::Live(_));
+        }
         Ok(if copied {
             Moved::Copied { removed }
         } else {
@@ -438,16 +443,19 @@ impl<B: Backend> D1Namespace<B> {
                 .list_previous(prefix, after.as_deref(), state.clone(), want)
                 .await?;
             let here = self.list_here(prefix, after.as_deref(), want).await?;
-            let boundary = match (here.complete, there.complete) {
-                (true, true) => None,
-                (false, true) => here.rows.last().map(|(key, _)| key.name.clone()),
-                (true, false) => there.keys.last().map(|key| key.name.clone()),
-                (false, false) => {
-                    let a = here.rows.last().map(|(key, _)| key.name.clone());
-                    let b = there.keys.last().map(|key| key.name.clone());
-                    a.min(b)
-                }
-            };
+            // Up to where both homes' keys are known: the lower of the two sides' bounds, none
+            // when both are read to their end.
+            let boundary = [
+                here.known_to.clone(),
+                there
+                    .keys
+                    .last()
+                    .filter(|_| !there.complete)
+                    .map(|key| key.name.clone()),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
             let within = |name: &str| boundary.as_deref().is_none_or(|bound| name <= bound);
             let mut live_here: HashMap<String, Option<Key>> = HashMap::new();
             for (key, live) in here.rows {
@@ -522,17 +530,15 @@ impl<B: Backend> D1Namespace<B> {
             self.run_one(shard, statement)
         });
         let mut rows = Vec::new();
-        let mut complete = true;
-        let mut shard_lasts = Vec::new();
+        // The last row of each shard that may have more: this home is known up to the lowest.
+        let mut full_lasts = Vec::new();
         for (shard, result) in crate::join::join_all(pages.collect())
             .await
             .into_iter()
             .enumerate()
         {
             let shard_rows = result?.rows;
-            if shard_rows.len() as u64 >= want {
-                complete = false;
-            }
+            let full = shard_rows.len() as u64 >= want;
             let mut last = None;
             for row in shard_rows {
                 let [name, expiration, metadata, live] = crate::get::columns(row)?;
@@ -554,21 +560,19 @@ impl<B: Backend> D1Namespace<B> {
                     live,
                 ));
             }
-            shard_lasts.push((last, !complete));
-        }
-        rows.sort_by(|a, b| a.0.name.cmp(&b.0.name));
-        // With several shards, only rows up to the first full shard's last row are known to be
-        // all of this home's rows in that range.
-        if !complete {
-            let bound = shard_lasts
-                .iter()
-                .filter_map(|(last, _)| last.clone())
-                .min();
-            if let Some(bound) = bound {
-                rows.retain(|(key, _)| key.name <= bound);
+            if full && let Some(last) = last {
+                full_lasts.push(last);
             }
         }
-        Ok(HerePage { rows, complete })
+        rows.sort_by(|a, b| a.0.name.cmp(&b.0.name));
+        // Only rows up to the lowest last row of a shard that may have more are known to be all
+        // of this home's rows in that range (rows of keys placed elsewhere count: they bound
+        // the shard's read even though they are skipped).
+        let known_to = full_lasts.into_iter().min();
+        if let Some(bound) = &known_to {
+            rows.retain(|(key, _)| key.name <= *bound);
+        }
+        Ok(HerePage { rows, known_to })
     }
 
     /// The previous home's live keys after `after` with `prefix`, at most `want` (a Workers KV
@@ -639,7 +643,8 @@ enum Moved {
 struct HerePage {
     /// Keys with whether they are live.
     rows: Vec<(Key, bool)>,
-    complete: bool,
+    /// The key up to which this home is read; `None` when read to its end.
+    known_to: Option<String>,
 }
 
 struct PreviousPage {

@@ -747,9 +747,30 @@ impl<B: Backend> D1NamespaceBuilder<B> {
         if let Some(crate::moving::PreviousHome {
             kind: crate::moving::HomeKind::Shards(old),
         }) = &self.previous
-            && (old.len() > 1 || old.iter().any(|(name, _)| !name.is_empty()))
         {
-            limits::check_shards(old.iter().map(|(name, _)| name.as_str()))?;
+            if old.is_empty() {
+                return Err(Error::InvalidShards {
+                    message: "the previous layout has no shard: give at least one database"
+                        .to_owned(),
+                });
+            }
+            if old.len() > 1 || old.iter().any(|(name, _)| !name.is_empty()) {
+                limits::check_shards(old.iter().map(|(name, _)| name.as_str()))?;
+            }
+            // A name in both layouts says "this database stayed": it must be the same one.
+            for (name, before) in old.iter().filter(|(name, _)| !name.is_empty()) {
+                if let Some((_, now)) = self.shards.iter().find(|(new, _)| new == name)
+                    && now.database_id() != before.database_id()
+                {
+                    return Err(Error::InvalidShards {
+                        message: format!(
+                            "shard name {name:?} names different databases in the previous and \
+                             the new layout: a name in both layouts must be the same database \
+                             (give the new one a new name)"
+                        ),
+                    });
+                }
+            }
         }
         Ok(self.build_unchecked())
     }

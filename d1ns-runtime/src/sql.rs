@@ -487,9 +487,6 @@ pub(crate) struct IndexSql {
     pub find: String,
     /// `?1` the field's value, `?2` now -> `key`: one row per live entry removed (I6).
     pub delete_where: String,
-    /// As [`delete_where`](Self::delete_where), leaving tombstones: for a namespace with a
-    /// previous home (M4).
-    pub tombstone_where: String,
 }
 
 /// What the row of a JSON value stored in chunks holds in front of a copy of its indexed fields
@@ -557,11 +554,6 @@ impl IndexSql {
             ),
             delete_where: format!(
                 "DELETE FROM {t} INDEXED BY {index} WHERE namespace = {ns} AND {expr} = ?1 \
-                 AND (expiration IS NULL OR expiration > ?2) RETURNING key AS c0"
-            ),
-            tombstone_where: format!(
-                "UPDATE {t} INDEXED BY {index} SET value = '', metadata = NULL, expiration = 0, \
-                 chunks = NULL, size = NULL WHERE namespace = {ns} AND {expr} = ?1 \
                  AND (expiration IS NULL OR expiration > ?2) RETURNING key AS c0"
             ),
         }
