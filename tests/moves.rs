@@ -1321,3 +1321,58 @@ async fn m4_delete_where_is_refused_during_a_move() {
     );
     assert_eq!(kv.get("o1").await.unwrap().map(|o| o.user_id), Some(2));
 }
+
+/// A backend whose database id is the same whatever the file, as every D1 session's is.
+struct SameId(SqliteBackend);
+
+impl Backend for SameId {
+    fn batch(
+        &self,
+        statements: &[d1ns::Statement<'_>],
+    ) -> impl Future<Output = Result<Vec<d1ns::QueryResult>, d1ns::DatabaseError>> + Send {
+        self.0.batch(statements)
+    }
+
+    fn database_id(&self) -> u64 {
+        7
+    }
+}
+
+/// M8 over backends that share one database id (D1 sessions): the names decide what stayed,
+/// and every key still moves and reads.
+#[tokio::test]
+async fn m8_resharding_over_backends_sharing_an_id_goes_by_names() {
+    let scratch = Scratch::new("m8-same-id");
+    let clock = ManualClock::new(T0);
+    let old = scratch.layout(&["a", "b"], &clock);
+    let keys: Vec<String> = (0..60).map(|i| format!("s{i:02}")).collect();
+    for key in &keys {
+        old.put(key, key.as_str()).unwrap().await.unwrap();
+    }
+    let same = |name: &str| (name.to_owned(), SameId(scratch.open(name)));
+    let kv = D1Namespace::sharded([same("a"), same("b"), same("c")])
+        .previous_home(PreviousHome::shards([same("a"), same("b")]))
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    for key in &keys {
+        assert_eq!(
+            kv.get(key).text().await.unwrap().as_deref(),
+            Some(key.as_str())
+        );
+    }
+    let total = move_all(&kv, 7).await;
+    assert!(total.copied > 0 && total.in_place > 0, "{total:?}");
+    assert_eq!(
+        (total.copied, total.changed),
+        (total.removed, 0),
+        "{total:?}"
+    );
+    let after = scratch.layout(&["a", "b", "c"], &clock);
+    for key in &keys {
+        assert_eq!(
+            after.get(key).text().await.unwrap().as_deref(),
+            Some(key.as_str())
+        );
+    }
+}

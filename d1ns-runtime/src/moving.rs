@@ -166,12 +166,25 @@ impl<B: Backend> D1Namespace<B> {
     }
 
     /// Whether `key`'s shard in the earlier layout `old` is its shard here: the same name, or
-    /// the same database by its id. Then there is nothing to read there or to move.
+    /// the same database by its id. Then there is nothing to read there or to move. Ids tell
+    /// databases apart only when no two shards of a layout share one (all D1 sessions share
+    /// one): otherwise the names alone decide.
     fn same_home(&self, old: &D1Namespace<B>, key: &str) -> bool {
         let new = &self.inner.shards[self.shard_of(key)];
         let was = &old.inner.shards[old.shard_of(key)];
-        (!new.name.is_empty() && new.name == was.name)
-            || new.backend.database_id() == was.backend.database_id()
+        if !new.name.is_empty() && new.name == was.name {
+            return true;
+        }
+        let distinct = |shards: &[crate::namespace::Shard<B>]| {
+            let ids: std::collections::HashSet<u64> = shards
+                .iter()
+                .map(|shard| shard.backend.database_id())
+                .collect();
+            ids.len() == shards.len()
+        };
+        distinct(&self.inner.shards)
+            && distinct(&old.inner.shards)
+            && new.backend.database_id() == was.backend.database_id()
     }
 
     /// Whether the mover may bring `key` here between a read that found no row here and one

@@ -126,7 +126,11 @@ function schemaOf(opts, one) {
  */
 async function ops(opts, list, { recovery = false, expired = 0 } = {}) {
   if (!fixtures && list.some((o) => o.fixture)) fixtures = await (await fetch(`${base}/fixtures`)).json();
-  let body = SESSION && opts.session === undefined ? { session: SESSION, ...opts } : opts;
+  // Shards and moves run on the bindings: all sessions share one registry entry (R3), which
+  // costs their first touch of each database a retry, and d1ns cannot tell their databases
+  // apart (docs/scale-and-move.md).
+  const onBindings = opts.shards !== undefined || opts.previous_shards !== undefined;
+  let body = SESSION && opts.session === undefined && !onBindings ? { session: SESSION, ...opts } : opts;
   if (SHARDED && body.shards === undefined && body.binding === undefined && !list.some((o) => o.fixture)) body = { shards: SHARDED, ...body };
   // `session: null` asks for the binding even in a --session run.
   const { results, bookmark } = await post("/ops", { ...body, ops: list });
