@@ -5,52 +5,14 @@
 
 mod common;
 
-use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
-
+use common::Bookmarking;
 use d1ns::backend::Instrumented;
-use d1ns::{
-    Backend, D1Namespace, DatabaseError, QueryResult, Session, SqliteBackend, Statement,
-    d1_namespace,
-};
+use d1ns::{Backend, D1Namespace, SqliteBackend, Statement, d1_namespace};
 use serde::{Deserialize, Serialize};
 
-/// A stand-in for a D1 session: each batch moves its bookmark on, as D1 does after a query.
-struct Bookmarking {
-    inner: SqliteBackend,
-    batches: AtomicU64,
-}
-
-impl Bookmarking {
-    fn new() -> Self {
-        Bookmarking {
-            inner: SqliteBackend::open_in_memory().unwrap(),
-            batches: AtomicU64::new(0),
-        }
-    }
-}
-
-impl Backend for Bookmarking {
-    fn batch(
-        &self,
-        statements: &[Statement<'_>],
-    ) -> impl Future<Output = Result<Vec<QueryResult>, DatabaseError>> + Send {
-        self.batches.fetch_add(1, Ordering::SeqCst);
-        self.inner.batch(statements)
-    }
-
-    fn database_id(&self) -> u64 {
-        self.inner.database_id()
-    }
-}
-
-impl Session for Bookmarking {
-    fn bookmark(&self) -> Result<Option<String>, DatabaseError> {
-        match self.batches.load(Ordering::SeqCst) {
-            0 => Ok(None),
-            n => Ok(Some(format!("{n:08}"))),
-        }
-    }
+/// A stand-in session on a fresh in-memory database.
+fn session() -> Bookmarking {
+    Bookmarking::new(SqliteBackend::open_in_memory().unwrap(), "", 0)
 }
 
 #[d1_namespace(name = "notes")]
@@ -63,7 +25,7 @@ struct Note {
 /// untyped and typed namespaces, and through `Instrumented`.
 #[tokio::test]
 async fn r2_the_bookmark_is_the_sessions_after_the_operations_so_far() {
-    let kv = D1Namespace::new(Bookmarking::new());
+    let kv = D1Namespace::new(session());
     assert_eq!(kv.bookmark().unwrap(), None, "no operation yet");
     kv.put("k", "v").unwrap().await.unwrap();
     let after_put = kv.bookmark().unwrap();
@@ -71,11 +33,11 @@ async fn r2_the_bookmark_is_the_sessions_after_the_operations_so_far() {
     kv.get("k").text().await.unwrap();
     assert!(kv.bookmark().unwrap() > after_put, "the bookmark advances");
 
-    let counted = D1Namespace::new(Instrumented::new(Bookmarking::new()));
+    let counted = D1Namespace::new(Instrumented::new(session()));
     counted.put("k", "v").unwrap().await.unwrap();
     assert_eq!(counted.bookmark().unwrap().as_deref(), Some("00000001"));
 
-    let notes = Note::namespace(Bookmarking::new());
+    let notes = Note::namespace(session());
     assert_eq!(notes.bookmark().unwrap(), None);
     let note = Note { text: "hi".into() };
     notes.put("n", &note).await.unwrap();

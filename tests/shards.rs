@@ -4,17 +4,15 @@
 mod common;
 
 use std::collections::{BTreeMap, HashSet};
-use std::future::Future;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use common::{Recorder, T0};
+use common::{Bookmarking, Recorder, T0};
 use d1ns::backend::{Instrumented, shard_bookmark};
 use d1ns::placement::{placement_key, score, shard_for};
 use d1ns::{
-    Backend, D1Namespace, DatabaseError, Error, ListResponse, ManualClock, QueryResult, Session,
-    SqliteBackend, Statement, TypedNamespace, d1_namespace,
+    Backend, D1Namespace, Error, ListResponse, ManualClock, Session, SqliteBackend, TypedNamespace,
+    d1_namespace,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value as Json, json};
@@ -1143,57 +1141,22 @@ async fn s7_purge_expired_purges_every_shard_and_reports_the_total() {
 
 // ---- S8: one bookmark string for every shard -------------------------------------------------
 
-/// A stand-in for a D1 session on one shard: each batch moves its bookmark on, as D1 does.
-struct Bookmarking {
-    inner: SqliteBackend,
-    shard: &'static str,
-    batches: AtomicU64,
-}
-
-impl Bookmarking {
-    /// A session on the file `shard`, started from `bookmark` (one this stand-in made) or
-    /// from nothing.
-    fn new(files: &Files, shard: &'static str, bookmark: Option<&str>) -> Self {
-        let start = bookmark.map_or(0, |bookmark| {
-            let (count, from) = bookmark.split_once('-').unwrap();
-            assert_eq!(from, shard.to_lowercase(), "a bookmark of another database");
-            count.parse().unwrap()
-        });
-        Bookmarking {
-            inner: files.open(shard),
-            shard,
-            batches: AtomicU64::new(start),
-        }
-    }
-}
-
-impl Backend for Bookmarking {
-    fn batch(
-        &self,
-        statements: &[Statement<'_>],
-    ) -> impl Future<Output = Result<Vec<QueryResult>, DatabaseError>> + Send {
-        self.batches.fetch_add(1, Ordering::SeqCst);
-        self.inner.batch(statements)
-    }
-
-    fn database_id(&self) -> u64 {
-        self.inner.database_id()
-    }
-}
-
-impl Session for Bookmarking {
-    fn bookmark(&self) -> Result<Option<String>, DatabaseError> {
-        Ok(match self.batches.load(Ordering::SeqCst) {
-            0 => None,
-            n => Some(format!("{n:08}-{}", self.shard.to_lowercase())),
-        })
-    }
+/// A stand-in session on the file `shard`, started from `bookmark` (one it made) or from
+/// nothing.
+fn bookmarking(files: &Files, shard: &'static str, bookmark: Option<&str>) -> Bookmarking {
+    let label = shard.to_lowercase();
+    let start = bookmark.map_or(0, |bookmark| {
+        let (count, from) = bookmark.split_once('-').unwrap();
+        assert_eq!(from, label, "a bookmark of another database");
+        count.parse().unwrap()
+    });
+    Bookmarking::new(files.open(shard), &label, start)
 }
 
 #[tokio::test]
 async fn s8_one_string_carries_each_shards_bookmark() {
     let files = Files::new("s8-bookmarks");
-    let sessions = NAMES.map(|name| (name, Bookmarking::new(&files, name, None)));
+    let sessions = NAMES.map(|name| (name, bookmarking(&files, name, None)));
     let kv = D1Namespace::sharded(sessions).build().unwrap();
     assert_eq!(kv.bookmark().unwrap(), None, "no operation yet");
     kv.put("b", "on DB2").unwrap().await.unwrap();
@@ -1221,7 +1184,7 @@ async fn s8_one_string_carries_each_shards_bookmark() {
     // The next request starts each shard's session from its part, and reads what this one wrote.
     let resumed = NAMES.map(|name| {
         let part = shard_bookmark(&bookmarks, name);
-        (name, Bookmarking::new(&files, name, part))
+        (name, bookmarking(&files, name, part))
     });
     let next = D1Namespace::sharded(resumed).build().unwrap();
     assert_eq!(next.get("b").text().await.unwrap().as_deref(), Some("v"));
@@ -1239,7 +1202,7 @@ async fn s8_one_string_carries_each_shards_bookmark() {
 
     // Typed namespaces hand out the same string.
     let orders =
-        Order::namespace_sharded(NAMES.map(|name| (name, Bookmarking::new(&files, name, None))))
+        Order::namespace_sharded(NAMES.map(|name| (name, bookmarking(&files, name, None))))
             .unwrap();
     orders
         .put(
@@ -1258,7 +1221,7 @@ async fn s8_one_string_carries_each_shards_bookmark() {
 #[tokio::test]
 async fn s8_a_one_shard_layout_gives_its_bookmark_under_its_name() {
     let files = Files::new("s8-one");
-    let kv = D1Namespace::sharded([("DB1", Bookmarking::new(&files, "DB1", None))])
+    let kv = D1Namespace::sharded([("DB1", bookmarking(&files, "DB1", None))])
         .build()
         .unwrap();
     assert_eq!(kv.bookmark().unwrap(), None);
@@ -1266,7 +1229,7 @@ async fn s8_a_one_shard_layout_gives_its_bookmark_under_its_name() {
     let bookmarks = kv.bookmark().unwrap().unwrap();
     assert_eq!(shard_bookmark(&bookmarks, "DB1"), Some("00000001-db1"));
     // An unsharded namespace hands out its session's bookmark as it is (R2).
-    let plain = D1Namespace::new(Bookmarking::new(&files, "DB2", None));
+    let plain = D1Namespace::new(bookmarking(&files, "DB2", None));
     plain.put("k", "v").unwrap().await.unwrap();
     assert_eq!(plain.bookmark().unwrap().as_deref(), Some("00000001-db2"));
 }

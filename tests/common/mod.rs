@@ -6,7 +6,8 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 
 use d1ns::{
-    Backend, D1Namespace, DatabaseError, ManualClock, QueryResult, SqliteBackend, Statement,
+    Backend, D1Namespace, DatabaseError, ManualClock, QueryResult, Session, SqliteBackend,
+    Statement,
 };
 
 /// 2023-11-14T22:13:20Z, in milliseconds.
@@ -134,4 +135,50 @@ pub fn scratch_db(name: &str) -> std::path::PathBuf {
         let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
     }
     path
+}
+
+/// A stand-in for a D1 session (R1, S8): each batch moves its bookmark on, as D1 does after a
+/// query. Its bookmarks are the count of batches, with the label after a `-` when it has one.
+pub struct Bookmarking {
+    pub inner: SqliteBackend,
+    label: String,
+    batches: std::sync::atomic::AtomicU64,
+}
+
+impl Bookmarking {
+    /// A session on `inner`, labelled `label` (`""` for none), started at `start` batches.
+    pub fn new(inner: SqliteBackend, label: &str, start: u64) -> Self {
+        Bookmarking {
+            inner,
+            label: label.to_owned(),
+            batches: std::sync::atomic::AtomicU64::new(start),
+        }
+    }
+}
+
+impl Backend for Bookmarking {
+    fn batch(
+        &self,
+        statements: &[Statement<'_>],
+    ) -> impl Future<Output = Result<Vec<QueryResult>, DatabaseError>> + Send {
+        self.batches
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.batch(statements)
+    }
+
+    fn database_id(&self) -> u64 {
+        self.inner.database_id()
+    }
+}
+
+impl Session for Bookmarking {
+    fn bookmark(&self) -> Result<Option<String>, DatabaseError> {
+        Ok(
+            match self.batches.load(std::sync::atomic::Ordering::SeqCst) {
+                0 => None,
+                n if self.label.is_empty() => Some(format!("{n:08}")),
+                n => Some(format!("{n:08}-{}", self.label)),
+            },
+        )
+    }
 }
