@@ -315,22 +315,12 @@ async fn move_all<B: Backend>(kv: &D1Namespace<B>, max_keys: u64) -> MoveProgres
     let mut cursor = None;
     loop {
         let step = kv.move_step(cursor, max_keys).await.unwrap();
-        add(&mut total, &step);
+        total.add(&step);
         if step.done {
             return total;
         }
         cursor = Some(step.cursor.expect("a step not done has a cursor"));
     }
-}
-
-fn add(total: &mut MoveProgress, step: &MoveProgress) {
-    total.scanned += step.scanned;
-    total.copied += step.copied;
-    total.skipped += step.skipped;
-    total.in_place += step.in_place;
-    total.removed += step.removed;
-    total.changed += step.changed;
-    total.done = step.done;
 }
 
 /// After the move: every live key of the model has a live row in its home (by the new layout's
@@ -416,7 +406,7 @@ async fn reshard(test: &str, old: &[&str], new: &[&str]) {
     let mut total = MoveProgress::default();
     loop {
         let step = kv.move_step(cursor, 40).await.unwrap();
-        add(&mut total, &step);
+        total.add(&step);
         if step.done {
             break;
         }
@@ -1146,7 +1136,7 @@ async fn m3_m4_writers_and_deleters_racing_the_mover_lose_no_write_and_revive_no
             let mut cursor = None;
             loop {
                 let step = kv.move_step(cursor, 5).await.unwrap();
-                add(&mut total, &step);
+                total.add(&step);
                 if step.done {
                     return total;
                 }

@@ -270,12 +270,7 @@ async fn move_layout(
                 ),
                 None => format!("{e}\nrun again: the mover is safe to run again"),
             })?;
-        sum.scanned += done.scanned;
-        sum.copied += done.copied;
-        sum.skipped += done.skipped;
-        sum.in_place += done.in_place;
-        sum.removed += done.removed;
-        sum.changed += done.changed;
+        sum.add(&done);
         progress.inc(done.scanned);
         progress.set_message(format!("{} copied, {} in place", sum.copied, sum.in_place));
         if done.done {

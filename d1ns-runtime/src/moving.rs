@@ -105,6 +105,32 @@ pub struct MoveProgress {
     pub done: bool,
 }
 
+impl MoveProgress {
+    /// Adds a later step to a running total: its counts are added, its cursor and `done` kept.
+    ///
+    /// ```
+    /// use d1ns_runtime::MoveProgress;
+    ///
+    /// let mut total = MoveProgress::default();
+    /// let mut step = MoveProgress::default();
+    /// step.copied = 3;
+    /// step.done = true;
+    /// total.add(&step);
+    /// total.add(&step);
+    /// assert_eq!((total.copied, total.done), (6, true));
+    /// ```
+    pub fn add(&mut self, step: &MoveProgress) {
+        self.scanned += step.scanned;
+        self.copied += step.copied;
+        self.skipped += step.skipped;
+        self.in_place += step.in_place;
+        self.removed += step.removed;
+        self.changed += step.changed;
+        self.cursor.clone_from(&step.cursor);
+        self.done = step.done;
+    }
+}
+
 impl<B: Backend> D1Namespace<B> {
     /// What this home has under `key` on `shard` (one statement, one row read).
     pub(crate) async fn found(&self, shard: usize, key: &str, now: u64) -> Result<Found, Error> {
