@@ -16,7 +16,7 @@
 #![cfg_attr(not(all(feature = "d1", target_arch = "wasm32")), allow(dead_code))]
 
 use crate::backend::Value;
-use crate::get::StoredEntry;
+use crate::rows::StoredEntry;
 
 /// The longest value the edge cache keeps (R11): longer ones are read from D1 every time.
 pub const EDGE_CACHE_MAX_VALUE_BYTES: usize = 1024 * 1024;

@@ -6,25 +6,16 @@ use std::collections::HashMap;
 
 use serde::de::DeserializeOwned;
 
-use crate::backend::{Backend, Statement, Value};
-use crate::chunk;
-use crate::error::{DatabaseError, Error, Operation};
+use crate::backend::{Backend, Query, Statement, Value, ValueRef};
+use crate::error::{Error, Operation};
 use crate::limits;
 use crate::namespace::{D1Namespace, to_i64};
+use crate::rows::{
+    Columns, EntryRows, Found, StoredEntry, assemble, columns, decode_found, is_dead_marker,
+    text_column,
+};
 use crate::typed::Entry;
 use crate::version::Versionstamp;
-
-/// A live entry as stored: its value (text or bytes), metadata JSON and expiration.
-#[derive(Debug)]
-pub(crate) struct StoredEntry {
-    pub value: Value,
-    pub metadata: Option<String>,
-    /// In milliseconds since the Unix epoch, as stored.
-    pub expiration_ms: Option<u64>,
-    /// The `version` column, read into a [`Versionstamp`] only by the reads that return it, so
-    /// that a hand-edited column never fails a plain read.
-    pub version: Value,
-}
 
 impl<B: Backend> D1Namespace<B> {
     /// Reads a key. Pick the form with the builder's last call: `text()`, `json()`, `bytes()`,
@@ -85,19 +76,19 @@ impl<B: Backend> GetOptionsBuilder<B> {
     /// The value as text; `None` if missing or expired (K17). Bytes that are not UTF-8 read as
     /// Workers KV reads them: each invalid sequence becomes U+FFFD (K7).
     pub async fn text(self) -> Result<Option<String>, Error> {
-        let entry = self.entry().await?;
+        let entry = self.entry(Columns::VALUE).await?;
         Ok(entry.map(|e| text(e.value)))
     }
 
     /// The value parsed as JSON into `T` (K7).
     pub async fn json<T: DeserializeOwned>(self) -> Result<Option<T>, Error> {
-        let entry = self.entry().await?;
+        let entry = self.entry(Columns::VALUE).await?;
         entry.map(|e| json(&self.key, e.value)).transpose()
     }
 
     /// The value as bytes (text reads as its UTF-8, K7).
     pub async fn bytes(self) -> Result<Option<Vec<u8>>, Error> {
-        Ok(self.entry().await?.map(|e| bytes(e.value)))
+        Ok(self.entry(Columns::VALUE).await?.map(|e| bytes(e.value)))
     }
 
     /// The value as text, with its metadata; `(None, None)` if missing (K17).
@@ -164,7 +155,7 @@ impl<B: Backend> GetOptionsBuilder<B> {
         self,
         decode: impl FnOnce(&str, Value) -> Result<T, Error>,
     ) -> Result<Option<Entry<T, M>>, Error> {
-        let Some(entry) = self.entry().await? else {
+        let Some(entry) = self.entry(Columns::ALL).await? else {
             return Ok(None);
         };
         let key = &self.key;
@@ -181,7 +172,11 @@ impl<B: Backend> GetOptionsBuilder<B> {
         decode: impl FnOnce(&str, Value) -> Result<T, Error>,
     ) -> Result<(Option<T>, Option<M>), Error> {
         let key = &self.key;
-        match self.entry().await? {
+        let columns = Columns {
+            metadata: true,
+            version: false,
+        };
+        match self.entry(columns).await? {
             None => Ok((None, None)),
             Some(entry) => Ok((
                 Some(decode(key, entry.value)?),
@@ -192,7 +187,7 @@ impl<B: Backend> GetOptionsBuilder<B> {
 
     /// The live entry under the key, in one statement (the chunks of a long value included),
     /// or from the edge cache when the read asks for it (R6).
-    pub(crate) async fn entry(&self) -> Result<Option<StoredEntry>, Error> {
+    pub(crate) async fn entry(&self, columns: Columns) -> Result<Option<StoredEntry>, Error> {
         limits::check_key(Operation::Get, &self.key)?;
         limits::check_cache_ttl(Operation::Get, self.cache_ttl)?;
         let ns = &self.namespace;
@@ -203,7 +198,13 @@ impl<B: Backend> GetOptionsBuilder<B> {
         {
             return Ok(cached);
         }
-        let entry = ns.read_entry(key, ns.now_ms()).await?;
+        // What the edge cache keeps is every column.
+        let columns = if edge.is_some() {
+            Columns::ALL
+        } else {
+            columns
+        };
+        let entry = ns.read_entry(key, ns.now_ms(), columns).await?;
         if let Some((edge, cache_ttl)) = edge {
             edge.store(vec![(key, entry.as_ref())], cache_ttl, ns.now_ms())
                 .await;
@@ -219,11 +220,21 @@ impl<B: Backend> D1Namespace<B> {
         &self,
         key: &str,
         now: u64,
+        columns: Columns,
     ) -> Result<Option<StoredEntry>, Error> {
         let shard = self.shard_of(key);
         if self.inner.previous.is_none() {
-            let result = self.run_one(shard, self.get_statement(key, now)).await?;
-            return decode_entry(key, result.rows);
+            let params = [
+                ValueRef::Text(self.namespace()),
+                ValueRef::Text(key),
+                ValueRef::Integer(to_i64(now)),
+            ];
+            let query = Query {
+                sql: &self.sql().get,
+                params: &params,
+            };
+            let rows = self.read(shard, query, || EntryRows::new(key, columns));
+            return Ok(rows.await?.finish()?.live());
         }
         match self.found(shard, key, now).await? {
             Found::Live(entry) => Ok(Some(entry)),
@@ -298,7 +309,7 @@ impl<B: Backend> D1Namespace<B> {
                 version,
             ] = columns(row)?;
             let Value::Text(key) = key else { continue };
-            if is_dead_marker(&part) {
+            if is_dead_marker(part.as_ref()) {
                 dead.insert(key);
                 continue;
             }
@@ -361,7 +372,7 @@ impl<B: Backend> D1Namespace<B> {
                 .collect();
             let results = self.run(shard, statements).await?;
             for (key, result) in group.into_iter().zip(results) {
-                if let Some(entry) = decode_entry(&key, result.rows)? {
+                if let Some(entry) = decode_found(&key, result.rows)?.live() {
                     found.insert(key, entry);
                 }
             }
@@ -379,98 +390,6 @@ impl<B: Backend> D1Namespace<B> {
                 Value::Integer(to_i64(now)),
             ],
         }
-    }
-}
-
-/// What a home has under a key: a live entry, a row that is not live (expired, or a tombstone:
-/// the key was here and is gone), or nothing at all.
-pub(crate) enum Found {
-    Live(StoredEntry),
-    Dead,
-    Absent,
-}
-
-/// The part number `MoveSql` gives the row of an entry that is not live.
-pub(crate) fn is_dead_marker(part: &Value) -> bool {
-    match *part {
-        Value::Integer(part) => part == -1,
-        Value::Real(part) => part == -1.0,
-        _ => false,
-    }
-}
-
-/// The entry from the rows of `Sql::get`: the entry's row (part `NULL`) and its chunks, in any
-/// order.
-pub(crate) fn decode_entry(key: &str, rows: Vec<Vec<Value>>) -> Result<Option<StoredEntry>, Error> {
-    match decode_found(key, rows)? {
-        Found::Live(entry) => Ok(Some(entry)),
-        Found::Dead | Found::Absent => Ok(None),
-    }
-}
-
-/// The entry from the rows of `Sql::get` or `MoveSql::get` (whose row of an entry that is not
-/// live has part `-1`).
-pub(crate) fn decode_found(key: &str, rows: Vec<Vec<Value>>) -> Result<Found, Error> {
-    let mut entry = None;
-    let mut dead = false;
-    let mut chunks = Vec::new();
-    for row in rows {
-        let [part, value, metadata, expiration, count, size, version] = columns(row)?;
-        match part {
-            Value::Null => entry = Some((value, metadata, expiration, count, size, version)),
-            part if is_dead_marker(&part) => dead = true,
-            part => chunks.push((part, value)),
-        }
-    }
-    let Some((value, metadata, expiration, count, size, version)) = entry else {
-        // No live row: the entry is missing, expired or a tombstone.
-        return Ok(if dead { Found::Dead } else { Found::Absent });
-    };
-    Ok(Found::Live(StoredEntry {
-        value: assemble(key, value, &count, &size, chunks)?,
-        metadata: text_column(metadata),
-        expiration_ms: expiration.as_u64(),
-        version,
-    }))
-}
-
-/// An entry's value from its row's `value`, `chunks` and `size` columns and its chunks (part
-/// number, data) in any order. Anything d1ns could not have written is [`chunk::damaged`].
-pub(crate) fn assemble(
-    key: &str,
-    value: Value,
-    count: &Value,
-    size: &Value,
-    chunks: Vec<(Value, Value)>,
-) -> Result<Value, Error> {
-    match (count, count.as_u64()) {
-        (Value::Null, _) if matches!(size, Value::Null) => Ok(value),
-        (Value::Null, _) => Err(chunk::damaged(key, "it records a size but no chunks")),
-        (_, Some(count)) if count > 0 => {
-            // Rows numbered below 0 are not the value's (stray rows, left by hand).
-            let mut chunks: Vec<(u64, Value)> = chunks
-                .into_iter()
-                .filter_map(|(part, data)| Some((part.as_u64().filter(|&p| p < count)?, data)))
-                .collect();
-            chunks.sort_unstable_by_key(|(part, _)| *part);
-            // Each chunk once (a unique index): anything but 0..count is a damaged entry.
-            if (0..)
-                .zip(&chunks)
-                .any(|(expected, (part, _))| *part != expected)
-                || chunks.len() as u64 != count
-            {
-                return Err(chunk::damaged(
-                    key,
-                    &format!("{} of its {count} chunks are stored", chunks.len()),
-                ));
-            }
-            let data = chunks.into_iter().map(|(_, data)| data).collect();
-            chunk::join(key, value, data, size.as_u64())
-        }
-        (count, _) => Err(chunk::damaged(
-            key,
-            &format!("its chunk count is {count:?}"),
-        )),
     }
 }
 
@@ -663,25 +582,6 @@ fn split_pairs<T, M>(
         .collect()
 }
 
-/// A row's columns, when the statement selected exactly `N`.
-pub(crate) fn columns<const N: usize>(row: Vec<Value>) -> Result<[Value; N], Error> {
-    let got = row.len();
-    row.try_into().map_err(|_| {
-        Error::Database(DatabaseError::new(format!(
-            "expected {N} columns in a row, got {got}"
-        )))
-    })
-}
-
-/// A nullable TEXT column (metadata).
-pub(crate) fn text_column(value: Value) -> Option<String> {
-    match value {
-        Value::Text(t) => Some(t),
-        Value::Blob(b) => String::from_utf8(b).ok(),
-        _ => None,
-    }
-}
-
 /// K7: text as is; bytes as UTF-8, each invalid sequence replaced by U+FFFD as Workers KV's
 /// TextDecoder does.
 pub(crate) fn text(value: Value) -> String {
@@ -742,13 +642,22 @@ pub(crate) fn metadata<M: DeserializeOwned>(
     key: &str,
     metadata: Option<String>,
 ) -> Result<Option<M>, Error> {
-    metadata
-        .map(|m| {
-            serde_json::from_str(&m).map_err(|source| Error::Decode {
-                key: key.to_owned(),
-                part: "metadata",
-                source,
-            })
+    match metadata {
+        Some(metadata) => metadata_str(key, &metadata),
+        None => Ok(None),
+    }
+}
+
+/// K12: stored metadata JSON, parsed.
+pub(crate) fn metadata_str<M: DeserializeOwned>(
+    key: &str,
+    metadata: &str,
+) -> Result<Option<M>, Error> {
+    serde_json::from_str(metadata)
+        .map(Some)
+        .map_err(|source| Error::Decode {
+            key: key.to_owned(),
+            part: "metadata",
+            source,
         })
-        .transpose()
 }

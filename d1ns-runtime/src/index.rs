@@ -12,10 +12,11 @@ use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 
 use crate::backend::{Backend, Statement, Value};
 use crate::error::{DatabaseError, Error};
-use crate::get::{BULK_INLINE_BYTES, columns, json, metadata, text_column};
+use crate::get::{BULK_INLINE_BYTES, json, metadata};
 use crate::limits::MAX_LIST_LIMIT;
 use crate::list::{ShardPage, decode_resume, merge_pages};
 use crate::namespace::{D1Namespace, to_i64};
+use crate::rows::{columns, text_column};
 use crate::typed::{Entry, Namespace, TypedNamespace};
 use crate::version::Versionstamp;
 
@@ -289,7 +290,7 @@ impl<T: Namespace, B: Backend> FindBuilder<T, B> {
             .await
             .into_iter()
             .collect::<Result<Vec<_>, Error>>()?;
-        let merged = merge_pages(pages, limit as usize);
+        let merged = merge_pages(pages, limit as usize, |(key, _): &(String, _)| key);
         Ok(FindResponse {
             entries: merged.rows,
             list_complete: merged.list_complete,
@@ -307,7 +308,7 @@ async fn find_on<T: Namespace, B: Backend>(
     after: &str,
     now: u64,
     limit: u64,
-) -> Result<ShardPage<Entry<T, T::Metadata>>, Error> {
+) -> Result<ShardPage<(String, Entry<T, T::Metadata>)>, Error> {
     {
         let statement = Statement {
             sql: &sql.find,
@@ -370,7 +371,7 @@ async fn find_on<T: Namespace, B: Backend>(
                 )
             } else {
                 let own_chunks = chunks.remove(&key).unwrap_or_default();
-                let value = crate::get::assemble(&key, value, &count, &size, own_chunks)?;
+                let value = crate::rows::assemble(&key, value, &count, &size, own_chunks)?;
                 let expiration = expiration.as_u64().map(crate::limits::expiration_seconds);
                 (value, text_column(meta), expiration, version)
             };

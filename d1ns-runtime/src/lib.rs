@@ -41,6 +41,7 @@ mod moving;
 mod namespace;
 pub mod placement;
 mod put;
+mod rows;
 mod sql;
 #[cfg(feature = "d1")]
 mod stream;
@@ -51,7 +52,9 @@ pub use atomic::{AtomicOperation, WriteOptions};
 #[cfg(all(feature = "sqlite", not(target_arch = "wasm32")))]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use backend::SqliteBackend;
-pub use backend::{Backend, Instrumented, QueryResult, Session, Statement, Stats, Value};
+pub use backend::{
+    Backend, Instrumented, Query, QueryResult, RowSink, Session, Statement, Stats, Value, ValueRef,
+};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use edge::EDGE_CACHE_MAX_VALUE_BYTES;
 pub use error::{DatabaseError, Error, KeyProblem, NameKind, NameProblem, Operation};

@@ -12,11 +12,11 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 #[cfg(not(feature = "d1"))]
 use serde::{Deserialize, Serialize};
 
-use crate::backend::{Backend, Statement, Value};
+use crate::backend::{Backend, Query, RowSink, ValueRef};
 use crate::error::{DatabaseError, Error};
-use crate::get::{columns, text_column};
 use crate::limits::{self, MAX_KEY_BYTES};
 use crate::namespace::{D1Namespace, to_i64};
+use crate::rows::Decode;
 
 // With the `d1` feature the page types are workers-rs's own, so code that names
 // `worker::kv::ListResponse` or `worker::kv::Key` keeps compiling after the move from KV.
@@ -138,90 +138,156 @@ impl<B: Backend> D1Namespace<B> {
         };
         let high = prefix_end(prefix);
         let now = ns.now_ms();
-        // S5: one query per shard not read to its end yet, in parallel.
-        let pages = (0..shards).map(|shard| {
-            let statement = Statement {
-                sql: &ns.sql().list,
-                params: vec![
-                    ns.namespace_param(),
-                    Value::Text(low.clone()),
-                    Value::Integer(to_i64(now)),
-                    Value::Text(high.clone()),
-                    // One more than asked tells whether another page follows.
-                    Value::Integer(to_i64(limit + 1)),
-                ],
-            };
-            async move {
-                let rows = ns.run_one(shard, statement).await?.rows;
-                let complete = rows.len() as u64 <= limit;
-                let keys = rows
-                    .into_iter()
-                    .take(limit as usize)
-                    .map(key_of_row)
-                    .collect::<Result<Vec<_>, Error>>()?;
-                Ok::<_, Error>(ShardPage {
-                    rows: keys,
-                    complete,
-                })
-            }
-        });
-        let pages = crate::join::join_all(pages.collect())
-            .await
-            .into_iter()
-            .collect::<Result<Vec<_>, Error>>()?;
-        let merged = merge_pages(pages, limit as usize);
+        let namespace = ns.namespace();
+        let params = [
+            ValueRef::Text(namespace),
+            ValueRef::Text(&low),
+            ValueRef::Integer(to_i64(now)),
+            ValueRef::Text(&high),
+            // One more than asked tells whether another page follows.
+            ValueRef::Integer(to_i64(limit + 1)),
+        ];
+        let query = Query {
+            sql: &ns.sql().list,
+            params: &params,
+        };
+        // S5: every shard, in parallel.
+        let page = |shard| async move {
+            let rows = ns.read(shard, query, || ListedRows::new(limit)).await?;
+            rows.finish()
+        };
+        let pages = if shards == 1 {
+            vec![page(0).await?]
+        } else {
+            crate::join::join_all((0..shards).map(page).collect())
+                .await
+                .into_iter()
+                .collect::<Result<Vec<_>, Error>>()?
+        };
+        let merged = merge_pages(pages, limit as usize, |key| &key.name);
         Ok(ListResponse {
-            keys: merged.rows.into_iter().map(|(_, key)| key).collect(),
+            keys: merged.rows,
             list_complete: merged.list_complete,
             cursor: merged.cursor,
         })
     }
 }
 
-/// A listed key from its row: `name, expiration, metadata`.
-fn key_of_row(row: Vec<Value>) -> Result<(String, Key), Error> {
-    let [name, expiration, metadata] = columns(row)?;
-    // Keys d1ns wrote are text; one written by hand as bytes could not be paged past.
-    let Value::Text(name) = name else {
-        return Err(Error::Database(DatabaseError::new(
-            "a key of this namespace is not text; list needs text keys",
-        )));
-    };
-    let metadata = crate::get::metadata(&name, text_column(metadata))?;
-    let key = Key {
-        expiration: expiration.as_u64().map(limits::expiration_seconds),
-        metadata,
-        name: name.clone(),
-    };
-    Ok((name, key))
+/// The decoder of `Sql::list`'s rows, `name, expiration, metadata`: the first `limit` keys, and
+/// whether there were no more.
+struct ListedRows {
+    limit: u64,
+    read: u64,
+    keys: Vec<Key>,
+    error: Option<Error>,
 }
+
+impl ListedRows {
+    fn new(limit: u64) -> Self {
+        ListedRows {
+            limit,
+            read: 0,
+            keys: Vec::new(),
+            error: None,
+        }
+    }
+
+    fn finish(self) -> Result<ShardPage<Key>, Error> {
+        match self.error {
+            Some(error) => Err(error),
+            None => Ok(ShardPage {
+                rows: self.keys,
+                complete: self.read <= self.limit,
+            }),
+        }
+    }
+
+    fn key(columns: &[ValueRef<'_>]) -> Result<Key, Error> {
+        let &[name, expiration, metadata] = columns else {
+            return Err(Error::Database(DatabaseError::new(format!(
+                "expected 3 columns in a row, got {}",
+                columns.len()
+            ))));
+        };
+        // Keys d1ns wrote are text; one written by hand as bytes could not be paged past.
+        let ValueRef::Text(name) = name else {
+            return Err(Error::Database(DatabaseError::new(
+                "a key of this namespace is not text; list needs text keys",
+            )));
+        };
+        let metadata = match metadata {
+            ValueRef::Text(text) => crate::get::metadata_str(name, text)?,
+            ValueRef::Blob(bytes) => match std::str::from_utf8(bytes) {
+                Ok(text) => crate::get::metadata_str(name, text)?,
+                Err(_) => None,
+            },
+            _ => None,
+        };
+        Ok(Key {
+            name: name.to_owned(),
+            expiration: expiration.as_u64().map(limits::expiration_seconds),
+            metadata,
+        })
+    }
+}
+
+impl RowSink for ListedRows {
+    fn row(&mut self, _statement: usize, columns: &[ValueRef<'_>]) {
+        self.read += 1;
+        if self.read > self.limit || self.error.is_some() {
+            return;
+        }
+        match ListedRows::key(columns) {
+            Ok(key) => {
+                if self.keys.is_empty() {
+                    self.keys.reserve(self.limit.min(1000) as usize);
+                }
+                self.keys.push(key);
+            }
+            Err(error) => self.error = Some(error),
+        }
+    }
+}
+
+impl Decode for ListedRows {}
 
 /// One shard's part of a page: its first rows in key order after the cursor, and whether it
 /// had no more.
-pub(crate) struct ShardPage<T> {
-    pub rows: Vec<(String, T)>,
+pub(crate) struct ShardPage<R> {
+    pub rows: Vec<R>,
     pub complete: bool,
 }
 
 /// A page merged from the shards' parts.
-pub(crate) struct MergedPage<T> {
-    pub rows: Vec<(String, T)>,
+pub(crate) struct MergedPage<R> {
+    pub rows: Vec<R>,
     pub list_complete: bool,
     pub cursor: Option<String>,
 }
 
-/// The first `limit` rows of every shard's part in key (UTF-8 byte) order (S5); complete when
-/// every shard is. Every page asks every shard: a key written after the cursor on a shard that
-/// had no more is seen on a later page (K30).
-pub(crate) fn merge_pages<T>(pages: Vec<ShardPage<T>>, limit: usize) -> MergedPage<T> {
+/// The first `limit` rows of every shard's part in key (UTF-8 byte) order (S5), each row's key
+/// given by `name`; complete when every shard is. Every page asks every shard: a key written
+/// after the cursor on a shard that had no more is seen on a later page (K30).
+pub(crate) fn merge_pages<R>(
+    mut pages: Vec<ShardPage<R>>,
+    limit: usize,
+    name: impl Fn(&R) -> &str,
+) -> MergedPage<R> {
     let every_part_complete = pages.iter().all(|page| page.complete);
-    let mut rows: Vec<(String, T)> = pages.into_iter().flat_map(|page| page.rows).collect();
-    rows.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut rows = match pages.len() {
+        // One shard's rows are in key order already.
+        1 => pages.pop().map(|page| page.rows).unwrap_or_default(),
+        _ => {
+            let mut rows: Vec<R> = pages.into_iter().flat_map(|page| page.rows).collect();
+            rows.sort_by(|a, b| name(a).cmp(name(b)));
+            rows
+        }
+    };
     let total = rows.len();
     rows.truncate(limit);
     let list_complete = every_part_complete && total <= limit;
     let cursor = match rows.last() {
-        Some((last, _)) if !list_complete => Some(encode_cursor(last)),
+        Some(last) if !list_complete => Some(encode_cursor(name(last))),
         _ => None,
     };
     MergedPage {
@@ -398,6 +464,9 @@ mod tests {
 
     #[test]
     fn merged_pages_are_in_key_order_and_complete_only_when_every_shard_is() {
+        fn name(row: &(String, ())) -> &str {
+            &row.0
+        }
         let page = |_shard: usize, keys: &[&str], complete| ShardPage {
             rows: keys.iter().map(|k| (k.to_string(), ())).collect(),
             complete,
@@ -405,6 +474,7 @@ mod tests {
         let merged = merge_pages(
             vec![page(0, &["a", "d"], true), page(1, &["b", "c", "e"], false)],
             3,
+            name,
         );
         let keys: Vec<&str> = merged.rows.iter().map(|(k, _)| k.as_str()).collect();
         assert_eq!(keys, ["a", "b", "c"]);
@@ -413,10 +483,14 @@ mod tests {
             decode_cursor(merged.cursor.as_deref().unwrap()).unwrap(),
             "c"
         );
-        let last = merge_pages(vec![page(0, &["d"], true), page(1, &["e"], true)], 3);
+        let last = merge_pages(vec![page(0, &["d"], true), page(1, &["e"], true)], 3, name);
         assert!(last.list_complete);
         assert_eq!(last.cursor, None);
-        let more = merge_pages(vec![page(0, &["a", "b"], true), page(1, &[], true)], 1);
+        let more = merge_pages(
+            vec![page(0, &["a", "b"], true), page(1, &[], true)],
+            1,
+            name,
+        );
         assert!(!more.list_complete, "a shard had more than the page took");
     }
 

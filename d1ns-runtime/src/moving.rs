@@ -15,12 +15,12 @@
 
 use std::collections::HashMap;
 
-use crate::backend::{Backend, Statement, Value};
+use crate::backend::{Backend, Query, Statement, Value, ValueRef};
 use crate::error::Error;
-use crate::get::{Found, StoredEntry, decode_found};
 use crate::list::{Key, ListResponse};
 use crate::namespace::{D1Namespace, to_i64};
 use crate::put::CheckedPut;
+use crate::rows::{Columns, EntryRows, Found, StoredEntry};
 use crate::version::Versionstamp;
 
 /// Where a namespace's keys lived before (M1), for [`D1NamespaceBuilder::previous_home`](crate::D1NamespaceBuilder::previous_home).
@@ -134,16 +134,17 @@ impl MoveProgress {
 impl<B: Backend> D1Namespace<B> {
     /// What this home has under `key` on `shard` (one statement, one row read).
     pub(crate) async fn found(&self, shard: usize, key: &str, now: u64) -> Result<Found, Error> {
-        let statement = Statement {
+        let params = [
+            ValueRef::Text(self.namespace()),
+            ValueRef::Text(key),
+            ValueRef::Integer(to_i64(now)),
+        ];
+        let query = Query {
             sql: &self.sql().moving.get,
-            params: vec![
-                self.namespace_param(),
-                Value::Text(key.to_owned()),
-                Value::Integer(to_i64(now)),
-            ],
+            params: &params,
         };
-        let rows = self.run_one(shard, statement).await?.rows;
-        decode_found(key, rows)
+        let rows = self.read(shard, query, || EntryRows::new(key, Columns::ALL));
+        rows.await?.finish()
     }
 
     /// The live entries of `keys` in the previous home (M2): one round trip per old shard, or
@@ -414,7 +415,7 @@ impl<B: Backend> D1Namespace<B> {
             return Ok(Moved::InPlace);
         }
         let old_shard = old.shard_of(key);
-        let Some(entry) = old.read_entry(key, now).await? else {
+        let Some(entry) = old.read_entry(key, now, Columns::ALL).await? else {
             return Ok(Moved::Gone);
         };
         let version = entry.version.clone();
@@ -580,7 +581,7 @@ impl<B: Backend> D1Namespace<B> {
             let full = shard_rows.len() as u64 >= want;
             let mut last = None;
             for row in shard_rows {
-                let [name, expiration, metadata, live] = crate::get::columns(row)?;
+                let [name, expiration, metadata, live] = crate::rows::columns(row)?;
                 let Value::Text(name) = name else { continue };
                 last = Some(name.clone());
                 // A database of both layouts also holds old copies of keys placed elsewhere
@@ -588,7 +589,7 @@ impl<B: Backend> D1Namespace<B> {
                 if self.shard_of(&name) != shard {
                     continue;
                 }
-                let metadata = crate::get::metadata(&name, crate::get::text_column(metadata))?;
+                let metadata = crate::get::metadata(&name, crate::rows::text_column(metadata))?;
                 let live = live.as_u64() == Some(1);
                 rows.push((
                     Key {

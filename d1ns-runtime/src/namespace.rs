@@ -6,12 +6,13 @@ use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard, PoisonError};
 
-use crate::backend::{Backend, QueryResult, Session, Statement, Value};
+use crate::backend::{Backend, Query, QueryResult, Session, Statement, Value};
 use crate::clock::{Clock, SystemClock};
 use crate::edge::EdgeCache;
 use crate::error::{Error, NameKind, Operation};
 use crate::index::IndexDef;
 use crate::limits::{self, default_table};
+use crate::rows::Decode;
 use crate::sql::{IndexSql, Sql};
 
 /// A KV namespace stored in a D1 table: the API of `worker::kv::KvStore`, strongly consistent.
@@ -377,6 +378,43 @@ impl<B: Backend> D1Namespace<B> {
                 "the database returned no result",
             ))
         })
+    }
+
+    /// Runs one read statement on `shard` as the operation's single round trip, handing its rows
+    /// to a decoder that `decoder` makes (again for a retry, so that only the rows of the run
+    /// that succeeded count). Embedded SQLite lends the rows to the decoder as it reads them;
+    /// other backends go through [`run`](Self::run).
+    pub(crate) async fn read<D: Decode>(
+        &self,
+        shard: usize,
+        query: Query<'_>,
+        decoder: impl Fn() -> D,
+    ) -> Result<D, Error> {
+        let part = self.shard(shard)?;
+        if !self.inner.auto_create || self.schema_known(part) {
+            let mut rows = decoder();
+            match part.backend.run_now(&[query], &mut rows) {
+                None => {}
+                Some(Ok(())) => return Ok(rows),
+                // What `run` mends (an upgrade, a table to create) or words: run it there.
+                Some(Err(e)) if self.handled_by_run(&e) => {}
+                Some(Err(e)) => return Err(e.into()),
+            }
+        }
+        let result = self.run_one(shard, query.to_statement()).await?;
+        let mut rows = decoder();
+        for row in result.rows {
+            rows.owned_row(0, row);
+        }
+        Ok(rows)
+    }
+
+    /// Whether [`run`](Self::run) does more with this error than return it.
+    fn handled_by_run(&self, e: &crate::error::DatabaseError) -> bool {
+        let auto_create = self.inner.auto_create;
+        self.missing_step(e).is_some()
+            || (auto_create && e.is_missing_table())
+            || (!auto_create && e.message().contains("no such index"))
     }
 
     /// Runs an operation's statements as one batch, with the schema statements in front when

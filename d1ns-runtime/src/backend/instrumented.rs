@@ -5,7 +5,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::{Backend, QueryResult, Session, Statement};
+use super::{Backend, Query, QueryResult, RowSink, Session, Statement, ValueRef};
 use crate::error::DatabaseError;
 
 /// Counts calls (round trips), statements, and the rows the database reports reading and
@@ -133,6 +133,45 @@ impl<B: Backend + Sync> Backend for Instrumented<B> {
 
     fn database_id(&self) -> u64 {
         self.inner.database_id()
+    }
+
+    fn run_now(
+        &self,
+        queries: &[Query<'_>],
+        rows: &mut dyn RowSink,
+    ) -> Option<Result<(), DatabaseError>> {
+        let mut counting = CountChanges { rows, changes: 0 };
+        let result = self.inner.run_now(queries, &mut counting)?;
+        // Counted only when the inner backend took the batch (no double count on `batch`), and
+        // changes only when it committed, as `batch` counts them.
+        let counters = &self.counters;
+        if result.is_ok() {
+            counters
+                .changes
+                .fetch_add(counting.changes, Ordering::Relaxed);
+        }
+        counters.calls.fetch_add(1, Ordering::Relaxed);
+        counters
+            .statements
+            .fetch_add(queries.len() as u64, Ordering::Relaxed);
+        Some(result)
+    }
+}
+
+/// Passes rows on and counts the changes a batch reports.
+struct CountChanges<'a> {
+    rows: &'a mut dyn RowSink,
+    changes: u64,
+}
+
+impl RowSink for CountChanges<'_> {
+    fn row(&mut self, statement: usize, columns: &[ValueRef<'_>]) {
+        self.rows.row(statement, columns);
+    }
+
+    fn changes(&mut self, statement: usize, changes: u64) {
+        self.changes += changes;
+        self.rows.changes(statement, changes);
     }
 }
 

@@ -38,13 +38,92 @@ pub enum Value {
 impl Value {
     /// The value as a non-negative integer, from `INTEGER` or a whole `REAL`.
     pub(crate) fn as_u64(&self) -> Option<u64> {
-        match *self {
-            Value::Integer(i) => u64::try_from(i).ok(),
-            Value::Real(r) if r >= 0.0 && r.fract() == 0.0 && r <= u64::MAX as f64 => {
+        self.as_ref().as_u64()
+    }
+}
+
+impl Value {
+    /// The value, borrowed.
+    pub fn as_ref(&self) -> ValueRef<'_> {
+        match self {
+            Value::Null => ValueRef::Null,
+            Value::Integer(i) => ValueRef::Integer(*i),
+            Value::Real(r) => ValueRef::Real(*r),
+            Value::Text(t) => ValueRef::Text(t),
+            Value::Blob(b) => ValueRef::Blob(b),
+        }
+    }
+}
+
+/// A SQL value, borrowed: a parameter of a [`Query`] or a column of a row handed to a
+/// [`RowSink`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ValueRef<'a> {
+    /// SQL `NULL`.
+    Null,
+    /// An integer.
+    Integer(i64),
+    /// A floating-point number.
+    Real(f64),
+    /// Text.
+    Text(&'a str),
+    /// Bytes.
+    Blob(&'a [u8]),
+}
+
+impl ValueRef<'_> {
+    /// The value, owned.
+    pub fn to_owned_value(self) -> Value {
+        match self {
+            ValueRef::Null => Value::Null,
+            ValueRef::Integer(i) => Value::Integer(i),
+            ValueRef::Real(r) => Value::Real(r),
+            ValueRef::Text(t) => Value::Text(t.to_owned()),
+            ValueRef::Blob(b) => Value::Blob(b.to_vec()),
+        }
+    }
+
+    /// The value as a non-negative integer, from `INTEGER` or a whole `REAL`.
+    pub(crate) fn as_u64(self) -> Option<u64> {
+        match self {
+            ValueRef::Integer(i) => u64::try_from(i).ok(),
+            ValueRef::Real(r) if r >= 0.0 && r.fract() == 0.0 && r <= u64::MAX as f64 => {
                 Some(r as u64)
             }
             _ => None,
         }
+    }
+}
+
+/// One statement with borrowed parameters, for [`Backend::run_now`].
+#[derive(Debug, Clone, Copy)]
+pub struct Query<'a> {
+    /// The SQL text.
+    pub sql: &'a str,
+    /// The parameters, bound in order.
+    pub params: &'a [ValueRef<'a>],
+}
+
+impl<'a> Query<'a> {
+    /// The same statement with owned parameters, for [`Backend::batch`].
+    pub fn to_statement(&self) -> Statement<'a> {
+        Statement {
+            sql: self.sql,
+            params: self.params.iter().map(|p| p.to_owned_value()).collect(),
+        }
+    }
+}
+
+/// Receives the rows of a [`Backend::run_now`] batch as the database reads them. A row is
+/// borrowed only for the call: the sink copies what it keeps.
+pub trait RowSink {
+    /// One row of the statement at index `statement` of the batch, its columns in the order the
+    /// statement selects them.
+    fn row(&mut self, statement: usize, columns: &[ValueRef<'_>]);
+
+    /// Rows changed by the statement at `statement`, for a statement that returns no columns.
+    fn changes(&mut self, statement: usize, changes: u64) {
+        let _ = (statement, changes);
     }
 }
 
@@ -99,6 +178,22 @@ pub trait Backend {
     /// created a table (K34). Two backends on the same database should return the same id; two
     /// databases must not (a wrong "same" only costs a failed statement and one retry).
     fn database_id(&self) -> u64;
+
+    /// For a backend that answers on the calling thread (embedded SQLite): runs `queries` now,
+    /// atomically as [`batch`](Self::batch) does, handing each row to `rows` without copying
+    /// it. `None` (the default) says the backend has no such path, and d1ns uses `batch`.
+    ///
+    /// A sink's rows count only when this returns `Some(Ok(()))`: after an error, the batch
+    /// rolled back and d1ns drops the sink.
+    #[doc(hidden)]
+    fn run_now(
+        &self,
+        queries: &[Query<'_>],
+        rows: &mut dyn RowSink,
+    ) -> Option<Result<(), DatabaseError>> {
+        let _ = (queries, rows);
+        None
+    }
 }
 
 impl<B: Backend + Sync> Backend for &B {
@@ -112,6 +207,14 @@ impl<B: Backend + Sync> Backend for &B {
     fn database_id(&self) -> u64 {
         (**self).database_id()
     }
+
+    fn run_now(
+        &self,
+        queries: &[Query<'_>],
+        rows: &mut dyn RowSink,
+    ) -> Option<Result<(), DatabaseError>> {
+        (**self).run_now(queries, rows)
+    }
 }
 
 impl<B: Backend + Send + Sync> Backend for Arc<B> {
@@ -124,6 +227,14 @@ impl<B: Backend + Send + Sync> Backend for Arc<B> {
 
     fn database_id(&self) -> u64 {
         (**self).database_id()
+    }
+
+    fn run_now(
+        &self,
+        queries: &[Query<'_>],
+        rows: &mut dyn RowSink,
+    ) -> Option<Result<(), DatabaseError>> {
+        (**self).run_now(queries, rows)
     }
 }
 

@@ -8,10 +8,10 @@ use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use rusqlite::limits::Limit;
-use rusqlite::types::{ToSqlOutput, ValueRef};
+use rusqlite::types::{ToSqlOutput, ValueRef as SqlRef};
 use rusqlite::{Connection, TransactionBehavior};
 
-use super::{Backend, QueryResult, Statement, Value, next_database_id};
+use super::{Backend, Query, QueryResult, RowSink, Statement, Value, ValueRef, next_database_id};
 use crate::error::{DatabaseError, Error};
 
 /// Prepared statements kept per connection: d1ns issues about ten per table.
@@ -149,23 +149,106 @@ impl SqliteBackend {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn run(&self, statements: &[Statement<'_>]) -> Result<Vec<QueryResult>, rusqlite::Error> {
+    /// Runs `statements` as one atomic batch, handing rows and changes to `sink`.
+    fn run<S: Bind>(&self, statements: &[S], sink: Sink<'_>) -> Result<(), rusqlite::Error> {
         let mut connection = self.lock();
         if let [statement] = statements {
-            return Ok(vec![run_statement(&connection, statement)?]);
+            return run_statement(&connection, 0, statement, sink.into_dyn());
         }
         // Writes take the write lock up front (no deadlock between two upgrading readers). Reads,
         // with the schema statements in front that are no-ops once the table exists, take no
         // write lock, so they never wait behind another process's writes; if such a batch has to
-        // create the table after all and meets a writer, it runs again as a write.
-        let reads = statements.iter().all(|s| reads_only(s.sql));
-        if reads {
-            match run_batch(&mut connection, statements, TransactionBehavior::Deferred) {
-                Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) => {}
-                result => return result,
+        // create the table after all and meets a writer, it runs again as a write. The rows of
+        // the first attempt reach no sink unless it committed.
+        let reads = statements.iter().all(|s| reads_only(s.sql()));
+        let sink = match sink {
+            Sink::Collect(collect) if reads => {
+                let deferred = TransactionBehavior::Deferred;
+                match run_batch(&mut connection, statements, deferred, collect) {
+                    Err(e) if is_busy(&e) => collect.restart(),
+                    result => return result,
+                }
+                Sink::Collect(collect)
             }
+            Sink::Rows(rows) if reads => {
+                let mut attempt = Collect::new(statements.len());
+                let deferred = TransactionBehavior::Deferred;
+                match run_batch(&mut connection, statements, deferred, &mut attempt) {
+                    Err(e) if is_busy(&e) => {}
+                    Err(e) => return Err(e),
+                    Ok(()) => {
+                        attempt.replay(rows);
+                        return Ok(());
+                    }
+                }
+                Sink::Rows(rows)
+            }
+            sink => sink,
+        };
+        let immediate = TransactionBehavior::Immediate;
+        run_batch(&mut connection, statements, immediate, sink.into_dyn())
+    }
+}
+
+/// Where a batch's rows go: into the owned results of [`Backend::batch`], or to a caller's
+/// [`RowSink`] ([`Backend::run_now`]).
+enum Sink<'a> {
+    Collect(&'a mut Collect),
+    Rows(&'a mut dyn RowSink),
+}
+
+impl<'a> Sink<'a> {
+    fn into_dyn(self) -> &'a mut dyn RowSink {
+        match self {
+            Sink::Collect(collect) => collect,
+            Sink::Rows(rows) => rows,
         }
-        run_batch(&mut connection, statements, TransactionBehavior::Immediate)
+    }
+}
+
+fn is_busy(e: &rusqlite::Error) -> bool {
+    e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)
+}
+
+/// A statement SQLite can run: an owned [`Statement`] or a borrowed [`Query`].
+trait Bind {
+    fn sql(&self) -> &str;
+    fn bind(&self, prepared: &mut rusqlite::CachedStatement<'_>) -> rusqlite::Result<()>;
+}
+
+impl Bind for Statement<'_> {
+    fn sql(&self) -> &str {
+        self.sql
+    }
+
+    fn bind(&self, prepared: &mut rusqlite::CachedStatement<'_>) -> rusqlite::Result<()> {
+        for (index, value) in self.params.iter().enumerate() {
+            prepared.raw_bind_parameter(index + 1, value)?;
+        }
+        Ok(())
+    }
+}
+
+impl Bind for Query<'_> {
+    fn sql(&self) -> &str {
+        self.sql
+    }
+
+    fn bind(&self, prepared: &mut rusqlite::CachedStatement<'_>) -> rusqlite::Result<()> {
+        for (index, value) in self.params.iter().enumerate() {
+            prepared.raw_bind_parameter(index + 1, ToSqlOutput::Borrowed(sql_ref(*value)))?;
+        }
+        Ok(())
+    }
+}
+
+fn sql_ref(value: ValueRef<'_>) -> SqlRef<'_> {
+    match value {
+        ValueRef::Null => SqlRef::Null,
+        ValueRef::Integer(i) => SqlRef::Integer(i),
+        ValueRef::Real(r) => SqlRef::Real(r),
+        ValueRef::Text(t) => SqlRef::Text(t.as_bytes()),
+        ValueRef::Blob(b) => SqlRef::Blob(b),
     }
 }
 
@@ -175,69 +258,114 @@ fn reads_only(sql: &str) -> bool {
     sql.starts_with("SELECT") || (sql.starts_with("CREATE ") && sql.contains(" IF NOT EXISTS "))
 }
 
-fn run_batch(
+fn run_batch<S: Bind>(
     connection: &mut Connection,
-    statements: &[Statement<'_>],
+    statements: &[S],
     behavior: TransactionBehavior,
-) -> Result<Vec<QueryResult>, rusqlite::Error> {
+    sink: &mut dyn RowSink,
+) -> Result<(), rusqlite::Error> {
     let transaction = connection.transaction_with_behavior(behavior)?;
-    let results = statements
-        .iter()
-        .map(|statement| run_statement(&transaction, statement))
-        .collect::<Result<Vec<_>, _>>()?;
-    transaction.commit()?;
-    Ok(results)
+    for (index, statement) in statements.iter().enumerate() {
+        run_statement(&transaction, index, statement, sink)?;
+    }
+    transaction.commit()
 }
 
-fn run_statement(
+/// The most columns a row is handed over in without a heap allocation; d1ns selects at most 9.
+const STACK_COLUMNS: usize = 16;
+
+fn run_statement<S: Bind>(
     connection: &Connection,
-    statement: &Statement<'_>,
-) -> Result<QueryResult, rusqlite::Error> {
-    let mut prepared = connection.prepare_cached(statement.sql)?;
-    for (index, value) in statement.params.iter().enumerate() {
-        prepared.raw_bind_parameter(index + 1, value)?;
-    }
+    index: usize,
+    statement: &S,
+    sink: &mut dyn RowSink,
+) -> Result<(), rusqlite::Error> {
+    let mut prepared = connection.prepare_cached(statement.sql())?;
+    statement.bind(&mut prepared)?;
     let columns = prepared.column_count();
     if columns == 0 {
         let changes = prepared.raw_execute()? as u64;
-        return Ok(QueryResult {
-            changes: Some(changes),
-            ..QueryResult::default()
-        });
+        sink.changes(index, changes);
+        return Ok(());
     }
-    let mut rows = Vec::new();
     let mut cursor = prepared.raw_query();
     while let Some(row) = cursor.next()? {
-        let mut values = Vec::with_capacity(columns);
-        for index in 0..columns {
-            values.push(match row.get_ref(index)? {
-                ValueRef::Null => Value::Null,
-                ValueRef::Integer(i) => Value::Integer(i),
-                ValueRef::Real(r) => Value::Real(r),
+        let mut stack = [ValueRef::Null; STACK_COLUMNS];
+        let mut heap = Vec::new();
+        let cells: &mut [ValueRef<'_>] = if columns <= STACK_COLUMNS {
+            &mut stack[..columns]
+        } else {
+            heap.resize(columns, ValueRef::Null);
+            &mut heap
+        };
+        for (column, cell) in cells.iter_mut().enumerate() {
+            *cell = match row.get_ref(column)? {
+                SqlRef::Null => ValueRef::Null,
+                SqlRef::Integer(i) => ValueRef::Integer(i),
+                SqlRef::Real(r) => ValueRef::Real(r),
                 // Text d1ns wrote is UTF-8; text that is not (written by hand) stays bytes, so
                 // that a text read reports it instead of mangling it (K7).
-                ValueRef::Text(t) => std::str::from_utf8(t)
-                    .map_or_else(|_| Value::Blob(t.to_vec()), |t| Value::Text(t.to_owned())),
-                ValueRef::Blob(b) => Value::Blob(b.to_vec()),
-            });
+                SqlRef::Text(t) => std::str::from_utf8(t).map_or(ValueRef::Blob(t), ValueRef::Text),
+                SqlRef::Blob(b) => ValueRef::Blob(b),
+            };
         }
-        rows.push(values);
+        sink.row(index, cells);
     }
-    Ok(QueryResult {
-        rows,
-        ..QueryResult::default()
-    })
+    Ok(())
+}
+
+/// The rows of a batch, owned: what [`Backend::batch`] returns.
+struct Collect {
+    results: Vec<QueryResult>,
+}
+
+impl Collect {
+    fn new(statements: usize) -> Self {
+        Collect {
+            results: vec![QueryResult::default(); statements],
+        }
+    }
+
+    /// Forgets what a failed attempt collected.
+    fn restart(&mut self) {
+        for result in &mut self.results {
+            *result = QueryResult::default();
+        }
+    }
+
+    /// Hands the collected rows on, in order.
+    fn replay(self, sink: &mut dyn RowSink) {
+        for (index, result) in self.results.into_iter().enumerate() {
+            if let Some(changes) = result.changes {
+                sink.changes(index, changes);
+            }
+            for row in &result.rows {
+                let cells: Vec<ValueRef<'_>> = row.iter().map(Value::as_ref).collect();
+                sink.row(index, &cells);
+            }
+        }
+    }
+}
+
+impl RowSink for Collect {
+    fn row(&mut self, statement: usize, columns: &[ValueRef<'_>]) {
+        if let Some(result) = self.results.get_mut(statement) {
+            result
+                .rows
+                .push(columns.iter().map(|c| c.to_owned_value()).collect());
+        }
+    }
+
+    fn changes(&mut self, statement: usize, changes: u64) {
+        if let Some(result) = self.results.get_mut(statement) {
+            result.changes = Some(changes);
+        }
+    }
 }
 
 impl rusqlite::ToSql for Value {
     fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-        Ok(ToSqlOutput::Borrowed(match self {
-            Value::Null => ValueRef::Null,
-            Value::Integer(i) => ValueRef::Integer(*i),
-            Value::Real(r) => ValueRef::Real(*r),
-            Value::Text(t) => ValueRef::Text(t.as_bytes()),
-            Value::Blob(b) => ValueRef::Blob(b),
-        }))
+        Ok(ToSqlOutput::Borrowed(sql_ref(self.as_ref())))
     }
 }
 
@@ -270,8 +398,23 @@ impl Backend for SqliteBackend {
         &self,
         statements: &[Statement<'_>],
     ) -> impl Future<Output = Result<Vec<QueryResult>, DatabaseError>> + Send {
-        let result = self.run(statements).map_err(|e| d1_like_error(&e));
+        let mut collect = Collect::new(statements.len());
+        let result = self
+            .run(statements, Sink::Collect(&mut collect))
+            .map(|()| collect.results)
+            .map_err(|e| d1_like_error(&e));
         std::future::ready(result)
+    }
+
+    fn run_now(
+        &self,
+        queries: &[Query<'_>],
+        rows: &mut dyn RowSink,
+    ) -> Option<Result<(), DatabaseError>> {
+        Some(
+            self.run(queries, Sink::Rows(rows))
+                .map_err(|e| d1_like_error(&e)),
+        )
     }
 
     fn database_id(&self) -> u64 {
