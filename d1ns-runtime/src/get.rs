@@ -8,11 +8,11 @@ use serde::de::DeserializeOwned;
 
 use crate::backend::{Backend, Query, Statement, Value, ValueRef};
 use crate::error::{Error, Operation};
+use crate::key::OwnedKey;
 use crate::limits;
 use crate::namespace::{D1Namespace, to_i64};
 use crate::rows::{
-    Columns, EntryRows, Found, StoredEntry, assemble, columns, decode_found, is_dead_marker,
-    text_column,
+    BulkRow, BulkRows, Columns, EntryRows, Found, StoredEntry, assemble, decode_found,
 };
 use crate::typed::Entry;
 use crate::version::Versionstamp;
@@ -38,7 +38,7 @@ impl<B: Backend> D1Namespace<B> {
     pub fn get(&self, key: &str) -> GetOptionsBuilder<B> {
         GetOptionsBuilder {
             namespace: self.clone(),
-            key: key.to_owned(),
+            key: OwnedKey::new(key),
             cache_ttl: None,
         }
     }
@@ -59,7 +59,7 @@ impl<B: Backend> D1Namespace<B> {
 #[must_use = "a get does nothing until you call .text(), .json(), .bytes() or a _with_metadata form"]
 pub struct GetOptionsBuilder<B> {
     namespace: D1Namespace<B>,
-    pub(crate) key: String,
+    pub(crate) key: OwnedKey,
     cache_ttl: Option<u64>,
 }
 
@@ -83,7 +83,7 @@ impl<B: Backend> GetOptionsBuilder<B> {
     /// The value parsed as JSON into `T` (K7).
     pub async fn json<T: DeserializeOwned>(self) -> Result<Option<T>, Error> {
         let entry = self.entry(Columns::VALUE).await?;
-        entry.map(|e| json(&self.key, e.value)).transpose()
+        entry.map(|e| json(self.key.as_str(), e.value)).transpose()
     }
 
     /// The value as bytes (text reads as its UTF-8, K7).
@@ -158,7 +158,7 @@ impl<B: Backend> GetOptionsBuilder<B> {
         let Some(entry) = self.entry(Columns::ALL).await? else {
             return Ok(None);
         };
-        let key = &self.key;
+        let key = self.key.as_str();
         Ok(Some(Entry {
             value: decode(key, entry.value)?,
             metadata: metadata(key, entry.metadata)?,
@@ -171,12 +171,8 @@ impl<B: Backend> GetOptionsBuilder<B> {
         self,
         decode: impl FnOnce(&str, Value) -> Result<T, Error>,
     ) -> Result<(Option<T>, Option<M>), Error> {
-        let key = &self.key;
-        let columns = Columns {
-            metadata: true,
-            version: false,
-        };
-        match self.entry(columns).await? {
+        let key = self.key.as_str();
+        match self.entry(WITH_METADATA).await? {
             None => Ok((None, None)),
             Some(entry) => Ok((
                 Some(decode(key, entry.value)?),
@@ -188,7 +184,7 @@ impl<B: Backend> GetOptionsBuilder<B> {
     /// The live entry under the key, in one statement (the chunks of a long value included),
     /// or from the edge cache when the read asks for it (R6).
     pub(crate) async fn entry(&self, columns: Columns) -> Result<Option<StoredEntry>, Error> {
-        limits::check_key(Operation::Get, &self.key)?;
+        limits::check_key(Operation::Get, self.key.as_str())?;
         limits::check_cache_ttl(Operation::Get, self.cache_ttl)?;
         let ns = &self.namespace;
         let key = self.key.as_str();
@@ -263,6 +259,7 @@ impl<B: Backend> D1Namespace<B> {
         shard: usize,
         keys: &[&str],
         now: u64,
+        columns: Columns,
     ) -> Result<
         (
             HashMap<String, StoredEntry>,
@@ -271,7 +268,6 @@ impl<B: Backend> D1Namespace<B> {
         Error,
     > {
         let moving = self.inner.previous.is_some();
-        let mut dead = std::collections::HashSet::new();
         let keys_json = serde_json::to_string(keys).map_err(|source| Error::Serialize {
             key: keys
                 .first()
@@ -280,26 +276,31 @@ impl<B: Backend> D1Namespace<B> {
             part: "key",
             source,
         })?;
-        let statement = Statement {
+        let params = [
+            ValueRef::Text(self.namespace()),
+            ValueRef::Text(&keys_json),
+            ValueRef::Integer(to_i64(now)),
+            ValueRef::Integer(to_i64(BULK_INLINE_BYTES)),
+        ];
+        let query = Query {
             sql: if moving {
                 &self.sql().moving.get_bulk
             } else {
                 &self.sql().get_bulk
             },
-            params: vec![
-                self.namespace_param(),
-                Value::Text(keys_json),
-                Value::Integer(to_i64(now)),
-                Value::Integer(to_i64(BULK_INLINE_BYTES)),
-            ],
+            params: &params,
         };
-        let rows = self.run_one(shard, statement).await?.rows;
-        let mut entries: Vec<(String, [Value; 7])> = Vec::with_capacity(rows.len());
-        let mut chunks: HashMap<String, Vec<(Value, Value)>> = HashMap::new();
-        for row in rows {
-            let [
-                key,
-                part,
+        let rows = self.read(shard, query, || BulkRows::new(columns)).await?;
+        let BulkRows {
+            entries,
+            mut chunks,
+            dead,
+            ..
+        } = rows.finish()?;
+        let mut found: HashMap<String, StoredEntry> = HashMap::with_capacity(entries.len());
+        let mut long_values = Vec::new();
+        for (key, row) in entries {
+            let BulkRow {
                 value,
                 metadata,
                 count,
@@ -307,23 +308,7 @@ impl<B: Backend> D1Namespace<B> {
                 length,
                 expiration,
                 version,
-            ] = columns(row)?;
-            let Value::Text(key) = key else { continue };
-            if is_dead_marker(part.as_ref()) {
-                dead.insert(key);
-                continue;
-            }
-            match part {
-                Value::Null => entries.push((
-                    key,
-                    [value, metadata, count, size, length, expiration, version],
-                )),
-                part => chunks.entry(key).or_default().push((part, value)),
-            }
-        }
-        let mut found: HashMap<String, StoredEntry> = HashMap::with_capacity(entries.len());
-        let mut long_values = Vec::new();
-        for (key, [value, metadata, count, size, length, expiration, version]) in entries {
+            } = row;
             let inline = match (count.as_u64(), size.as_u64()) {
                 (Some(count), size) if count > 0 => {
                     size.is_some_and(|size| size <= BULK_INLINE_BYTES)
@@ -337,8 +322,8 @@ impl<B: Backend> D1Namespace<B> {
                 let value = assemble(&key, value, &count, &size, own_chunks)?;
                 let entry = StoredEntry {
                     value,
-                    metadata: text_column(metadata),
-                    expiration_ms: expiration.as_u64(),
+                    metadata,
+                    expiration_ms: expiration,
                     version,
                 };
                 found.insert(key, entry);
@@ -414,13 +399,15 @@ impl<B: Backend> GetBulkOptionsBuilder<B> {
 
     /// Every requested key's value as text, `None` where missing (K20).
     pub async fn text(self) -> Result<HashMap<String, Option<String>>, Error> {
-        self.collect(|_, value, _| Ok(text(value))).await
+        self.collect(Columns::VALUE, |_, value, _| Ok(text(value)))
+            .await
     }
 
     /// Every requested key's value parsed as JSON. If any present value is not JSON the whole
     /// call fails, as in KV (K21).
     pub async fn json<T: DeserializeOwned>(self) -> Result<HashMap<String, Option<T>>, Error> {
-        self.collect(|key, value, _| bulk_json(key, value)).await
+        self.collect(Columns::VALUE, |key, value, _| bulk_json(key, value))
+            .await
     }
 
     /// Every requested key's value as text with its metadata; a missing key gives `None` (K22).
@@ -428,7 +415,9 @@ impl<B: Backend> GetBulkOptionsBuilder<B> {
         self,
     ) -> Result<HashMap<String, (Option<String>, Option<M>)>, Error> {
         let found = self
-            .collect(|key, value, meta| Ok((text(value), metadata(key, meta)?)))
+            .collect(WITH_METADATA, |key, value, meta| {
+                Ok((text(value), metadata(key, meta)?))
+            })
             .await?;
         Ok(split_pairs(found))
     }
@@ -438,7 +427,9 @@ impl<B: Backend> GetBulkOptionsBuilder<B> {
         self,
     ) -> Result<HashMap<String, (Option<T>, Option<M>)>, Error> {
         let found = self
-            .collect(|key, value, meta| Ok((bulk_json(key, value)?, metadata(key, meta)?)))
+            .collect(WITH_METADATA, |key, value, meta| {
+                Ok((bulk_json(key, value)?, metadata(key, meta)?))
+            })
             .await?;
         Ok(split_pairs(found))
     }
@@ -449,6 +440,7 @@ impl<B: Backend> GetBulkOptionsBuilder<B> {
     /// expiration at the same instant.
     async fn collect<T>(
         self,
+        columns: Columns,
         mut decode: impl FnMut(&str, Value, Option<String>) -> Result<T, Error>,
     ) -> Result<HashMap<String, Option<T>>, Error> {
         let ns = self.namespace;
@@ -459,7 +451,13 @@ impl<B: Backend> GetBulkOptionsBuilder<B> {
         }
         let now = ns.now_ms();
         let edge = ns.edge_for(self.cache_ttl);
-        let mut found: HashMap<String, StoredEntry> = HashMap::with_capacity(self.keys.len());
+        // What the edge cache keeps is every column.
+        let columns = if edge.is_some() {
+            Columns::ALL
+        } else {
+            columns
+        };
+        let mut found: HashMap<String, StoredEntry> = HashMap::new();
         // The keys D1 is asked for: with an edge cache, the distinct ones not found there.
         let mut unread: Vec<&str> = self.keys.iter().map(String::as_str).collect();
         if let Some((edge, _)) = edge {
@@ -488,12 +486,12 @@ impl<B: Backend> GetBulkOptionsBuilder<B> {
                 .iter()
                 .enumerate()
                 .filter(|(_, keys)| !keys.is_empty())
-                .map(|(shard, keys)| ns.read_bulk(shard, keys, now));
-            let mut read = HashMap::with_capacity(unread.len());
+                .map(|(shard, keys)| ns.read_bulk(shard, keys, now, columns));
+            let mut read = HashMap::new();
             let mut dead = std::collections::HashSet::new();
             for result in crate::join::join_all(reads.collect()).await {
                 let (found, gone) = result?;
-                read.extend(found);
+                extend(&mut read, found);
                 dead.extend(gone);
             }
             if ns.inner.previous.is_some() {
@@ -516,7 +514,7 @@ impl<B: Backend> GetBulkOptionsBuilder<B> {
                         .iter()
                         .enumerate()
                         .filter(|(_, keys)| !keys.is_empty())
-                        .map(|(shard, keys)| ns.read_bulk(shard, keys, now));
+                        .map(|(shard, keys)| ns.read_bulk(shard, keys, now, columns));
                     for result in crate::join::join_all(reads.collect()).await {
                         read.extend(result?.0);
                     }
@@ -526,7 +524,7 @@ impl<B: Backend> GetBulkOptionsBuilder<B> {
                 let results = unread.iter().map(|&key| (key, read.get(key))).collect();
                 edge.store(results, cache_ttl, ns.now_ms()).await;
             }
-            found.extend(read);
+            extend(&mut found, read);
         }
         let mut result = HashMap::with_capacity(self.keys.len());
         for key in self.keys {
@@ -539,6 +537,21 @@ impl<B: Backend> GetBulkOptionsBuilder<B> {
             result.insert(key, decoded);
         }
         Ok(result)
+    }
+}
+
+/// The columns a `_with_metadata` read copies.
+const WITH_METADATA: Columns = Columns {
+    metadata: true,
+    version: false,
+};
+
+/// Adds `more` to `map`, without hashing anything again when `map` is empty.
+fn extend<V>(map: &mut HashMap<String, V>, more: HashMap<String, V>) {
+    if map.is_empty() {
+        *map = more;
+    } else {
+        map.extend(more);
     }
 }
 

@@ -2,7 +2,6 @@
 //! database keeps them (a partial expression index per field and namespace, see `sql.rs`), and
 //! [`TypedNamespace::find`] and [`TypedNamespace::delete_where`] look entries up through them.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::future::{Future, IntoFuture};
 use std::marker::PhantomData;
@@ -10,13 +9,13 @@ use std::pin::Pin;
 
 use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 
-use crate::backend::{Backend, Statement, Value};
+use crate::backend::{Backend, Query, Statement, Value, ValueRef};
 use crate::error::{DatabaseError, Error};
 use crate::get::{BULK_INLINE_BYTES, json, metadata};
 use crate::limits::MAX_LIST_LIMIT;
 use crate::list::{ShardPage, decode_resume, merge_pages};
 use crate::namespace::{D1Namespace, to_i64};
-use crate::rows::{columns, text_column};
+use crate::rows::{FoundRow, FoundRows};
 use crate::typed::{Entry, Namespace, TypedNamespace};
 use crate::version::Versionstamp;
 
@@ -310,46 +309,34 @@ async fn find_on<T: Namespace, B: Backend>(
     limit: u64,
 ) -> Result<ShardPage<(String, Entry<T, T::Metadata>)>, Error> {
     {
-        let statement = Statement {
+        let params = [
+            value.as_ref(),
+            ValueRef::Text(after),
+            ValueRef::Integer(to_i64(now)),
+            // One more than the page, to tell whether another follows.
+            ValueRef::Integer(to_i64(limit + 1)),
+            ValueRef::Integer(to_i64(BULK_INLINE_BYTES)),
+        ];
+        let query = Query {
             sql: &sql.find,
-            params: vec![
-                value.clone(),
-                Value::Text(after.to_owned()),
-                Value::Integer(to_i64(now)),
-                // One more than the page, to tell whether another follows.
-                Value::Integer(to_i64(limit + 1)),
-                Value::Integer(to_i64(BULK_INLINE_BYTES)),
-            ],
+            params: &params,
         };
-        let rows = ns.run_one(shard, statement).await?.rows;
-        let mut found: Vec<(String, [Value; 6])> = Vec::new();
-        let mut chunks: HashMap<String, Vec<(Value, Value)>> = HashMap::new();
-        for row in rows {
-            let [key, part, value, meta, expiration, count, size, version] = columns(row)?;
-            let Value::Text(key) = key else { continue };
-            if matches!(part, Value::Null) {
-                found.push((key, [value, meta, expiration, count, size, version]));
-                continue;
-            }
-            // A chunk, with its entry's columns: the first one stands for the entry. Its row's
-            // value is text (the index holds only rows whose value is text), so the chunks join
-            // into text.
-            let own = chunks.entry(key.clone()).or_default();
-            if own.is_empty() {
-                let stand_in = Value::Text(String::new());
-                found.push((key, [stand_in, meta, expiration, count, size, version]));
-            }
-            own.push((part, value));
-        }
+        let rows = ns.read(shard, query, FoundRows::new).await?;
+        let FoundRows {
+            mut found,
+            mut chunks,
+            ..
+        } = rows.finish()?;
         found.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         let list_complete = found.len() as u64 <= limit;
         found.truncate(limit as usize);
         // Values longer than a first result carries: read whole afterwards, a few per round trip.
         let long: Vec<(String, u64)> = found
             .iter()
-            .filter(|(_, [_, _, _, count, size, _])| read_later(count, size))
-            .map(|(key, [_, _, _, _, size, _])| {
-                let bytes = size
+            .filter(|(_, row)| read_later(&row.count, &row.size))
+            .map(|(key, row)| {
+                let bytes = row
+                    .size
                     .as_u64()
                     .unwrap_or(crate::limits::MAX_VALUE_BYTES as u64);
                 (key.clone(), bytes.saturating_mul(4) / 3)
@@ -357,7 +344,15 @@ async fn find_on<T: Namespace, B: Backend>(
             .collect();
         let mut long_values = ns.read_long_values(shard, long, now).await?;
         let mut entries = Vec::with_capacity(found.len());
-        for (key, [value, meta, expiration, count, size, version]) in found {
+        for (key, row) in found {
+            let FoundRow {
+                value,
+                metadata: meta,
+                expiration,
+                count,
+                size,
+                version,
+            } = row;
             let (value, meta, expiration, version) = if read_later(&count, &size) {
                 // `None`: gone between the two round trips.
                 let Some(entry) = long_values.remove(&key) else {
@@ -373,7 +368,7 @@ async fn find_on<T: Namespace, B: Backend>(
                 let own_chunks = chunks.remove(&key).unwrap_or_default();
                 let value = crate::rows::assemble(&key, value, &count, &size, own_chunks)?;
                 let expiration = expiration.as_u64().map(crate::limits::expiration_seconds);
-                (value, text_column(meta), expiration, version)
+                (value, meta, expiration, version)
             };
             let entry = Entry {
                 value: json(&key, value)?,

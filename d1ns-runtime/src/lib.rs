@@ -34,6 +34,7 @@ mod error;
 mod get;
 mod index;
 mod join;
+mod key;
 pub mod limits;
 mod list;
 mod macro_support;

@@ -168,7 +168,7 @@ impl<B: Backend> D1Namespace<B> {
                     .iter()
                     .enumerate()
                     .filter(|(_, keys)| !keys.is_empty())
-                    .map(|(shard, keys)| old.read_bulk(shard, keys, now));
+                    .map(|(shard, keys)| old.read_bulk(shard, keys, now, Columns::ALL));
                 let mut found = HashMap::new();
                 for result in crate::join::join_all(reads.collect()).await {
                     found.extend(result?.0);

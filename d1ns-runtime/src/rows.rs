@@ -266,3 +266,220 @@ pub(crate) fn text_ref(value: ValueRef<'_>) -> Option<String> {
         _ => None,
     }
 }
+
+/// The columns of an entry's own row (part `NULL`) of `Sql::get_bulk` and `MoveSql::get_bulk`.
+pub(crate) struct BulkRow {
+    pub value: Value,
+    pub metadata: Option<String>,
+    pub count: Value,
+    pub size: Value,
+    /// The value's length in bytes, when the value itself was left out of the row.
+    pub length: Value,
+    pub expiration: Option<u64>,
+    pub version: Value,
+}
+
+/// The decoder of `Sql::get_bulk` and `MoveSql::get_bulk`: `key, part, value, metadata, chunks,
+/// size, length, expiration, version`, each entry's row (part `NULL`), the chunks of entries
+/// whose values the statement carries (in any order), and, from `MoveSql`, the rows of entries
+/// that are not live (part `-1`).
+pub(crate) struct BulkRows {
+    columns: Columns,
+    pub entries: Vec<(String, BulkRow)>,
+    pub chunks: std::collections::HashMap<String, Vec<(Value, Value)>>,
+    pub dead: std::collections::HashSet<String>,
+    error: Option<Error>,
+}
+
+const BULK_COLUMNS: usize = 9;
+
+impl BulkRows {
+    pub(crate) fn new(columns: Columns) -> Self {
+        BulkRows {
+            columns,
+            entries: Vec::new(),
+            chunks: std::collections::HashMap::new(),
+            dead: std::collections::HashSet::new(),
+            error: None,
+        }
+    }
+
+    /// The rows as read, or the first problem with them.
+    pub(crate) fn finish(self) -> Result<Self, Error> {
+        match self.error {
+            Some(error) => Err(error),
+            None => Ok(self),
+        }
+    }
+}
+
+impl RowSink for BulkRows {
+    fn row(&mut self, _statement: usize, columns: &[ValueRef<'_>]) {
+        let &[
+            key,
+            part,
+            value,
+            metadata,
+            count,
+            size,
+            length,
+            expiration,
+            version,
+        ] = columns
+        else {
+            self.error
+                .get_or_insert_with(|| wrong_column_count(BULK_COLUMNS, columns.len()));
+            return;
+        };
+        let ValueRef::Text(key) = key else { return };
+        match part {
+            ValueRef::Null => {
+                if self.entries.is_empty() {
+                    self.entries.reserve(32);
+                }
+                self.entries.push((
+                    key.to_owned(),
+                    BulkRow {
+                        value: value.to_owned_value(),
+                        metadata: self.columns.metadata.then(|| text_ref(metadata)).flatten(),
+                        count: count.to_owned_value(),
+                        size: size.to_owned_value(),
+                        length: length.to_owned_value(),
+                        expiration: expiration.as_u64(),
+                        version: if self.columns.version {
+                            version.to_owned_value()
+                        } else {
+                            Value::Null
+                        },
+                    },
+                ));
+            }
+            part if is_dead_marker(part) => {
+                self.dead.insert(key.to_owned());
+            }
+            part => self
+                .chunks
+                .entry(key.to_owned())
+                .or_default()
+                .push((part.to_owned_value(), value.to_owned_value())),
+        }
+    }
+}
+
+impl Decode for BulkRows {
+    fn owned_row(&mut self, _statement: usize, row: Vec<Value>) {
+        let got = row.len();
+        let Ok(
+            [
+                key,
+                part,
+                value,
+                metadata,
+                count,
+                size,
+                length,
+                expiration,
+                version,
+            ],
+        ) = <[Value; BULK_COLUMNS]>::try_from(row)
+        else {
+            self.error
+                .get_or_insert_with(|| wrong_column_count(BULK_COLUMNS, got));
+            return;
+        };
+        let Value::Text(key) = key else { return };
+        match part {
+            Value::Null => self.entries.push((
+                key,
+                BulkRow {
+                    value,
+                    metadata: text_column(metadata),
+                    count,
+                    size,
+                    length,
+                    expiration: expiration.as_u64(),
+                    version,
+                },
+            )),
+            part if is_dead_marker(part.as_ref()) => {
+                self.dead.insert(key);
+            }
+            part => self.chunks.entry(key).or_default().push((part, value)),
+        }
+    }
+}
+
+/// The columns of an entry of a look-up page.
+pub(crate) struct FoundRow {
+    /// The value, or for a value in chunks an empty text standing in for it.
+    pub value: Value,
+    pub metadata: Option<String>,
+    pub expiration: Value,
+    pub count: Value,
+    pub size: Value,
+    pub version: Value,
+}
+
+/// The decoder of `IndexSql::find`: `key, part, value, metadata, expiration, chunks, size,
+/// version`, each matching entry's row (part `NULL`) or, for a value in chunks, its chunks,
+/// each with the entry's columns.
+pub(crate) struct FoundRows {
+    pub found: Vec<(String, FoundRow)>,
+    pub chunks: std::collections::HashMap<String, Vec<(Value, Value)>>,
+    error: Option<Error>,
+}
+
+const FOUND_COLUMNS: usize = 8;
+
+impl FoundRows {
+    pub(crate) fn new() -> Self {
+        FoundRows {
+            found: Vec::new(),
+            chunks: std::collections::HashMap::new(),
+            error: None,
+        }
+    }
+
+    /// The rows as read, or the first problem with them.
+    pub(crate) fn finish(self) -> Result<Self, Error> {
+        match self.error {
+            Some(error) => Err(error),
+            None => Ok(self),
+        }
+    }
+}
+
+impl RowSink for FoundRows {
+    fn row(&mut self, _statement: usize, columns: &[ValueRef<'_>]) {
+        let &[key, part, value, metadata, expiration, count, size, version] = columns else {
+            self.error
+                .get_or_insert_with(|| wrong_column_count(FOUND_COLUMNS, columns.len()));
+            return;
+        };
+        let ValueRef::Text(key) = key else { return };
+        let row = |value: Value| FoundRow {
+            value,
+            metadata: text_ref(metadata),
+            expiration: expiration.to_owned_value(),
+            count: count.to_owned_value(),
+            size: size.to_owned_value(),
+            version: version.to_owned_value(),
+        };
+        if let ValueRef::Null = part {
+            self.found
+                .push((key.to_owned(), row(value.to_owned_value())));
+            return;
+        }
+        // A chunk, with its entry's columns: the first one stands for the entry. Its row's
+        // value is text (the index holds only rows whose value is text), so the chunks join
+        // into text.
+        let own = self.chunks.entry(key.to_owned()).or_default();
+        if own.is_empty() {
+            self.found
+                .push((key.to_owned(), row(Value::Text(String::new()))));
+        }
+        own.push((part.to_owned_value(), value.to_owned_value()));
+    }
+}
+
+impl Decode for FoundRows {}

@@ -28,9 +28,11 @@ impl<B: Backend> GetOptionsBuilder<B> {
     /// the module docs).
     pub async fn stream(self) -> Result<Option<ReadableStream>, Error> {
         let key = self.key.clone();
-        js::available(&key)?;
+        js::available(key.as_str())?;
         let bytes = self.bytes().await?;
-        bytes.map(|bytes| js::stream_of(&key, &bytes)).transpose()
+        bytes
+            .map(|bytes| js::stream_of(key.as_str(), &bytes))
+            .transpose()
     }
 
     /// The value as a stream of its bytes, with its metadata; `(None, None)` if missing.
@@ -39,9 +41,11 @@ impl<B: Backend> GetOptionsBuilder<B> {
         self,
     ) -> Result<(Option<ReadableStream>, Option<M>), Error> {
         let key = self.key.clone();
-        js::available(&key)?;
+        js::available(key.as_str())?;
         let (bytes, metadata) = self.bytes_with_metadata::<M>().await?;
-        let stream = bytes.map(|bytes| js::stream_of(&key, &bytes)).transpose()?;
+        let stream = bytes
+            .map(|bytes| js::stream_of(key.as_str(), &bytes))
+            .transpose()?;
         Ok((stream, metadata))
     }
 }
