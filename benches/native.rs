@@ -4,7 +4,11 @@
 //! ```sh
 //! cargo bench --bench native            # prints Markdown tables of medians and ratios
 //! cargo bench --bench native -- get     # only the cases whose names contain "get" (to profile)
+//! D1NS_BENCH_SMOKE=1 cargo bench --bench native   # CI: every case, tiny sizes, seconds
 //! ```
+//!
+//! The smoke mode runs every case on small tables and one round: its figures mean nothing, but
+//! it fails, as the full run does, when a hand-written side no longer runs the SQL d1ns sends.
 //!
 //! Each operation runs in rounds; every round times a block of d1ns calls and then the same
 //! block by hand, so both sides see the same machine state. The hand-written side fetches its
@@ -28,8 +32,25 @@ use d1ns::limits::{MAX_CHUNK_BYTES, MAX_IN_ROW_VALUE_BYTES};
 use d1ns::{D1Namespace, ManualClock, SqliteBackend};
 use rusqlite::{Connection, Transaction, TransactionBehavior, params};
 
-const KEYS: usize = 100_000;
-const ROUNDS: usize = 21;
+/// Keys per table, rounds per case, and operations per round, or their smoke-mode sizes.
+fn keys() -> usize {
+    if smoke() { 2_000 } else { 100_000 }
+}
+
+fn rounds() -> usize {
+    if smoke() { 1 } else { 21 }
+}
+
+/// `n` operations per round, or a twentieth of them in the smoke mode.
+fn scaled(n: usize) -> usize {
+    if smoke() { n.div_ceil(20) } else { n }
+}
+
+fn smoke() -> bool {
+    static SMOKE: std::sync::LazyLock<bool> =
+        std::sync::LazyLock::new(|| std::env::var_os("D1NS_BENCH_SMOKE").is_some());
+    *SMOKE
+}
 const NOW_MS: u64 = 1_700_000_000_000;
 
 /// The statements d1ns runs for each operation (see d1ns-runtime/src/sql.rs), run by hand.
@@ -363,11 +384,11 @@ fn setup(dir: &Path) -> Sides {
     raw.set_prepared_statement_cache_capacity(128);
 
     check_same_sql(&backend);
-    eprintln!("filling both tables with {KEYS} keys ...");
+    eprintln!("filling both tables with {} keys ...", keys());
     block_on(kv.get("warm-up").text()).expect("create");
     let fill = |conn: &Connection| {
         let tx = conn.unchecked_transaction().expect("tx");
-        for i in 0..KEYS {
+        for i in 0..keys() {
             raw_put(&tx, &key(i), &format!("{{\"id\":{i}}}"), None);
         }
         tx.commit().expect("commit");
@@ -441,8 +462,13 @@ fn compare(
 }
 
 /// Neighbours of the small key in the neighbour-size comparison, and gets of it per round.
-const NEIGHBOURS: usize = 200;
-const NEIGHBOUR_GETS: usize = 500;
+fn neighbour_count() -> usize {
+    if smoke() { 5 } else { 200 }
+}
+
+fn neighbour_gets() -> usize {
+    scaled(500)
+}
 const NEIGHBOUR_SIZES: [(&str, usize); 5] = [
     ("100 B", 100),
     ("16 KiB", 16 << 10),
@@ -451,8 +477,8 @@ const NEIGHBOUR_SIZES: [(&str, usize); 5] = [
     ("1.8 MB", 1_800_000),
 ];
 
-/// A file database holding one small key among [`NEIGHBOURS`] keys with values of one size, open
-/// through d1ns and by hand.
+/// A file database holding one small key among [`neighbour_count()`] keys with values of one
+/// size, open through d1ns and by hand.
 struct Neighbourhood {
     label: &'static str,
     path: PathBuf,
@@ -460,17 +486,21 @@ struct Neighbourhood {
     raw: Connection,
 }
 
-const SMALL_KEY: &str = "n:100";
+/// The small key, in the middle of its neighbours, so every seek passes some.
+fn small_key() -> String {
+    format!("n:{:03}", neighbour_count() / 2)
+}
 
 fn neighbourhood(dir: &Path, label: &'static str, size: usize) -> Neighbourhood {
     let path = dir.join(format!("neighbours-{size}.sqlite"));
     remove_database(&path);
     let kv = namespace(SqliteBackend::open(&path).expect("open"));
     let value = "n".repeat(size);
-    // Keys n:000..n:200 with the small key in the middle, so every seek passes neighbours.
-    for i in 0..=NEIGHBOURS {
+    // Keys n:000..n:200 with the small key in the middle.
+    let small = small_key();
+    for i in 0..=neighbour_count() {
         let key = format!("n:{i:03}");
-        let value = if key == SMALL_KEY { "small" } else { &value };
+        let value = if key == small { "small" } else { &value };
         block_on(kv.put(&key, value).expect("put").execute()).expect("put");
     }
     let raw = Connection::open(&path).expect("open raw");
@@ -494,22 +524,23 @@ fn small_gets_among_neighbours(dir: &Path) -> Vec<Row> {
         .map(|&(label, size)| neighbourhood(dir, label, size))
         .collect();
     let now = NOW_MS as i64;
+    let small = small_key();
     let mut samples = vec![(Vec::new(), Vec::new()); hoods.len()];
-    for round in 0..=ROUNDS {
+    for round in 0..=rounds() {
         for (hood, (d1ns_samples, raw_samples)) in hoods.iter().zip(&mut samples) {
             let start = Instant::now();
-            for _ in 0..NEIGHBOUR_GETS {
-                black_box(block_on(hood.kv.get(SMALL_KEY).text()).expect("get"));
+            for _ in 0..neighbour_gets() {
+                black_box(block_on(hood.kv.get(&small).text()).expect("get"));
             }
             let d1ns_time = start.elapsed();
             let start = Instant::now();
-            for _ in 0..NEIGHBOUR_GETS {
-                black_box(raw_get(&hood.raw, SMALL_KEY, now).expect("hit"));
+            for _ in 0..neighbour_gets() {
+                black_box(raw_get(&hood.raw, &small, now).expect("hit"));
             }
             let raw_time = start.elapsed();
             if round > 0 {
-                d1ns_samples.push(d1ns_time.as_nanos() as f64 / NEIGHBOUR_GETS as f64);
-                raw_samples.push(raw_time.as_nanos() as f64 / NEIGHBOUR_GETS as f64);
+                d1ns_samples.push(d1ns_time.as_nanos() as f64 / neighbour_gets() as f64);
+                raw_samples.push(raw_time.as_nanos() as f64 / neighbour_gets() as f64);
             }
         }
     }
@@ -545,7 +576,9 @@ struct Record {
 /// Entries per `user_id` in the index comparison.
 const MATCHES: usize = 10;
 /// Look-ups per round in the index comparison.
-const LOOK_UPS: usize = 200;
+fn look_ups() -> usize {
+    scaled(200)
+}
 
 /// The indexed expression of `user_id`, as d1ns writes it (see d1ns-runtime/src/sql.rs).
 const USER_ID_EXPR: &str = "(CASE WHEN typeof(value) != 'text' THEN NULL \
@@ -643,6 +676,7 @@ fn look_ups_by_index(dir: &Path) -> Vec<Row> {
         ("find by index, 10 of 10,000 entries", 10_000),
         ("find by index, 10 of 100,000 entries", 100_000),
     ] {
+        let entries = if smoke() { entries / 50 } else { entries };
         let (records, raw, path) = index_database(dir, entries);
         let users = (entries / MATCHES) as u32;
         let sql = find_sql(&raw);
@@ -673,17 +707,17 @@ fn look_ups_by_index(dir: &Path) -> Vec<Row> {
         );
         rows.extend(compare(
             name,
-            ROUNDS,
-            LOOK_UPS,
+            rounds(),
+            look_ups(),
             |r| {
-                for i in 0..LOOK_UPS {
+                for i in 0..look_ups() {
                     let user = ((i * 7919 + r) as u32) % users;
                     let page = block_on(records.find(Record::USER_ID, &user).execute());
                     black_box(page.expect("find"));
                 }
             },
             |r| {
-                for i in 0..LOOK_UPS {
+                for i in 0..look_ups() {
                     let user = ((i * 7919 + r) as u32) % users;
                     black_box(raw_find(&raw, &sql, user));
                 }
@@ -706,27 +740,27 @@ fn main() {
     std::fs::create_dir_all(&dir).expect("bench dir");
     let Sides { kv, raw } = setup(&dir);
     let now = NOW_MS as i64;
-    let n = 2_000;
+    let n = scaled(2_000);
     let mut rows = Vec::new();
 
     rows.extend(compare(
         "get (hit)",
-        ROUNDS,
+        rounds(),
         n,
         |r| {
             for i in 0..n {
-                black_box(block_on(kv.get(&key((i * 37 + r) % KEYS)).text()).expect("get"));
+                black_box(block_on(kv.get(&key((i * 37 + r) % keys())).text()).expect("get"));
             }
         },
         |r| {
             for i in 0..n {
-                black_box(raw_get(&raw, &key((i * 37 + r) % KEYS), now).expect("hit"));
+                black_box(raw_get(&raw, &key((i * 37 + r) % keys()), now).expect("hit"));
             }
         },
     ));
     rows.extend(compare(
         "get (miss)",
-        ROUNDS,
+        rounds(),
         n,
         |r| {
             for i in 0..n {
@@ -739,15 +773,15 @@ fn main() {
             }
         },
     ));
-    let put_n = 500;
+    let put_n = scaled(500);
     rows.extend(compare(
         "put",
-        ROUNDS,
+        rounds(),
         put_n,
         |r| {
             for i in 0..put_n {
                 block_on(
-                    kv.put(&key((i * 13 + r) % KEYS), "{\"id\":1}")
+                    kv.put(&key((i * 13 + r) % keys()), "{\"id\":1}")
                         .expect("put")
                         .execute(),
                 )
@@ -756,18 +790,18 @@ fn main() {
         },
         |r| {
             for i in 0..put_n {
-                raw_put(&raw, &key((i * 13 + r) % KEYS), "{\"id\":1}", None);
+                raw_put(&raw, &key((i * 13 + r) % keys()), "{\"id\":1}", None);
             }
         },
     ));
     rows.extend(compare(
         "put with TTL",
-        ROUNDS,
+        rounds(),
         put_n,
         |r| {
             for i in 0..put_n {
                 let put = kv
-                    .put(&key((i * 17 + r) % KEYS), "{\"id\":2}")
+                    .put(&key((i * 17 + r) % keys()), "{\"id\":2}")
                     .expect("put");
                 block_on(put.expiration_ttl(3600).execute()).expect("put");
             }
@@ -776,7 +810,7 @@ fn main() {
             for i in 0..put_n {
                 raw_put(
                     &raw,
-                    &key((i * 17 + r) % KEYS),
+                    &key((i * 17 + r) % keys()),
                     "{\"id\":2}",
                     Some(now + 3_600_000),
                 );
@@ -785,25 +819,25 @@ fn main() {
     ));
     rows.extend(compare(
         "delete",
-        ROUNDS,
+        rounds(),
         put_n,
         |r| {
             for i in 0..put_n {
-                block_on(kv.delete(&key((i * 19 + r * 500) % KEYS))).expect("delete");
+                block_on(kv.delete(&key((i * 19 + r * 500) % keys()))).expect("delete");
             }
         },
         |r| {
             for i in 0..put_n {
                 let mut stmt = raw.prepare_cached(DELETE).expect("prepare");
-                stmt.execute(params!["bench", key((i * 19 + r * 500) % KEYS)])
+                stmt.execute(params!["bench", key((i * 19 + r * 500) % keys())])
                     .expect("delete");
             }
         },
     ));
-    let list_n = 200;
+    let list_n = scaled(200);
     rows.extend(compare(
         "list, page of 100",
-        ROUNDS,
+        rounds(),
         list_n,
         |r| {
             for i in 0..list_n {
@@ -832,12 +866,12 @@ fn main() {
     ));
     rows.extend(compare(
         "get_bulk of 100",
-        ROUNDS,
+        rounds(),
         list_n,
         |r| {
             for i in 0..list_n {
                 let keys: Vec<String> = (0..100)
-                    .map(|j| key((i * 100 + j * 7 + r) % KEYS))
+                    .map(|j| key((i * 100 + j * 7 + r) % keys()))
                     .collect();
                 black_box(block_on(kv.get_bulk(&keys).text()).expect("bulk"));
             }
@@ -846,7 +880,7 @@ fn main() {
             for i in 0..list_n {
                 let mut stmt = raw.prepare_cached(GET_BULK).expect("prepare");
                 let keys: Vec<String> = (0..100)
-                    .map(|j| key((i * 100 + j * 7 + r) % KEYS))
+                    .map(|j| key((i * 100 + j * 7 + r) % keys()))
                     .collect();
                 let json = serde_json::to_string(&keys).expect("json");
                 // The values here are all in their rows: the entries' rows are the whole answer.
@@ -863,7 +897,7 @@ fn main() {
     ));
     rows.extend(compare(
         "commit: check absent + put",
-        ROUNDS,
+        rounds(),
         put_n,
         |r| {
             for i in 0..put_n {
@@ -881,11 +915,11 @@ fn main() {
     ));
     rows.extend(compare(
         "compare-and-swap: get entry + check + put",
-        ROUNDS,
+        rounds(),
         put_n,
         |r| {
             for i in 0..put_n {
-                let k = key((i * 23 + r) % KEYS);
+                let k = key((i * 23 + r) % keys());
                 // The delete case above removed some keys: then the check is that it is absent.
                 let entry = block_on(kv.get(&k).text_entry::<()>()).expect("get");
                 let put = kv
@@ -897,7 +931,7 @@ fn main() {
         },
         |r| {
             for i in 0..put_n {
-                let k = key((i * 23 + r) % KEYS);
+                let k = key((i * 23 + r) % keys());
                 let version = raw_get_version(&raw, &k).map(|(_, version)| version);
                 assert!(raw_check_and_put(
                     &raw,
@@ -910,7 +944,7 @@ fn main() {
     ));
     rows.extend(compare(
         "sum (commit of one sum)",
-        ROUNDS,
+        rounds(),
         put_n,
         |r| {
             for i in 0..put_n {
@@ -927,7 +961,7 @@ fn main() {
     ));
     rows.extend(compare(
         "increment",
-        ROUNDS,
+        rounds(),
         put_n,
         |r| {
             for i in 0..put_n {
@@ -950,7 +984,7 @@ fn main() {
         let value = "m".repeat(size);
         rows.extend(compare(
             name,
-            ROUNDS,
+            rounds(),
             n,
             |r| {
                 for i in 0..n {
@@ -975,7 +1009,10 @@ fn main() {
     );
     rows.extend(look_ups_by_index(&dir));
 
-    eprintln!("neighbours: gets of a small key among {NEIGHBOURS} keys of each size ...");
+    eprintln!(
+        "neighbours: gets of a small key among {} keys of each size ...",
+        neighbour_count()
+    );
     let neighbours = small_gets_among_neighbours(&dir);
     eprintln!("bench run took {:.0} s", started.elapsed().as_secs_f64());
 
@@ -994,7 +1031,9 @@ fn main() {
             );
         }
         println!(
-            "\n{KEYS} keys per table; {ROUNDS} rounds per operation; medians of the per-round mean."
+            "\n{} keys per table; {} rounds per operation; medians of the per-round mean.",
+            keys(),
+            rounds()
         );
     }
 
@@ -1016,8 +1055,11 @@ fn main() {
         );
     }
     println!(
-        "\nA get of one small key among {NEIGHBOURS} keys with values of each size, one file \
-         database per size; {NEIGHBOUR_GETS} gets per size per round, {ROUNDS} rounds."
+        "\nA get of one small key among {} keys with values of each size, one file \
+         database per size; {} gets per size per round, {} rounds.",
+        neighbour_count(),
+        neighbour_gets(),
+        rounds()
     );
 }
 

@@ -3,6 +3,7 @@
 //!
 //! ```sh
 //! cargo bench --bench shards    # prints a Markdown table of puts per second
+//! D1NS_BENCH_SMOKE=1 cargo bench --bench shards   # CI: one short round, figures meaningless
 //! ```
 //!
 //! The same writers put small values over 1, 2 and 4 shard files (WAL, SQLite's default
@@ -18,9 +19,18 @@ use d1ns::{D1Namespace, SqliteBackend};
 
 /// Writer threads, all putting at once.
 const WRITERS: usize = 8;
-/// Puts per writer per round and layout.
-const PUTS: usize = 500;
-const ROUNDS: usize = 5;
+/// Puts per writer per round and layout, and rounds, or their smoke-mode sizes.
+fn puts() -> usize {
+    if smoke() { 10 } else { 500 }
+}
+
+fn rounds() -> usize {
+    if smoke() { 1 } else { 5 }
+}
+
+fn smoke() -> bool {
+    std::env::var_os("D1NS_BENCH_SMOKE").is_some()
+}
 /// Shard files per layout.
 const LAYOUTS: [usize; 3] = [1, 2, 4];
 /// A small value, as a session or a counter would store.
@@ -36,15 +46,17 @@ fn main() {
         .collect();
     let started = Instant::now();
     let mut rates: Vec<Vec<f64>> = vec![Vec::new(); layouts.len()];
-    for round in 0..ROUNDS {
+    for round in 0..rounds() {
         for ((_, kv), rates) in layouts.iter().zip(&mut rates) {
             rates.push(puts_per_second(kv, round));
         }
     }
     println!(
-        "{WRITERS} writer threads x {PUTS} puts of {} bytes per round, {ROUNDS} rounds, \
+        "{WRITERS} writer threads x {} puts of {} bytes per round, {} rounds, \
          {:.1} s; {} cores",
+        puts(),
         VALUE.len(),
+        rounds(),
         started.elapsed().as_secs_f64(),
         std::thread::available_parallelism().map_or(0, usize::from)
     );
@@ -95,7 +107,7 @@ fn puts_per_second(kv: &D1Namespace<SqliteBackend>, round: usize) -> f64 {
             let kv = kv.clone();
             scope.spawn(move || {
                 runtime().block_on(async {
-                    for i in 0..PUTS {
+                    for i in 0..puts() {
                         let key = format!("session:{round}:{writer}:{i:06}");
                         kv.put(&key, VALUE).expect("key").await.expect("put");
                     }
@@ -103,7 +115,7 @@ fn puts_per_second(kv: &D1Namespace<SqliteBackend>, round: usize) -> f64 {
             });
         }
     });
-    (WRITERS * PUTS) as f64 / start.elapsed().as_secs_f64()
+    (WRITERS * puts()) as f64 / start.elapsed().as_secs_f64()
 }
 
 /// Sorts `rates` and returns their median.

@@ -391,15 +391,15 @@ const HAND_WRITTEN_SMALL_ONLY: &str =
     "the hand-written D1 and cached d1ns sides are for small text values only";
 
 /// d1ns's put statement on its default table (`?1` namespace, `?2` key, `?3` value,
-/// `?4` metadata, `?5` expiration, `?6` chunks, `?7` size; the last two `NULL` for a value
-/// kept in its row). [`SameSql`](BenchRequest::SameSql) checks it against d1ns's.
+/// `?4` metadata, `?5` expiration, `?6` chunks, `?7` size, `?8` version; chunks and size `NULL`
+/// for a value kept in its row). [`SameSql`](BenchRequest::SameSql) checks it against d1ns's.
 const PUT_SQL: &str = "INSERT INTO \"_kv_entries\" \
-     (namespace, key, value, metadata, expiration, chunks, size) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+     (namespace, key, value, metadata, expiration, chunks, size, version) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
      ON CONFLICT (namespace, key) DO UPDATE SET \
      value = excluded.value, metadata = excluded.metadata, \
      expiration = excluded.expiration, chunks = excluded.chunks, \
-     size = excluded.size";
+     size = excluded.size, version = excluded.version";
 
 /// A small text value read with d1ns's get statement `sql`, as a Worker written
 /// straight on the binding would: `all()`, the first row's value column.
@@ -436,8 +436,18 @@ fn hand_put(db: &D1Database, key: &str, value: &str) -> Result<D1PreparedStateme
             JsValue::NULL,
             JsValue::NULL,
             JsValue::NULL,
+            // A new stamp per write, 32 hex digits as d1ns's (which draws 128 random bits).
+            JsValue::from_str(&hand_version()),
         ])
         .map_err(text)
+}
+
+/// A distinct version for each hand-written put: the time and a counter, as 32 hex digits.
+fn hand_version() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let count = NEXT.fetch_add(1, Ordering::Relaxed);
+    format!("{:016x}{count:016x}", now() as u64)
 }
 
 /// The value column (`c1`) of a small entry (its only row).
@@ -928,7 +938,9 @@ async fn same_sql(env: &Env) -> Result<Value, String> {
     let put = last()?;
     let hand_put = (
         PUT_SQL.to_owned(),
-        vec!["text", "text", "text", "null", "null", "null", "null"],
+        vec![
+            "text", "text", "text", "null", "null", "null", "null", "text",
+        ],
     );
     ns.get("same-sql").text().await.map_err(text)?;
     let get = last()?;
