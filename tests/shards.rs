@@ -1233,3 +1233,130 @@ async fn s8_a_one_shard_layout_gives_its_bookmark_under_its_name() {
     plain.put("k", "v").unwrap().await.unwrap();
     assert_eq!(plain.bookmark().unwrap().as_deref(), Some("00000001-db2"));
 }
+
+// ---- Seams: one database twice, old copies a reshard left behind -----------------------------
+
+#[test]
+fn a_layout_that_gives_one_database_twice_is_refused_whatever_the_path() {
+    let files = Files::new("twice");
+    drop(files.open("DB1"));
+    let link = files.dir.join("link.sqlite");
+    let hard = files.dir.join("hard.sqlite");
+    std::os::unix::fs::symlink(files.path("DB1"), &link).unwrap();
+    std::fs::hard_link(files.path("DB1"), &hard).unwrap();
+    for (what, other) in [
+        ("the same path", files.path("DB1")),
+        ("a symlink", link),
+        ("a hard link", hard),
+    ] {
+        let twice = [
+            ("DB1", files.open("DB1")),
+            ("DB2", SqliteBackend::open(&other).unwrap()),
+        ];
+        let err = D1Namespace::sharded(twice).build().unwrap_err();
+        let text = err.to_string();
+        assert!(matches!(err, Error::InvalidShards { .. }), "{what}: {text}");
+        assert!(
+            text.contains("\"DB1\" and \"DB2\"") && text.contains("same database"),
+            "{what}: {text}"
+        );
+        // The same in a previous layout, which a move would otherwise empty of its only copies.
+        let home = d1ns::PreviousHome::shards([
+            ("a", files.open("DB1")),
+            ("b", SqliteBackend::open(&other).unwrap()),
+        ]);
+        let err = D1Namespace::sharded([("DB3", files.open("DB3"))])
+            .previous_home(home)
+            .build()
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("\"a\" and \"b\" of the previous layout"),
+            "{what}: {err}"
+        );
+    }
+    // Two files are two databases, and in-memory databases are never one another.
+    let distinct = [("DB1", files.open("DB1")), ("DB2", files.open("DB2"))];
+    assert!(D1Namespace::sharded(distinct).build().is_ok());
+    let memory = [
+        ("m1", SqliteBackend::open_in_memory().unwrap()),
+        ("m2", SqliteBackend::open_in_memory().unwrap()),
+    ];
+    assert!(D1Namespace::sharded(memory).build().is_ok());
+}
+
+/// A shard other than `key`'s in `kv`.
+fn elsewhere<B: Backend>(kv: &D1Namespace<B>, key: &str) -> &'static str {
+    NAMES[(kv.shard_of(key) + 1) % NAMES.len()]
+}
+
+#[tokio::test]
+async fn a_list_never_shows_an_old_copy_a_reshard_left_on_another_shard() {
+    let files = Files::new("old-copies");
+    let clock = ManualClock::new(T0);
+    let kv = sharded(NAMES.map(|name| files.open(name)), &clock);
+    let keys: Vec<String> = (0..40).map(|i| format!("k:{i:02}")).collect();
+    for (i, key) in keys.iter().enumerate() {
+        kv.put(key, "new")
+            .unwrap()
+            .metadata("new")
+            .unwrap()
+            .await
+            .unwrap();
+        // Every other key also has an old copy on a shard it is not placed on.
+        if i % 2 == 0 {
+            let old = D1Namespace::new(files.open(elsewhere(&kv, key)));
+            old.put(key, "old")
+                .unwrap()
+                .metadata("old")
+                .unwrap()
+                .await
+                .unwrap();
+        }
+    }
+    for limit in [1, 2, 3, 7, 40, 1000] {
+        let pages = all_pages(&kv, "k:", limit, |_| {}).await;
+        let listed: Vec<Listed> = pages.into_iter().flat_map(|page| page.0).collect();
+        let expected: Vec<Listed> = keys
+            .iter()
+            .map(|key| (key.clone(), None, Some(json!("new"))))
+            .collect();
+        assert_eq!(listed, expected, "limit {limit}");
+    }
+}
+
+#[tokio::test]
+async fn a_look_up_never_returns_an_old_copy_a_reshard_left_on_another_shard() {
+    let files = Files::new("old-copies-find");
+    let ns = Order::namespace_sharded(NAMES.map(|name| (name, files.open(name)))).unwrap();
+    let model = orders(&ns, 60).await;
+    for (i, (key, order)) in model.iter().enumerate() {
+        if i % 2 == 0 {
+            let old = Order::namespace(files.open(elsewhere(ns.raw(), key)));
+            let stale = Order {
+                total: order.total + 1,
+                ..order.clone()
+            };
+            old.put(key, &stale).await.unwrap();
+        }
+    }
+    let expected: Vec<(&String, &Order)> = model.iter().filter(|(_, o)| o.user_id == 1).collect();
+    for limit in [1, 2, 5, 100] {
+        let mut found = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut find = ns.find(Order::USER_ID, &1).limit(limit);
+            if let Some(cursor) = cursor.take() {
+                find = find.cursor(cursor);
+            }
+            let page = find.await.unwrap();
+            found.extend(page.entries.into_iter().map(|(k, e)| (k, e.value)));
+            match page.cursor {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        let found: Vec<(&String, &Order)> = found.iter().map(|(k, v)| (k, v)).collect();
+        assert_eq!(found, expected, "limit {limit}");
+    }
+}

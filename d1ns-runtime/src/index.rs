@@ -330,6 +330,15 @@ async fn find_on<T: Namespace, B: Backend>(
         found.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         let list_complete = found.len() as u64 <= limit;
         found.truncate(limit as usize);
+        let bound = match found.last() {
+            Some((key, _)) if !list_complete => Some(key.clone()),
+            _ => None,
+        };
+        // Of several shards, each finds the keys placed on it: an old copy a reshard left
+        // behind on another is not the key's entry.
+        if ns.shards().len() > 1 {
+            found.retain(|(key, _)| ns.shard_of(key) == shard);
+        }
         // Values longer than a first result carries: read whole afterwards, a few per round trip.
         let long: Vec<(String, u64)> = found
             .iter()
@@ -381,6 +390,7 @@ async fn find_on<T: Namespace, B: Backend>(
         Ok(ShardPage {
             rows: entries,
             complete: list_complete,
+            bound,
         })
     }
 }

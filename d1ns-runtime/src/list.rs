@@ -153,8 +153,10 @@ impl<B: Backend> D1Namespace<B> {
         };
         // S5: every shard, in parallel.
         let page = |shard| async move {
-            let rows = ns.read(shard, query, || ListedRows::new(limit)).await?;
-            rows.finish()
+            // One shard holds every key; of several, each lists the keys placed on it.
+            let placed_here = |key: &str| shards == 1 || ns.shard_of(key) == shard;
+            let rows = ns.read(shard, query, || ListedRows::new(limit, placed_here));
+            rows.await?.finish()
         };
         let pages = if shards == 1 {
             vec![page(0).await?]
@@ -173,71 +175,88 @@ impl<B: Backend> D1Namespace<B> {
     }
 }
 
-/// The decoder of `Sql::list`'s rows, `name, expiration, metadata`: the first `limit` keys, and
-/// whether there were no more.
-struct ListedRows {
+/// The decoder of `Sql::list`'s rows, `name, expiration, metadata`: the keys placed on this
+/// shard among the first `limit` rows, whether there were no more, and the last of those rows.
+struct ListedRows<P> {
     limit: u64,
     read: u64,
     keys: Vec<Key>,
+    /// Whether a key is placed on this shard: rows of keys placed elsewhere (old copies a
+    /// reshard left behind) are skipped, but bound the read all the same.
+    placed_here: P,
+    last: Option<String>,
     error: Option<Error>,
 }
 
-impl ListedRows {
-    fn new(limit: u64) -> Self {
+impl<P: Fn(&str) -> bool> ListedRows<P> {
+    fn new(limit: u64, placed_here: P) -> Self {
         ListedRows {
             limit,
             read: 0,
             keys: Vec::new(),
+            placed_here,
+            last: None,
             error: None,
         }
     }
 
     fn finish(self) -> Result<ShardPage<Key>, Error> {
-        match self.error {
-            Some(error) => Err(error),
-            None => Ok(ShardPage {
-                rows: self.keys,
-                complete: self.read <= self.limit,
-            }),
+        if let Some(error) = self.error {
+            return Err(error);
         }
-    }
-
-    fn key(columns: &[ValueRef<'_>]) -> Result<Key, Error> {
-        let &[name, expiration, metadata] = columns else {
-            return Err(Error::Database(DatabaseError::new(format!(
-                "expected 3 columns in a row, got {}",
-                columns.len()
-            ))));
-        };
-        // Keys d1ns wrote are text; one written by hand as bytes could not be paged past.
-        let ValueRef::Text(name) = name else {
-            return Err(Error::Database(DatabaseError::new(
-                "a key of this namespace is not text; list needs text keys",
-            )));
-        };
-        let metadata = match metadata {
-            ValueRef::Text(text) => crate::get::metadata_str(name, text)?,
-            ValueRef::Blob(bytes) => match std::str::from_utf8(bytes) {
-                Ok(text) => crate::get::metadata_str(name, text)?,
-                Err(_) => None,
-            },
-            _ => None,
-        };
-        Ok(Key {
-            name: name.to_owned(),
-            expiration: expiration.as_u64().map(limits::expiration_seconds),
-            metadata,
+        let complete = self.read <= self.limit;
+        Ok(ShardPage {
+            rows: self.keys,
+            complete,
+            bound: if complete { None } else { self.last },
         })
     }
 }
 
-impl RowSink for ListedRows {
+/// A listed key from its row's columns.
+fn listed_key(columns: &[ValueRef<'_>]) -> Result<Key, Error> {
+    let &[name, expiration, metadata] = columns else {
+        return Err(Error::Database(DatabaseError::new(format!(
+            "expected 3 columns in a row, got {}",
+            columns.len()
+        ))));
+    };
+    // Keys d1ns wrote are text; one written by hand as bytes could not be paged past.
+    let ValueRef::Text(name) = name else {
+        return Err(Error::Database(DatabaseError::new(
+            "a key of this namespace is not text; list needs text keys",
+        )));
+    };
+    let metadata = match metadata {
+        ValueRef::Text(text) => crate::get::metadata_str(name, text)?,
+        ValueRef::Blob(bytes) => match std::str::from_utf8(bytes) {
+            Ok(text) => crate::get::metadata_str(name, text)?,
+            Err(_) => None,
+        },
+        _ => None,
+    };
+    Ok(Key {
+        name: name.to_owned(),
+        expiration: expiration.as_u64().map(limits::expiration_seconds),
+        metadata,
+    })
+}
+
+impl<P: Fn(&str) -> bool> RowSink for ListedRows<P> {
     fn row(&mut self, _statement: usize, columns: &[ValueRef<'_>]) {
         self.read += 1;
         if self.read > self.limit || self.error.is_some() {
             return;
         }
-        match ListedRows::key(columns) {
+        if let Some(ValueRef::Text(name)) = columns.first() {
+            if self.read == self.limit {
+                self.last = Some((*name).to_owned());
+            }
+            if !(self.placed_here)(name) {
+                return;
+            }
+        }
+        match listed_key(columns) {
             Ok(key) => {
                 if self.keys.is_empty() {
                     self.keys.reserve(self.limit.min(1000) as usize);
@@ -249,13 +268,16 @@ impl RowSink for ListedRows {
     }
 }
 
-impl Decode for ListedRows {}
+impl<P: Fn(&str) -> bool> Decode for ListedRows<P> {}
 
 /// One shard's part of a page: its first rows in key order after the cursor, and whether it
 /// had no more.
 pub(crate) struct ShardPage<R> {
     pub rows: Vec<R>,
     pub complete: bool,
+    /// When not complete, the last key the shard read for the page: every key up to it was
+    /// seen, whether or not its row is in `rows` (rows of keys placed elsewhere are not).
+    pub bound: Option<String>,
 }
 
 /// A page merged from the shards' parts.
@@ -266,14 +288,16 @@ pub(crate) struct MergedPage<R> {
 }
 
 /// The first `limit` rows of every shard's part in key (UTF-8 byte) order (S5), each row's key
-/// given by `name`; complete when every shard is. Every page asks every shard: a key written
-/// after the cursor on a shard that had no more is seen on a later page (K30).
+/// given by `name`, up to the lowest bound of an incomplete part (above it, that part has not
+/// looked); complete when every shard is. Every page asks every shard: a key written after the
+/// cursor on a shard that had no more is seen on a later page (K30).
 pub(crate) fn merge_pages<R>(
     mut pages: Vec<ShardPage<R>>,
     limit: usize,
     name: impl Fn(&R) -> &str,
 ) -> MergedPage<R> {
     let every_part_complete = pages.iter().all(|page| page.complete);
+    let bound = pages.iter_mut().filter_map(|page| page.bound.take()).min();
     let mut rows = match pages.len() {
         // One shard's rows are in key order already.
         1 => pages.pop().map(|page| page.rows).unwrap_or_default(),
@@ -283,12 +307,19 @@ pub(crate) fn merge_pages<R>(
             rows
         }
     };
+    if let Some(bound) = &bound {
+        rows.retain(|row| name(row) <= bound.as_str());
+    }
     let total = rows.len();
     rows.truncate(limit);
     let list_complete = every_part_complete && total <= limit;
-    let cursor = match rows.last() {
-        Some(last) if !list_complete => Some(encode_cursor(name(last))),
-        _ => None,
+    let cursor = match (rows.last(), &bound) {
+        _ if list_complete => None,
+        (Some(last), _) if total >= limit => Some(encode_cursor(name(last))),
+        // Fewer rows than the page holds, all up to the bound: go on after the bound.
+        (_, Some(bound)) => Some(encode_cursor(bound)),
+        (Some(last), None) => Some(encode_cursor(name(last))),
+        (None, None) => None,
     };
     MergedPage {
         rows,
@@ -470,6 +501,9 @@ mod tests {
         let page = |_shard: usize, keys: &[&str], complete| ShardPage {
             rows: keys.iter().map(|k| (k.to_string(), ())).collect(),
             complete,
+            bound: (!complete)
+                .then(|| keys.last().map(|k| k.to_string()))
+                .flatten(),
         };
         let merged = merge_pages(
             vec![page(0, &["a", "d"], true), page(1, &["b", "c", "e"], false)],

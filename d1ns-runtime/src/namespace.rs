@@ -391,7 +391,10 @@ impl<B: Backend> D1Namespace<B> {
         decoder: impl Fn() -> D,
     ) -> Result<D, Error> {
         let part = self.shard(shard)?;
-        if !self.inner.auto_create || self.schema_known(part) {
+        // In a Worker every backend answers through `batch` (D1 hands over JS objects, not
+        // rows to borrow): the fast path is left out of the wasm, where bytes count.
+        if cfg!(not(target_arch = "wasm32")) && (!self.inner.auto_create || self.schema_known(part))
+        {
             let mut rows = decoder();
             match part.backend.run_now(&[query], &mut rows) {
                 None => {}
@@ -782,6 +785,7 @@ impl<B: Backend> D1NamespaceBuilder<B> {
         if self.named_shards {
             limits::check_shards(self.shards.iter().map(|(name, _)| name.as_str()))?;
         }
+        check_distinct_databases("layout", &self.shards)?;
         if let Some(crate::moving::PreviousHome {
             kind: crate::moving::HomeKind::Shards(old),
         }) = &self.previous
@@ -795,6 +799,7 @@ impl<B: Backend> D1NamespaceBuilder<B> {
             if old.len() > 1 || old.iter().any(|(name, _)| !name.is_empty()) {
                 limits::check_shards(old.iter().map(|(name, _)| name.as_str()))?;
             }
+            check_distinct_databases("previous layout", old)?;
             // A name in both layouts says "this database stayed": it must be the same one.
             for (name, before) in old.iter().filter(|(name, _)| !name.is_empty()) {
                 if let Some((_, now)) = self.shards.iter().find(|(new, _)| new == name)
@@ -846,6 +851,32 @@ impl<B: Backend> D1NamespaceBuilder<B> {
             .clone()
             .unwrap_or_else(|| default_table(&self.namespace))
     }
+}
+
+/// A layout gives each database once: two shards on one database would list every key twice,
+/// and a move would remove a key's only copy as its old one. Databases are told apart by their
+/// ids where the backend says its ids are identities (a SQLite file by device and inode, a D1
+/// binding by its object); D1 sessions share one id, and are told apart by name only.
+fn check_distinct_databases<B: Backend>(layout: &str, shards: &[(String, B)]) -> Result<(), Error> {
+    for (at, (name, backend)) in shards.iter().enumerate() {
+        if !backend.id_is_identity() {
+            continue;
+        }
+        let id = backend.database_id();
+        let twin = shards[..at]
+            .iter()
+            .find(|(_, other)| other.id_is_identity() && other.database_id() == id);
+        if let Some((first, _)) = twin {
+            return Err(Error::InvalidShards {
+                message: format!(
+                    "shards {first:?} and {name:?} of the {layout} are the same database (a \
+                     path, symlink or hard link to one file, or one binding given twice): give \
+                     each database once"
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 impl<B> fmt::Debug for D1NamespaceBuilder<B> {

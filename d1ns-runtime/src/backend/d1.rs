@@ -49,6 +49,11 @@ impl Backend for D1Database {
         let _ = Reflect::set(this, &key, &JsValue::from_f64(id as f64));
         id
     }
+
+    /// The binding object carries its id: the same binding given twice is one database.
+    fn id_is_identity(&self) -> bool {
+        true
+    }
 }
 
 /// A D1 session (R1): reads may be served by a replica at least as new as the session's

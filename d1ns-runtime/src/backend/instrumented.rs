@@ -135,6 +135,10 @@ impl<B: Backend + Sync> Backend for Instrumented<B> {
         self.inner.database_id()
     }
 
+    fn id_is_identity(&self) -> bool {
+        self.inner.id_is_identity()
+    }
+
     fn run_now(
         &self,
         queries: &[Query<'_>],

@@ -179,6 +179,15 @@ pub trait Backend {
     /// databases must not (a wrong "same" only costs a failed statement and one retry).
     fn database_id(&self) -> u64;
 
+    /// Whether [`database_id`](Self::database_id) tells databases apart: two backends with the
+    /// same id are then the same database, and a layout that gives one database twice is
+    /// refused. `false` (the default) for backends whose ids may be shared by different
+    /// databases (D1 sessions share one).
+    #[doc(hidden)]
+    fn id_is_identity(&self) -> bool {
+        false
+    }
+
     /// For a backend that answers on the calling thread (embedded SQLite): runs `queries` now,
     /// atomically as [`batch`](Self::batch) does, handing each row to `rows` without copying
     /// it. `None` (the default) says the backend has no such path, and d1ns uses `batch`.
@@ -208,6 +217,10 @@ impl<B: Backend + Sync> Backend for &B {
         (**self).database_id()
     }
 
+    fn id_is_identity(&self) -> bool {
+        (**self).id_is_identity()
+    }
+
     fn run_now(
         &self,
         queries: &[Query<'_>],
@@ -227,6 +240,10 @@ impl<B: Backend + Send + Sync> Backend for Arc<B> {
 
     fn database_id(&self) -> u64 {
         (**self).database_id()
+    }
+
+    fn id_is_identity(&self) -> bool {
+        (**self).id_is_identity()
     }
 
     fn run_now(

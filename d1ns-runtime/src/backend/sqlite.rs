@@ -79,14 +79,10 @@ impl SqliteBackend {
     /// kept (rusqlite's default is 5 s); [`busy_timeout`](Self::busy_timeout) changes it.
     pub fn from_connection(connection: Connection) -> Result<Self, Error> {
         connection.set_prepared_statement_cache_capacity(STATEMENT_CACHE_CAPACITY);
-        // Two backends on the same file are the same database (K34); in-memory ones never are.
+        // Two backends on the same file are the same database (K34), whatever path, symlink
+        // or hard link reached it; in-memory ones never are.
         let id = match connection.path().filter(|p| !p.is_empty()) {
-            Some(path) => {
-                let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.into());
-                let mut hasher = DefaultHasher::new();
-                path.hash(&mut hasher);
-                hasher.finish()
-            }
+            Some(path) => file_identity(Path::new(path)),
             None => next_database_id(),
         };
         let mut sqlite_limits = [0; 3];
@@ -369,6 +365,23 @@ impl rusqlite::ToSql for Value {
     }
 }
 
+/// The identity of a database file: its device and inode where the system has them (so a hard
+/// link is the same file) with its creation time (so a file made where a removed one was is
+/// another), else its canonical path.
+fn file_identity(path: &Path) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    #[cfg(unix)]
+    if let Ok(metadata) = std::fs::metadata(path) {
+        use std::os::unix::fs::MetadataExt;
+        (metadata.dev(), metadata.ino(), metadata.created().ok()).hash(&mut hasher);
+        return hasher.finish();
+    }
+    std::fs::canonicalize(path)
+        .unwrap_or_else(|_| path.into())
+        .hash(&mut hasher);
+    hasher.finish()
+}
+
 /// SQLite's error, worded as D1 words it where D1 has its own words (its limits).
 fn d1_like_error(e: &rusqlite::Error) -> DatabaseError {
     let text = e.to_string();
@@ -404,6 +417,12 @@ impl Backend for SqliteBackend {
             .map(|()| collect.results)
             .map_err(|e| d1_like_error(&e));
         std::future::ready(result)
+    }
+
+    /// A file's id is its identity (device, inode and creation time); an in-memory database's
+    /// is its own.
+    fn id_is_identity(&self) -> bool {
+        true
     }
 
     fn run_now(
