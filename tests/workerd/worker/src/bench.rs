@@ -572,7 +572,7 @@ impl Backend for Timed {
 macro_rules! get_entry_sql {
     () => {
         "SELECT NULL AS c0, value AS c1, metadata AS c2, expiration AS c3, chunks AS c4, \
-         size AS c5 FROM \"_kv_entries\" \
+         size AS c5, version AS c6 FROM \"_kv_entries\" \
          WHERE namespace = ?1 AND key = ?2 AND (expiration IS NULL OR expiration > ?3)"
     };
 }
@@ -580,7 +580,7 @@ macro_rules! get_entry_sql {
 /// The second half: the entry's chunks, while it is live.
 macro_rules! get_chunks_sql {
     () => {
-        "SELECT c.part, c.data, NULL, NULL, NULL, NULL FROM \"_kv_entries$chunks\" AS c \
+        "SELECT c.part, c.data, NULL, NULL, NULL, NULL, NULL FROM \"_kv_entries$chunks\" AS c \
          WHERE c.namespace = ?1 AND c.key = ?2 AND \
          (SELECT (expiration IS NULL OR expiration > ?3) AND c.part < e.chunks \
          FROM \"_kv_entries\" AS e WHERE e.namespace = c.namespace AND e.key = c.key)"
