@@ -30,7 +30,7 @@ use std::time::Instant;
 
 use d1ns::limits::{MAX_CHUNK_BYTES, MAX_IN_ROW_VALUE_BYTES};
 use d1ns::{D1Namespace, ManualClock, SqliteBackend};
-use rusqlite::{Connection, Transaction, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 
 /// Keys per table, rounds per case, and operations per round, or their smoke-mode sizes.
 fn keys() -> usize {
@@ -100,18 +100,17 @@ const DELETE: &str = "DELETE FROM \"bench_kv_entries\" WHERE namespace = ?1 AND 
 const LIST: &str = "SELECT key AS c0, expiration AS c1, metadata AS c2 FROM \"bench_kv_entries\" \
     WHERE namespace = ?1 AND key >= ?2 AND key < ?4 AND (expiration IS NULL OR expiration > ?3) \
     ORDER BY key LIMIT ?5";
-const GET_BULK: &str = "SELECT key AS c0, NULL AS c1, \
-    CASE WHEN octet_length(value) <= ?4 THEN value END AS c2, metadata AS c3, chunks AS c4, \
-    size AS c5, octet_length(value) AS c6, expiration AS c7, version AS c8 \
-    FROM \"bench_kv_entries\" \
-    WHERE namespace = ?1 AND key IN (SELECT value FROM json_each(?2)) \
-    AND (expiration IS NULL OR expiration > ?3) \
-    UNION ALL SELECT c.key, c.part, c.data, NULL, NULL, NULL, NULL, NULL, NULL \
-    FROM \"bench_kv_entries$chunks\" AS c \
-    WHERE c.namespace = ?1 AND c.key IN (SELECT value FROM json_each(?2)) \
-    AND (SELECT (expiration IS NULL OR expiration > ?3) AND c.part < e.chunks \
-    AND e.size <= ?4 FROM \"bench_kv_entries\" AS e \
-    WHERE e.namespace = c.namespace AND e.key = c.key)";
+/// One key of a bulk read; a bulk read sends one per key, in one transaction.
+const GET_BULK: &str = "SELECT c.part AS c0, CASE WHEN c.part IS NULL THEN \
+    CASE WHEN octet_length(p.value) <= ?4 THEN p.value END ELSE c.data END AS c1, \
+    p.metadata AS c2, p.chunks AS c3, p.size AS c4, octet_length(p.value) AS c5, \
+    p.expiration AS c6, p.version AS c7, \
+    CASE WHEN c.part IS NOT NULL THEN substr(p.value, 1, 0) END AS c8 \
+    FROM (SELECT namespace, key, value, metadata, chunks, size, expiration, version \
+    FROM \"bench_kv_entries\" WHERE namespace = ?1 AND key = ?2 \
+    AND (expiration IS NULL OR expiration > ?3) LIMIT 1) AS p \
+    LEFT JOIN \"bench_kv_entries$chunks\" AS c ON c.namespace = p.namespace \
+    AND c.key = CASE WHEN p.chunks > 0 AND p.size <= ?4 THEN p.key END AND c.part < p.chunks";
 /// The largest value a bulk read's first statement returns (d1ns's `BULK_INLINE_BYTES`).
 const BULK_INLINE_BYTES: i64 = 128 * 1024;
 
@@ -878,19 +877,27 @@ fn main() {
         },
         |r| {
             for i in 0..list_n {
-                let mut stmt = raw.prepare_cached(GET_BULK).expect("prepare");
                 let keys: Vec<String> = (0..100)
                     .map(|j| key((i * 100 + j * 7 + r) % keys()))
                     .collect();
-                let json = serde_json::to_string(&keys).expect("json");
-                // The values here are all in their rows: the entries' rows are the whole answer.
-                let found: std::collections::HashMap<String, String> = stmt
-                    .query_map(params!["bench", json, now, BULK_INLINE_BYTES], |row| {
-                        Ok((row.get(0)?, row.get(2)?))
-                    })
-                    .expect("bulk")
-                    .map(|r| r.expect("row"))
-                    .collect();
+                // One statement per key in one read transaction, as d1ns's batch; the values
+                // here are all in their rows: the entries' rows are the whole answer.
+                let tx =
+                    Transaction::new_unchecked(&raw, TransactionBehavior::Deferred).expect("tx");
+                let mut found = std::collections::HashMap::with_capacity(keys.len());
+                for key in keys {
+                    let mut stmt = tx.prepare_cached(GET_BULK).expect("prepare");
+                    let value: Option<String> = stmt
+                        .query_row(params!["bench", key, now, BULK_INLINE_BYTES], |row| {
+                            row.get(1)
+                        })
+                        .optional()
+                        .expect("bulk");
+                    if let Some(value) = value {
+                        found.insert(key, value);
+                    }
+                }
+                tx.commit().expect("commit");
                 black_box(found);
             }
         },

@@ -195,7 +195,9 @@ async fn i5_look_ups_and_deletes_read_through_the_index_never_scanning() {
     let batches = recorder.batches();
     assert_eq!(batches.len(), 3, "one round trip each");
     for batch in batches {
-        assert_eq!(batch.len(), 1, "one statement each");
+        // delete_where counts what it removed with `SELECT changes()`, which reads no table.
+        let counted = batch.len() == 2 && batch[1] == ("SELECT changes() AS c0".to_owned(), 0);
+        assert!(batch.len() == 1 || counted, "one statement each: {batch:?}");
         let (sql, params) = &batch[0];
         let params = (0..*params).map(|_| Value::Integer(1)).collect();
         let plan = plan(&*recorder.inner, sql, params).await;

@@ -229,8 +229,10 @@ impl<B: Backend> D1Namespace<B> {
                 sql: &self.sql().get,
                 params: &params,
             };
-            let rows = self.read(shard, query, || EntryRows::new(key, columns));
-            return Ok(rows.await?.finish()?.live());
+            let rows = self
+                .read(shard, &[query], || EntryRows::new(key, columns))
+                .await?;
+            return Ok(rows.finish()?.live());
         }
         match self.found(shard, key, now).await? {
             Found::Live(entry) => Ok(Some(entry)),
@@ -268,39 +270,42 @@ impl<B: Backend> D1Namespace<B> {
         Error,
     > {
         let moving = self.inner.previous.is_some();
-        let keys_json = serde_json::to_string(keys).map_err(|source| Error::Serialize {
-            key: keys
-                .first()
-                .map(|key| (*key).to_owned())
-                .unwrap_or_default(),
-            part: "key",
-            source,
-        })?;
-        let params = [
-            ValueRef::Text(self.namespace()),
-            ValueRef::Text(&keys_json),
-            ValueRef::Integer(to_i64(now)),
-            ValueRef::Integer(to_i64(BULK_INLINE_BYTES)),
-        ];
-        let query = Query {
-            sql: if moving {
-                &self.sql().moving.get_bulk
-            } else {
-                &self.sql().get_bulk
-            },
-            params: &params,
+        // One statement per distinct key, all in one batch: D1 counts the rows each reads
+        // (1 per entry found, none per key missing, 2 per chunk), where a statement over a
+        // list of keys also counts reading the list.
+        let mut keys = keys.to_vec();
+        keys.sort_unstable();
+        keys.dedup();
+        let namespace = ValueRef::Text(self.namespace());
+        let now_param = ValueRef::Integer(to_i64(now));
+        let bound = ValueRef::Integer(to_i64(BULK_INLINE_BYTES));
+        let params: Vec<[ValueRef<'_>; 4]> = keys
+            .iter()
+            .map(|key| [namespace, ValueRef::Text(key), now_param, bound])
+            .collect();
+        let sql = if moving {
+            &self.sql().moving.get_bulk
+        } else {
+            &self.sql().get_bulk
         };
-        let rows = self.read(shard, query, || BulkRows::new(columns)).await?;
+        let queries: Vec<Query<'_>> = params.iter().map(|params| Query { sql, params }).collect();
+        let rows = self.read(shard, &queries, || BulkRows::new(columns, keys.len()));
         let BulkRows {
             entries,
-            mut chunks,
+            chunks,
             dead,
             ..
-        } = rows.finish()?;
-        let mut found: HashMap<String, StoredEntry> = HashMap::with_capacity(entries.len());
+        } = rows.await?.finish()?;
+        let dead = keys
+            .iter()
+            .zip(dead)
+            .filter(|(_, dead)| *dead)
+            .map(|(key, _)| (*key).to_owned())
+            .collect();
+        let mut found: HashMap<String, StoredEntry> = HashMap::with_capacity(keys.len());
         let mut long_values = Vec::new();
-        for (key, row) in entries {
-            let BulkRow {
+        for ((key, row), own_chunks) in keys.iter().zip(entries).zip(chunks) {
+            let Some(BulkRow {
                 value,
                 metadata,
                 count,
@@ -308,7 +313,10 @@ impl<B: Backend> D1Namespace<B> {
                 length,
                 expiration,
                 version,
-            } = row;
+            }) = row
+            else {
+                continue;
+            };
             let inline = match (count.as_u64(), size.as_u64()) {
                 (Some(count), size) if count > 0 => {
                     size.is_some_and(|size| size <= BULK_INLINE_BYTES)
@@ -318,22 +326,21 @@ impl<B: Backend> D1Namespace<B> {
                 _ => !matches!(value, Value::Null),
             };
             if inline {
-                let own_chunks = chunks.remove(&key).unwrap_or_default();
-                let value = assemble(&key, value, &count, &size, own_chunks)?;
+                let value = assemble(key, value, &count, &size, own_chunks)?;
                 let entry = StoredEntry {
                     value,
                     metadata,
                     expiration_ms: expiration,
                     version,
                 };
-                found.insert(key, entry);
+                found.insert((*key).to_owned(), entry);
             } else {
                 let bytes = match (count.as_u64(), size.as_u64()) {
                     (Some(count), None) => count.saturating_mul(limits::MAX_CHUNK_BYTES as u64),
                     (_, Some(size)) => size.saturating_mul(4) / 3,
                     (_, None) => length.as_u64().unwrap_or(limits::MAX_CHUNK_BYTES as u64),
                 };
-                long_values.push((key, bytes));
+                long_values.push(((*key).to_owned(), bytes));
             }
         }
         found.extend(self.read_long_values(shard, long_values, now).await?);

@@ -185,30 +185,61 @@ impl<T: Namespace, B: Backend> TypedNamespace<T, B> {
             }
             let sql = index_sql(&raw, field)?;
             let now = Value::Integer(to_i64(raw.now_ms()));
+            // The keys removed, only when an edge cache must forget them (R8): they cost D1 a
+            // row read each.
+            let returning = raw.has_edge_cache();
+            let delete = if returning {
+                &sql.delete_where_returning
+            } else {
+                &sql.delete_where
+            };
             // S7: every shard, in parallel; the total.
             let deletes = (0..raw.shards().len()).map(|shard| {
-                let statement = Statement {
-                    sql: &sql.delete_where,
+                let mut statements = vec![Statement {
+                    sql: delete,
                     params: vec![value.clone(), now.clone()],
-                };
-                raw.run_one(shard, statement)
+                }];
+                if !returning {
+                    statements.push(Statement {
+                        sql: crate::sql::CHANGES,
+                        params: Vec::new(),
+                    });
+                }
+                raw.run(shard, statements)
             });
             let results = crate::join::join_all(deletes.collect()).await;
-            // The keys removed, for the edge cache (R8).
-            let removed: Vec<String> = results
-                .iter()
-                .flatten()
-                .flat_map(|result| &result.rows)
-                .filter_map(|row| match row.first() {
-                    Some(Value::Text(key)) => Some(key.clone()),
-                    _ => None,
-                })
-                .collect();
-            let removed_keys: Vec<&str> = removed.iter().map(String::as_str).collect();
-            raw.purge_cached(&removed_keys).await;
+            let mut removed_keys: Vec<&str> = Vec::new();
             let mut count = 0;
+            for results in results.iter().flatten() {
+                match results.as_slice() {
+                    [delete] if returning => {
+                        count += delete.rows.len() as u64;
+                        removed_keys.extend(delete.rows.iter().filter_map(
+                            |row| match row.first() {
+                                Some(Value::Text(key)) => Some(key.as_str()),
+                                _ => None,
+                            },
+                        ));
+                    }
+                    [_, changes] => {
+                        let changed = changes.rows.first().and_then(|row| row.first());
+                        count += changed.and_then(Value::as_u64).ok_or_else(|| {
+                            Error::Database(DatabaseError::new(format!(
+                                "delete_where: the count of entries removed reads {changed:?}"
+                            )))
+                        })?;
+                    }
+                    other => {
+                        return Err(Error::Database(DatabaseError::new(format!(
+                            "delete_where: {} results for its statements",
+                            other.len()
+                        ))));
+                    }
+                }
+            }
+            raw.purge_cached(&removed_keys).await;
             for result in results {
-                count += result?.rows.len() as u64;
+                result?;
             }
             Ok(count)
         }
@@ -321,7 +352,7 @@ async fn find_on<T: Namespace, B: Backend>(
             sql: &sql.find,
             params: &params,
         };
-        let rows = ns.read(shard, query, FoundRows::new).await?;
+        let rows = ns.read(shard, &[query], FoundRows::new).await?;
         let FoundRows {
             mut found,
             mut chunks,

@@ -155,8 +155,10 @@ impl<B: Backend> D1Namespace<B> {
         let page = |shard| async move {
             // One shard holds every key; of several, each lists the keys placed on it.
             let placed_here = |key: &str| shards == 1 || ns.shard_of(key) == shard;
-            let rows = ns.read(shard, query, || ListedRows::new(limit, placed_here));
-            rows.await?.finish()
+            let rows = ns
+                .read(shard, &[query], || ListedRows::new(limit, placed_here))
+                .await?;
+            rows.finish()
         };
         let pages = if shards == 1 {
             vec![page(0).await?]

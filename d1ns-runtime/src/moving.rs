@@ -143,8 +143,10 @@ impl<B: Backend> D1Namespace<B> {
             sql: &self.sql().moving.get,
             params: &params,
         };
-        let rows = self.read(shard, query, || EntryRows::new(key, Columns::ALL));
-        rows.await?.finish()
+        let rows = self
+            .read(shard, &[query], || EntryRows::new(key, Columns::ALL))
+            .await?;
+        rows.finish()
     }
 
     /// The live entries of `keys` in the previous home (M2): one round trip per old shard, or

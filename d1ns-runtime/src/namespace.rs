@@ -313,6 +313,11 @@ impl<B: Backend> D1Namespace<B> {
         Some((self.inner.edge.as_ref()?, cache_ttl?))
     }
 
+    /// Whether this namespace reads through an edge cache, whose entries its writes remove (R8).
+    pub(crate) fn has_edge_cache(&self) -> bool {
+        self.inner.edge.is_some()
+    }
+
     /// Removes the cached entries of keys this operation wrote or deleted (R8). Called whether
     /// or not the write succeeded: a failed write may have landed, and a purge is never wrong.
     pub(crate) async fn purge_cached(&self, keys: &[&str]) {
@@ -380,14 +385,14 @@ impl<B: Backend> D1Namespace<B> {
         })
     }
 
-    /// Runs one read statement on `shard` as the operation's single round trip, handing its rows
+    /// Runs read statements on `shard` as the operation's single round trip, handing their rows
     /// to a decoder that `decoder` makes (again for a retry, so that only the rows of the run
     /// that succeeded count). Embedded SQLite lends the rows to the decoder as it reads them;
     /// other backends go through [`run`](Self::run).
     pub(crate) async fn read<D: Decode>(
         &self,
         shard: usize,
-        query: Query<'_>,
+        queries: &[Query<'_>],
         decoder: impl Fn() -> D,
     ) -> Result<D, Error> {
         let part = self.shard(shard)?;
@@ -396,7 +401,7 @@ impl<B: Backend> D1Namespace<B> {
         if cfg!(not(target_arch = "wasm32")) && (!self.inner.auto_create || self.schema_known(part))
         {
             let mut rows = decoder();
-            match part.backend.run_now(&[query], &mut rows) {
+            match part.backend.run_now(queries, &mut rows) {
                 None => {}
                 Some(Ok(())) => return Ok(rows),
                 // What `run` mends (an upgrade, a table to create) or words: run it there.
@@ -404,10 +409,13 @@ impl<B: Backend> D1Namespace<B> {
                 Some(Err(e)) => return Err(e.into()),
             }
         }
-        let result = self.run_one(shard, query.to_statement()).await?;
+        let statements = queries.iter().map(Query::to_statement).collect();
+        let results = self.run(shard, statements).await?;
         let mut rows = decoder();
-        for row in result.rows {
-            rows.owned_row(0, row);
+        for (statement, result) in results.into_iter().enumerate() {
+            for row in result.rows {
+                rows.owned_row(statement, row);
+            }
         }
         Ok(rows)
     }

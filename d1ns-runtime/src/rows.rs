@@ -267,39 +267,42 @@ pub(crate) fn text_ref(value: ValueRef<'_>) -> Option<String> {
     }
 }
 
-/// The columns of an entry's own row (part `NULL`) of `Sql::get_bulk` and `MoveSql::get_bulk`.
+/// An entry as `Sql::get_bulk` and `MoveSql::get_bulk` give it.
 pub(crate) struct BulkRow {
+    /// The value when the statement carries it, or the empty stand-in of a value in chunks.
     pub value: Value,
     pub metadata: Option<String>,
     pub count: Value,
     pub size: Value,
-    /// The value's length in bytes, when the value itself was left out of the row.
+    /// The length in bytes of the value in the row.
     pub length: Value,
     pub expiration: Option<u64>,
     pub version: Value,
 }
 
-/// The decoder of `Sql::get_bulk` and `MoveSql::get_bulk`: `key, part, value, metadata, chunks,
-/// size, length, expiration, version`, each entry's row (part `NULL`), the chunks of entries
-/// whose values the statement carries (in any order), and, from `MoveSql`, the rows of entries
-/// that are not live (part `-1`).
+/// The decoder of a batch of `Sql::get_bulk` or `MoveSql::get_bulk`, one statement per key:
+/// `part, value, metadata, chunks, size, length, expiration, version, stand-in`. An entry
+/// whose chunks the statement carries comes as its chunks (part 0, 1, ... in any order, each
+/// with the entry's columns and the stand-in of its value); any other live entry as one row
+/// (part `NULL`); from `MoveSql`, an entry that is not live as one row with part `-1`.
 pub(crate) struct BulkRows {
     columns: Columns,
-    pub entries: Vec<(String, BulkRow)>,
-    pub chunks: std::collections::HashMap<String, Vec<(Value, Value)>>,
-    pub dead: std::collections::HashSet<String>,
+    /// Per statement (key), in the batch's order.
+    pub entries: Vec<Option<BulkRow>>,
+    pub chunks: Vec<Vec<(Value, Value)>>,
+    pub dead: Vec<bool>,
     error: Option<Error>,
 }
 
 const BULK_COLUMNS: usize = 9;
 
 impl BulkRows {
-    pub(crate) fn new(columns: Columns) -> Self {
+    pub(crate) fn new(columns: Columns, statements: usize) -> Self {
         BulkRows {
             columns,
-            entries: Vec::new(),
-            chunks: std::collections::HashMap::new(),
-            dead: std::collections::HashSet::new(),
+            entries: (0..statements).map(|_| None).collect(),
+            chunks: vec![Vec::new(); statements],
+            dead: vec![false; statements],
             error: None,
         }
     }
@@ -311,12 +314,42 @@ impl BulkRows {
             None => Ok(self),
         }
     }
+
+    fn add(
+        &mut self,
+        statement: usize,
+        part: Value,
+        value: Value,
+        row: impl FnOnce(Value) -> BulkRow,
+    ) {
+        let (Some(entry), Some(chunks), Some(dead)) = (
+            self.entries.get_mut(statement),
+            self.chunks.get_mut(statement),
+            self.dead.get_mut(statement),
+        ) else {
+            self.error.get_or_insert_with(|| {
+                Error::Database(DatabaseError::new(format!(
+                    "a row of statement {statement}, in a batch of fewer"
+                )))
+            });
+            return;
+        };
+        match part {
+            Value::Null => *entry = Some(row(value)),
+            part if is_dead_marker(part.as_ref()) => *dead = true,
+            part => {
+                if entry.is_none() {
+                    *entry = Some(row(Value::Null));
+                }
+                chunks.push((part, value));
+            }
+        }
+    }
 }
 
 impl RowSink for BulkRows {
-    fn row(&mut self, _statement: usize, columns: &[ValueRef<'_>]) {
+    fn row(&mut self, statement: usize, columns: &[ValueRef<'_>]) {
         let &[
-            key,
             part,
             value,
             metadata,
@@ -325,53 +358,46 @@ impl RowSink for BulkRows {
             length,
             expiration,
             version,
+            stand_in,
         ] = columns
         else {
             self.error
                 .get_or_insert_with(|| wrong_column_count(BULK_COLUMNS, columns.len()));
             return;
         };
-        let ValueRef::Text(key) = key else { return };
-        match part {
-            ValueRef::Null => {
-                if self.entries.is_empty() {
-                    self.entries.reserve(32);
-                }
-                self.entries.push((
-                    key.to_owned(),
-                    BulkRow {
-                        value: value.to_owned_value(),
-                        metadata: self.columns.metadata.then(|| text_ref(metadata)).flatten(),
-                        count: count.to_owned_value(),
-                        size: size.to_owned_value(),
-                        length: length.to_owned_value(),
-                        expiration: expiration.as_u64(),
-                        version: if self.columns.version {
-                            version.to_owned_value()
-                        } else {
-                            Value::Null
-                        },
-                    },
-                ));
-            }
-            part if is_dead_marker(part) => {
-                self.dead.insert(key.to_owned());
-            }
-            part => self
-                .chunks
-                .entry(key.to_owned())
-                .or_default()
-                .push((part.to_owned_value(), value.to_owned_value())),
-        }
+        let wanted = self.columns;
+        let chunk = !matches!(part, ValueRef::Null);
+        self.add(
+            statement,
+            part.to_owned_value(),
+            value.to_owned_value(),
+            |value| BulkRow {
+                // A chunk's row: the entry's value is the stand-in; its chunk is `value`.
+                value: if chunk {
+                    stand_in.to_owned_value()
+                } else {
+                    value
+                },
+                metadata: wanted.metadata.then(|| text_ref(metadata)).flatten(),
+                count: count.to_owned_value(),
+                size: size.to_owned_value(),
+                length: length.to_owned_value(),
+                expiration: expiration.as_u64(),
+                version: if wanted.version {
+                    version.to_owned_value()
+                } else {
+                    Value::Null
+                },
+            },
+        );
     }
 }
 
 impl Decode for BulkRows {
-    fn owned_row(&mut self, _statement: usize, row: Vec<Value>) {
+    fn owned_row(&mut self, statement: usize, row: Vec<Value>) {
         let got = row.len();
         let Ok(
             [
-                key,
                 part,
                 value,
                 metadata,
@@ -380,6 +406,7 @@ impl Decode for BulkRows {
                 length,
                 expiration,
                 version,
+                stand_in,
             ],
         ) = <[Value; BULK_COLUMNS]>::try_from(row)
         else {
@@ -387,25 +414,16 @@ impl Decode for BulkRows {
                 .get_or_insert_with(|| wrong_column_count(BULK_COLUMNS, got));
             return;
         };
-        let Value::Text(key) = key else { return };
-        match part {
-            Value::Null => self.entries.push((
-                key,
-                BulkRow {
-                    value,
-                    metadata: text_column(metadata),
-                    count,
-                    size,
-                    length,
-                    expiration: expiration.as_u64(),
-                    version,
-                },
-            )),
-            part if is_dead_marker(part.as_ref()) => {
-                self.dead.insert(key);
-            }
-            part => self.chunks.entry(key).or_default().push((part, value)),
-        }
+        let chunk = !matches!(part, Value::Null);
+        self.add(statement, part, value, |value| BulkRow {
+            value: if chunk { stand_in } else { value },
+            metadata: text_column(metadata),
+            count,
+            size,
+            length,
+            expiration: expiration.as_u64(),
+            version,
+        });
     }
 }
 

@@ -46,13 +46,20 @@ pub(crate) struct Sql {
     /// The rows are put in order in Rust: an `ORDER BY` here makes SQLite prepare the statement
     /// again at every use.
     pub get: String,
-    /// `?1` namespace, `?2` the keys as a JSON array, `?3` now, `?4` the largest value read in
-    /// this statement -> `key, part, value, metadata, chunks, size, length, expiration,
-    /// version`: each live entry
-    /// (part `NULL`), with its value when it is at most `?4` bytes (`NULL` otherwise; `length` says
-    /// how long it is), and the chunks (in any order) of entries whose `size` is at most `?4`.
-    /// Larger values are read with [`get`](Self::get) afterwards, so each D1 result stays under its 50 MB limit.
-    /// The keys travel as one JSON parameter so 100 keys stay within D1's 100 parameters.
+    /// One key of a bulk read, sent once per key in one batch. `?1` namespace, `?2` key, `?3`
+    /// now, `?4` the largest value read in this statement -> `part, value, metadata, chunks,
+    /// size, length, expiration, version, stand-in`: a live entry as one row (part `NULL`) with
+    /// its value when it is at most `?4` bytes (`NULL` otherwise; `length` says how long it is),
+    /// or, for a value in chunks of at most `?4` bytes, its chunks (in any order) each with the
+    /// entry's columns and the empty stand-in of the value. Larger values are read with
+    /// [`get`](Self::get) afterwards, so each D1 result stays under its 50 MB limit.
+    ///
+    /// The entry is a subquery joined to its chunks only when it has some to read (the chunks'
+    /// key is `NULL` otherwise, so SQLite does not even seek them): D1 counts 1 row per entry
+    /// found, none per key missing, 2 per chunk. Its `LIMIT 1` keeps SQLite from flattening it
+    /// into the join, where the parameters shared by both sides made SQLite prepare the
+    /// statement again at every use. (One statement over the keys as a JSON list
+    /// also counted reading the list, twice: 4.5 rows per key found.)
     pub get_bulk: String,
     /// `?1` namespace, `?2` key, `?3` value, `?4` metadata, `?5` expiration, `?6` chunks,
     /// `?7` size, `?8` version.
@@ -98,7 +105,7 @@ pub(crate) struct MoveSql {
     /// As [`Sql::get`], but the entry's row comes back when it is not live too, with part `-1`
     /// and no value.
     pub get: String,
-    /// As [`Sql::get_bulk`], but the rows of entries that are not live come back too, with part
+    /// As [`Sql::get_bulk`], but an entry that is not live comes back too, as one row with part
     /// `-1` and no value.
     pub get_bulk: String,
     /// As [`Sql::list`], with a fourth column: 1 when the entry is live, 0 when not (expired,
@@ -143,6 +150,10 @@ impl Counter {
         }
     }
 }
+
+/// How many rows the statement before it in its batch inserted, changed or removed (not counting
+/// what triggers did): a count that does not depend on the database reporting it. Reads no row.
+pub(crate) const CHANGES: &str = "SELECT changes() AS c0";
 
 /// What the error of an aborted commit carries: `d1ns-abort:{reason}:{mutation}`.
 pub(crate) const ABORT_MARKER: &str = "d1ns-abort:";
@@ -202,10 +213,11 @@ impl Sql {
             "(SELECT {live} AND c.part < e.chunks FROM {t} AS e \
              WHERE e.namespace = c.namespace AND e.key = c.key)"
         );
-        let chunk_of_live_within = format!(
-            "(SELECT {live} AND c.part < e.chunks AND e.size <= ?4 FROM {t} AS e \
-             WHERE e.namespace = c.namespace AND e.key = c.key)"
-        );
+        // The entry's columns in a row of a bulk read; the last is the empty stand-in of a
+        // value in chunks (of the value's kind), on the rows that carry its chunks.
+        let bulk_columns = "p.metadata AS c2, p.chunks AS c3, p.size AS c4, \
+                            octet_length(p.value) AS c5, p.expiration AS c6, p.version AS c7, \
+                            CASE WHEN c.part IS NOT NULL THEN substr(p.value, 1, 0) END AS c8";
         let old_chunks = format!("{chunks} WHERE namespace = OLD.namespace AND key = OLD.key");
         // A key renamed (by hand) with its value untouched.
         let renamed = "(NEW.namespace IS NOT OLD.namespace OR NEW.key IS NOT OLD.key) \
@@ -304,16 +316,15 @@ impl Sql {
                  WHERE c.namespace = ?1 AND c.key = ?2 AND {chunk_of_live}"
             ),
             get_bulk: format!(
-                "SELECT key AS c0, NULL AS c1, \
-                 CASE WHEN octet_length(value) <= ?4 THEN value END AS c2, \
-                 metadata AS c3, chunks AS c4, size AS c5, octet_length(value) AS c6, \
-                 expiration AS c7, version AS c8 FROM {t} \
-                 WHERE namespace = ?1 AND key IN (SELECT value FROM json_each(?2)) AND {live} \
-                 UNION ALL \
-                 SELECT c.key, c.part, c.data, NULL, NULL, NULL, NULL, NULL, NULL \
-                 FROM {chunks} AS c \
-                 WHERE c.namespace = ?1 AND c.key IN (SELECT value FROM json_each(?2)) \
-                 AND {chunk_of_live_within}"
+                "SELECT c.part AS c0, \
+                 CASE WHEN c.part IS NULL THEN {inline_value} ELSE c.data END AS c1, \
+                 {bulk_columns} \
+                 FROM (SELECT namespace, key, value, metadata, chunks, size, expiration, \
+                 version FROM {t} WHERE namespace = ?1 AND key = ?2 AND {live} LIMIT 1) AS p \
+                 LEFT JOIN {chunks} AS c ON c.namespace = p.namespace \
+                 AND c.key = CASE WHEN p.chunks > 0 AND p.size <= ?4 THEN p.key END \
+                 AND c.part < p.chunks",
+                inline_value = "CASE WHEN octet_length(p.value) <= ?4 THEN p.value END",
             ),
             put: format!(
                 "INSERT INTO {t} (namespace, key, value, metadata, expiration, chunks, size, \
@@ -362,16 +373,17 @@ impl Sql {
                      WHERE c.namespace = ?1 AND c.key = ?2 AND {chunk_of_live}"
                 ),
                 get_bulk: format!(
-                    "SELECT key AS c0, CASE WHEN {live} THEN NULL ELSE -1 END AS c1, \
-                     CASE WHEN {live} AND octet_length(value) <= ?4 THEN value END AS c2, \
-                     metadata AS c3, chunks AS c4, size AS c5, octet_length(value) AS c6, \
-                     expiration AS c7, version AS c8 FROM {t} \
-                     WHERE namespace = ?1 AND key IN (SELECT value FROM json_each(?2)) \
-                     UNION ALL \
-                     SELECT c.key, c.part, c.data, NULL, NULL, NULL, NULL, NULL, NULL \
-                     FROM {chunks} AS c \
-                     WHERE c.namespace = ?1 AND c.key IN (SELECT value FROM json_each(?2)) \
-                     AND {chunk_of_live_within}"
+                    "SELECT CASE WHEN p.live THEN c.part ELSE -1 END AS c0, \
+                     CASE WHEN c.part IS NULL THEN {inline_value} ELSE c.data END AS c1, \
+                     {bulk_columns} \
+                     FROM (SELECT namespace, key, value, metadata, chunks, size, expiration, \
+                     version, {live} AS live FROM {t} WHERE namespace = ?1 AND key = ?2 \
+                     LIMIT 1) AS p \
+                     LEFT JOIN {chunks} AS c ON c.namespace = p.namespace \
+                     AND c.key = CASE WHEN p.live AND p.chunks > 0 AND p.size <= ?4 \
+                     THEN p.key END AND c.part < p.chunks",
+                    inline_value = "CASE WHEN p.live AND octet_length(p.value) <= ?4 \
+                                    THEN p.value END",
                 ),
                 list: format!(
                     "SELECT key AS c0, expiration AS c1, metadata AS c2, {live} AS c3 FROM {t} \
@@ -485,8 +497,13 @@ pub(crate) struct IndexSql {
     /// back in each arm: three rows per entry.) The chunks' key is `NULL` for an entry without
     /// chunks to read, so SQLite does not even seek them.
     pub find: String,
-    /// `?1` the field's value, `?2` now -> `key`: one row per live entry removed (I6).
+    /// `?1` the field's value, `?2` now: removes the live entries (I6), followed in its batch by
+    /// [`CHANGES`], which counts them. D1 counts 2 rows read per entry removed (the index entry
+    /// and the row) and 1 more.
     pub delete_where: String,
+    /// As [`delete_where`](Self::delete_where) -> `key`: one row per entry removed, for the
+    /// edge cache to forget (R8). `RETURNING` costs a row read more per entry.
+    pub delete_where_returning: String,
 }
 
 /// What the row of a JSON value stored in chunks holds in front of a copy of its indexed fields
@@ -553,6 +570,10 @@ impl IndexSql {
                  AND c.part < p.chunks"
             ),
             delete_where: format!(
+                "DELETE FROM {t} INDEXED BY {index} WHERE namespace = {ns} AND {expr} = ?1 \
+                 AND (expiration IS NULL OR expiration > ?2)"
+            ),
+            delete_where_returning: format!(
                 "DELETE FROM {t} INDEXED BY {index} WHERE namespace = {ns} AND {expr} = ?1 \
                  AND (expiration IS NULL OR expiration > ?2) RETURNING key AS c0"
             ),
