@@ -11,7 +11,8 @@
 #        (no arguments: the whole suite on the binding, then again over D1 sessions, then the
 #        KV scenarios over three databases: --sharded)
 #        bash scripts/workerd-e2e.sh --bench   (d1ns against Workers KV instead of the suite;
-#        D1NS_BENCH_ROUNDS=N, default 5; see BENCHMARKS.md)
+#        D1NS_BENCH_ROUNDS=N, default 5; D1NS_BENCH_SMOKE=1: every case once on small
+#        sizes, which CI runs; see BENCHMARKS.md)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD

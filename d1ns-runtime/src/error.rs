@@ -255,10 +255,10 @@ impl Error {
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        use crate::limits::{
-            MAX_EXPIRATION_MS, MAX_KEY_BYTES, MAX_LIST_LIMIT, MAX_METADATA_BYTES, MAX_VALUE_BYTES,
-            MIN_CACHE_TTL,
+        use crate::bounds::{
+            MAX_KEY_BYTES, MAX_LIST_LIMIT, MAX_METADATA_BYTES, MAX_VALUE_BYTES, MIN_CACHE_TTL,
         };
+        use d1ns_limits::MAX_EXPIRATION_MS;
         match self {
             // KV checks a bulk read's keys on its server, with other words than the binding's.
             Error::InvalidKey { problem: KeyProblem::Empty, operation: Operation::GetBulk, .. } => {

@@ -27,6 +27,7 @@
 
 mod atomic;
 pub mod backend;
+mod bounds;
 mod chunk;
 pub mod clock;
 mod edge;
