@@ -496,3 +496,77 @@ async fn a16_writes_that_know_nothing_of_versions_still_change_the_stamp() {
     // Plain reads are unaffected.
     assert_eq!(kv.get("hand").text().await.unwrap().as_deref(), Some("v"));
 }
+
+// ---- Tables d1ns did not make --------------------------------------------------------------
+
+/// d1-namespace 1.1.x: one table per namespace, `{namespace}_kv_entries` (so `_kv_entries` for
+/// the namespace ""), expirations in seconds, metadata as the JSON text's bytes.
+const D1_NAMESPACE_1_1: &str = "CREATE TABLE IF NOT EXISTS _kv_entries (\
+    key TEXT NOT NULL COLLATE BINARY PRIMARY KEY, value BLOB NOT NULL, expiration INTEGER, \
+    metadata BLOB) WITHOUT ROWID; \
+    CREATE INDEX IF NOT EXISTS _kv_entries_expiration ON _kv_entries (expiration);";
+
+/// d1-namespace 1.0.x: every namespace in one table `kv`, with a generated `expires_at`.
+const D1_NAMESPACE_1_0: &str = "CREATE TABLE IF NOT EXISTS kv (\
+    namespace TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL, ttl_seconds INTEGER, \
+    created_at INTEGER NOT NULL, metadata BLOB, \
+    expires_at INTEGER GENERATED ALWAYS AS (created_at + ttl_seconds) VIRTUAL, \
+    PRIMARY KEY (namespace, key)); \
+    CREATE INDEX IF NOT EXISTS kv_expires_at ON kv (expires_at);";
+
+/// The whole schema of a database file, as SQLite keeps it.
+fn schema_of(path: &Path) -> Vec<String> {
+    strings(
+        path,
+        "SELECT type || ' ' || name || ': ' || coalesce(sql, '') FROM sqlite_schema ORDER BY name",
+    )
+}
+
+#[tokio::test]
+async fn another_programs_table_is_never_changed_and_the_error_says_what_to_do() {
+    for (layout, ddl, table, insert) in [
+        (
+            "d1-namespace 1.1",
+            D1_NAMESPACE_1_1,
+            "_kv_entries",
+            "INSERT INTO _kv_entries (key, value, expiration, metadata) VALUES ('k', 'v', NULL, NULL)",
+        ),
+        (
+            "d1-namespace 1.0",
+            D1_NAMESPACE_1_0,
+            "kv",
+            "INSERT INTO kv (namespace, key, value, ttl_seconds, created_at) VALUES ('', 'k', 'v', NULL, 1)",
+        ),
+    ] {
+        let path = scratch_db(&format!("foreign-{table}"));
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(ddl).unwrap();
+        conn.execute(insert, ()).unwrap();
+        let before = schema_of(&path);
+        for auto_create in [true, false] {
+            let kv = D1Namespace::builder(SqliteBackend::open(&path).unwrap())
+                .table(table)
+                .auto_create(auto_create)
+                .clock(ManualClock::new(T0))
+                .build()
+                .unwrap();
+            let get = kv.get("k").text().await.unwrap_err().to_string();
+            let put = kv.put("k2", "v").unwrap().await.unwrap_err().to_string();
+            let list = kv.list().await.unwrap_err().to_string();
+            for (what, text) in [("get", &get), ("put", &put), ("list", &list)] {
+                assert!(
+                    text.contains(&format!("table {table:?} is not a d1ns table"))
+                        && text.contains(".table("),
+                    "{layout}, auto_create {auto_create}, {what}: {text}"
+                );
+            }
+            assert_eq!(
+                schema_of(&path),
+                before,
+                "{layout}: the schema is untouched"
+            );
+        }
+        // The other program goes on writing its table as before.
+        conn.execute(&insert.replace("'k'", "'k3'"), ()).unwrap();
+    }
+}

@@ -421,11 +421,10 @@ impl<B: Backend> D1Namespace<B> {
     }
 
     /// Whether [`run`](Self::run) does more with this error than return it.
+    /// Any missing column or table: `run` tells an older d1ns table from another program's,
+    /// creates a dropped table, or words a missing migration.
     fn handled_by_run(&self, e: &crate::error::DatabaseError) -> bool {
-        let auto_create = self.inner.auto_create;
-        self.missing_step(e).is_some()
-            || (auto_create && e.is_missing_table())
-            || (!auto_create && e.message().contains("no such index"))
+        missing_column(e) || e.is_missing_table()
     }
 
     /// Runs an operation's statements as one batch, with the schema statements in front when
@@ -449,7 +448,17 @@ impl<B: Backend> D1Namespace<B> {
                 statements.drain(..schema_len);
             }
             prefixed = with_schema;
-            match shard.backend.batch(&statements).await {
+            let result = shard.backend.batch(&statements).await;
+            // A column is missing (or, without auto-create, a table of d1ns's): an older d1ns
+            // table to upgrade, another program's table, which d1ns never changes, or a missing
+            // migration. Told apart before anything else is sent.
+            if let Err(e) = &result
+                && (missing_column(e) || (!auto_create && e.is_missing_table()))
+                && let Some(foreign) = self.foreign_table(shard).await
+            {
+                return Err(foreign);
+            }
+            match result {
                 Ok(mut results) => {
                     if with_schema {
                         self.remember_schema(shard);
@@ -484,6 +493,26 @@ impl<B: Backend> D1Namespace<B> {
                 Err(e) => return Err(e.into()),
             }
         }
+    }
+
+    /// The error of a table that is not d1ns's (it lacks a column every d1ns table has), naming
+    /// the table, the column and what to do; `None` for a d1ns table or a missing one.
+    async fn foreign_table(&self, shard: &Shard<B>) -> Option<Error> {
+        let probe = Statement {
+            sql: &self.sql().own_columns,
+            params: Vec::new(),
+        };
+        let e = shard.backend.batch(&[probe]).await.err()?;
+        let column = crate::sql::OWN_COLUMNS
+            .split(", ")
+            .find(|column| e.is_missing_column(column))?;
+        Some(Error::Database(crate::error::DatabaseError::new(format!(
+            "table {table:?} is not a d1ns table: it has no column {column:?} (another program \
+             made it: d1-namespace, the npm package, keeps its entries in tables of its own). \
+             d1ns never changes a table it did not create: give this namespace another table \
+             with .table(\"...\"), or move the entries into a d1ns table",
+            table = self.inner.table
+        ))))
     }
 
     /// The first upgrade step whose column `e` says is missing.
@@ -677,6 +706,12 @@ fn registry() -> MutexGuard<'static, Registry> {
     SCHEMA_REGISTRY
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Whether a statement failed for a column its table lacks, in SQLite's words (which D1 passes
+/// on): a table of an earlier d1ns, or of another program.
+fn missing_column(e: &crate::error::DatabaseError) -> bool {
+    e.message().contains("no such column") || e.message().contains("has no column named")
 }
 
 /// Milliseconds and counts bound as SQL integers; d1ns's are checked to stay below 2^53.

@@ -35,6 +35,9 @@ pub(crate) struct Sql {
     /// d1ns 0.1 (no `size` column), so that the whole batch, the new trigger included, rolls back
     /// and the table is upgraded first, whatever the operation.
     pub schema_check: String,
+    /// Reads no row, and fails when the table lacks a column every d1ns table has had since
+    /// 0.1: a table of another program (d1-namespace's, say), which d1ns must never change.
+    pub own_columns: String,
     /// The steps that bring a table made by an earlier version to this schema, oldest first;
     /// [`schema`](Self::schema) completes them. Each adds one column, so a step whose column
     /// exists is done. Run as one batch: all or nothing.
@@ -171,6 +174,9 @@ fn abort(reason: &str, suffix_sql: &str, column: &str) -> String {
     )
 }
 
+/// The columns of every table d1ns has made, from 0.1 on.
+pub(crate) const OWN_COLUMNS: &str = "namespace, key, value, metadata, expiration, chunks";
+
 /// How many statements create a table's schema.
 pub(crate) const SCHEMA_STATEMENTS: usize = 8;
 /// How many steps [`Sql::upgrades`] has.
@@ -289,6 +295,9 @@ impl Sql {
             schema_check: format!(
                 "SELECT size AS c0, version AS c1 FROM {t} \
                  WHERE namespace = '' AND key = '' LIMIT 0"
+            ),
+            own_columns: format!(
+                "SELECT {OWN_COLUMNS} FROM {t} WHERE namespace = '' AND key = '' LIMIT 0"
             ),
             upgrades: [
                 Upgrade {

@@ -225,6 +225,27 @@ scenario("auto-create on an empty database, a fresh D1Namespace per request (K34
   check("auto_create(false) on a missing table: D1's error", [manual.ok, /^database error: .*no such table: manual_kv_entries/.test(manual.error)], [false, true]);
 });
 
+scenario("another program's table (d1-namespace 1.1 and 1.0) is never changed: an error names it and what to do", async () => {
+  // d1-namespace 1.1 keeps namespace "foreign" in foreign_kv_entries, d1ns's default table for it.
+  await sql("DB2", "CREATE TABLE IF NOT EXISTS foreign_kv_entries (key TEXT NOT NULL COLLATE BINARY PRIMARY KEY, value BLOB NOT NULL, expiration INTEGER, metadata BLOB) WITHOUT ROWID");
+  await sql("DB2", "CREATE INDEX IF NOT EXISTS foreign_kv_entries_expiration ON foreign_kv_entries (expiration)");
+  await sql("DB2", "INSERT INTO foreign_kv_entries (key, value) VALUES ('k', 'v')");
+  // d1-namespace 1.0: every namespace in one table `kv`.
+  await sql("DB2", "CREATE TABLE IF NOT EXISTS kv (namespace TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL, ttl_seconds INTEGER, created_at INTEGER NOT NULL, metadata BLOB, expires_at INTEGER GENERATED ALWAYS AS (created_at + ttl_seconds) VIRTUAL, PRIMARY KEY (namespace, key))");
+  await sql("DB2", "INSERT INTO kv (namespace, key, value, created_at) VALUES ('', 'k', 'v', 1)");
+  const schema = async () => (await sql("DB2", "SELECT name, sql FROM sqlite_master WHERE tbl_name IN ('foreign_kv_entries', 'kv') OR name LIKE 'foreign_kv_entries$%' OR name LIKE 'kv$%' ORDER BY name")).rows;
+  const before = await schema();
+  for (const [opts, table] of [[{ binding: "DB2", namespace: "foreign" }, "foreign_kv_entries"], [{ binding: "DB2", table: "kv" }, "kv"]]) {
+    for (const auto_create of [true, false]) {
+      const r = await ops({ ...opts, auto_create }, [{ op: "get", key: "k" }, { op: "put", key: "k2", text: "v" }, { op: "list" }]);
+      check(`${table}, auto_create ${auto_create}: every operation fails, naming the table and what to do`, r.map((x) => !x.ok && x.error.includes(`table "${table}" is not a d1ns table`) && x.error.includes(".table(")), [true, true, true]);
+    }
+  }
+  check("neither table, nor any index or trigger, was changed or added", await schema(), before);
+  await sql("DB2", "INSERT INTO foreign_kv_entries (key, value) VALUES ('k3', 'v')");
+  check("the other program goes on writing its table", (await sql("DB2", "SELECT count(*) AS n FROM foreign_kv_entries")).rows[0].n, 2);
+});
+
 scenario("value kinds: text, empty string, JSON, bytes (K6-K8)", async () => {
   const all256 = Array.from({ length: 256 }, (_, i) => i);
   const r = await ops({}, [
