@@ -119,8 +119,41 @@ fn main() -> ExitCode {
     }
 }
 
+/// Whether a database is opened to read what it holds (`--from`: it must exist) or to write
+/// into (`--to`: created when missing).
+#[derive(Clone, Copy, PartialEq)]
+enum Open {
+    Existing,
+    OrCreate,
+}
+
+/// Refuses a path that names no file that outlives the tool: empty (an unset `$VAR`),
+/// `:memory:`, or a URI, each of which SQLite would take for a database gone at exit.
+fn file_path<'p>(path: &'p str, flag: &str, spec: &str) -> Result<&'p str, String> {
+    let vanishing = if path.is_empty() {
+        Some("an empty path")
+    } else if path == ":memory:" {
+        Some(":memory:")
+    } else if path.starts_with("file:") {
+        Some("a URI")
+    } else {
+        None
+    };
+    match vanishing {
+        Some(what) => Err(format!(
+            "--{flag} {spec:?}: {what} is not a database file (SQLite would take it for a \
+             database that vanishes when the tool exits); give the path of a file"
+        )),
+        None => Ok(path),
+    }
+}
+
 /// The shards of `--to`/`--from`: `NAME=PATH` each, or one lone `PATH` (unnamed).
-fn shards(specs: &[String], flag: &str) -> Result<Vec<(String, SqliteBackend)>, String> {
+fn shards(
+    specs: &[String],
+    flag: &str,
+    open: Open,
+) -> Result<Vec<(String, SqliteBackend)>, String> {
     let lone = matches!(specs, [spec] if !spec.contains('='));
     specs
         .iter()
@@ -134,8 +167,12 @@ fn shards(specs: &[String], flag: &str) -> Result<Vec<(String, SqliteBackend)>, 
                     ));
                 }
             };
-            let backend = SqliteBackend::open(path)
-                .map_err(|e| format!("--{flag} {spec:?}: cannot open {path:?}: {e}"))?;
+            let path = file_path(path, flag, spec)?;
+            let backend = match open {
+                Open::Existing => SqliteBackend::open_existing(path),
+                Open::OrCreate => SqliteBackend::open(path),
+            }
+            .map_err(|e| format!("--{flag} {spec:?}: cannot open {path:?}: {e}"))?;
             Ok((name, backend))
         })
         .collect()
@@ -158,6 +195,24 @@ fn builder(
     builder
 }
 
+/// The live keys a namespace holds (every page of its list).
+async fn live_keys(kv: &D1Namespace<SqliteBackend>) -> Result<u64, String> {
+    let mut total = 0u64;
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut list = kv.list().limit(1000);
+        if let Some(cursor) = cursor.take() {
+            list = list.cursor(cursor);
+        }
+        let page = list.execute().await.map_err(|e| e.to_string())?;
+        total += page.keys.len() as u64;
+        match page.cursor {
+            Some(next) if !page.list_complete => cursor = Some(next),
+            _ => return Ok(total),
+        }
+    }
+}
+
 fn bar(length: u64, what: &str) -> ProgressBar {
     let bar = ProgressBar::new(length);
     let template = format!(
@@ -174,7 +229,7 @@ async fn import(file: &PathBuf, to: &[String], names: &Names) -> Result<(), Stri
     let entries: Vec<BulkEntry> = serde_json::from_str(&text).map_err(|e| {
         format!("{file:?} is not a `wrangler kv bulk put` file (a JSON array of {{key, value, base64?, expiration?, expiration_ttl?, metadata?}}): {e}")
     })?;
-    let kv = builder(shards(to, "to")?, names)
+    let kv = builder(shards(to, "to", Open::OrCreate)?, names)
         .build()
         .map_err(|e| e.to_string())?;
     let ignored: std::collections::BTreeSet<&str> = entries
@@ -234,7 +289,7 @@ async fn move_layout(
     names: &Names,
 ) -> Result<(), String> {
     // How many keys there are to look at: a list of the old layout, for the progress bar.
-    let old = builder(shards(from, "from")?, names)
+    let old = builder(shards(from, "from", Open::Existing)?, names)
         .build()
         .map_err(|e| e.to_string())?;
     let mut total = 0u64;
@@ -251,9 +306,8 @@ async fn move_layout(
         }
         page_cursor = page.cursor;
     }
-    drop(old);
-    let previous = PreviousHome::shards(shards(from, "from")?);
-    let kv = builder(shards(to, "to")?, names)
+    let previous = PreviousHome::shards(shards(from, "from", Open::Existing)?);
+    let kv = builder(shards(to, "to", Open::OrCreate)?, names)
         .previous_home(previous)
         .build()
         .map_err(|e| e.to_string())?;
@@ -283,9 +337,15 @@ async fn move_layout(
         "looked at {} keys: {} copied, {} already there, {} already home, {} old copies removed, {} written in the old layout after their copy (left there: stop its writers; the next run removes them)",
         sum.scanned, sum.copied, sum.skipped, sum.in_place, sum.removed, sum.changed
     );
-    if sum.changed == 0 {
+    // "done" only once the old layout is seen to hold nothing live of this namespace.
+    let left = live_keys(&old).await?;
+    if left == 0 {
         println!(
             "done: drop the previous layout from your configuration; databases only in the old layout hold nothing live of this namespace"
+        );
+    } else {
+        println!(
+            "not done: the old layout still holds {left} live keys of this namespace (written there after their copy, or by a writer still on it); stop its writers and run again"
         );
     }
     Ok(())

@@ -165,3 +165,83 @@ fn bad_input_is_a_clear_error() {
     assert!(!ok);
     assert!(text.contains("NAME=PATH"), "{text}");
 }
+
+#[test]
+fn paths_that_vanish_at_exit_are_refused_and_from_never_creates_a_file() {
+    let dir = TempDir::new("paths");
+    std::fs::write(dir.0.join("bulk.json"), r#"[{"key": "k", "value": "v"}]"#).unwrap();
+    let (ok, text) = d1ns(&["import", "bulk.json", "--to", "a.db"], &dir.0);
+    assert!(ok, "{text}");
+    for (args, what) in [
+        (vec!["import", "bulk.json", "--to", ""], "an empty path"),
+        (vec!["import", "bulk.json", "--to", ":memory:"], ":memory:"),
+        (
+            vec!["move", "--from", "a.db", "--to", "b="],
+            "an empty path",
+        ),
+        (
+            vec!["move", "--from", "a.db", "--to", "b=:memory:"],
+            ":memory:",
+        ),
+        (
+            vec!["move", "--from", "a.db", "--to", "b=file:b.db?mode=memory"],
+            "a URI",
+        ),
+    ] {
+        let (ok, text) = d1ns(&args, &dir.0);
+        assert!(!ok, "{args:?} succeeded: {text}");
+        assert!(
+            text.contains(what) && text.contains("give the path of a file"),
+            "{args:?}: {text}"
+        );
+    }
+    // The source is untouched by the refused moves.
+    let (ok, text) = d1ns(&["move", "--from", "typo.db", "--to", "c.db"], &dir.0);
+    assert!(!ok, "a move from a missing file succeeded: {text}");
+    assert!(
+        text.contains("typo.db") && text.contains("no database file"),
+        "{text}"
+    );
+    assert!(
+        !dir.0.join("typo.db").exists(),
+        "--from created the file it names"
+    );
+    assert!(
+        !dir.0.join("c.db").exists(),
+        "--to was created though --from failed"
+    );
+}
+
+#[tokio::test]
+async fn done_is_said_only_when_the_old_layout_holds_nothing_live() {
+    let dir = TempDir::new("done");
+    let entries: Vec<_> = (0..50)
+        .map(|i| serde_json::json!({"key": format!("k{i:02}"), "value": "v"}))
+        .collect();
+    std::fs::write(
+        dir.0.join("bulk.json"),
+        serde_json::to_string(&entries).unwrap(),
+    )
+    .unwrap();
+    assert!(d1ns(&["import", "bulk.json", "--to", "old.db"], &dir.0).0);
+    // A cursor from elsewhere (here: after the 49th key) leaves keys behind: not "done".
+    let old = D1Namespace::new(SqliteBackend::open(dir.path("old.db")).unwrap());
+    let cursor = old.list().limit(49).await.unwrap().cursor.unwrap();
+    let args = [
+        "move", "--from", "old.db", "--to", "a=a.db", "--to", "b=b.db",
+    ];
+    let (ok, text) = d1ns(&[&args[..], &["--cursor", &cursor]].concat(), &dir.0);
+    assert!(ok, "{text}");
+    assert!(
+        text.contains("looked at 1 keys")
+            && text.contains("not done: the old layout still holds 49 live keys"),
+        "{text}"
+    );
+    // Run again from the start: the 49 keys left are moved, and now it is done.
+    let (ok, text) = d1ns(&args, &dir.0);
+    assert!(ok, "{text}");
+    assert!(
+        text.contains("looked at 49 keys") && text.contains("done: drop"),
+        "{text}"
+    );
+}

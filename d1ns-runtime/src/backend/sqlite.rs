@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use rusqlite::limits::Limit;
 use rusqlite::types::{ToSqlOutput, ValueRef as SqlRef};
-use rusqlite::{Connection, TransactionBehavior};
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
 use super::{Backend, Query, QueryResult, RowSink, Statement, Value, ValueRef, next_database_id};
 use crate::error::{DatabaseError, Error};
@@ -59,8 +59,34 @@ impl SqliteBackend {
     /// Opens (or creates) the SQLite database file at `path`. Writers in other processes are
     /// waited for up to [`DEFAULT_BUSY_TIMEOUT`]; see [`busy_timeout`](Self::busy_timeout).
     pub fn open(path: impl AsRef<Path>) -> Result<Self, Error> {
+        Self::open_with(path.as_ref(), OpenFlags::default())
+    }
+
+    /// Opens the SQLite database file at `path`, which must exist: a tool that reads a
+    /// database (a previous layout, a file to export) never creates an empty one in place of a
+    /// mistyped path, whose keys would then read as missing.
+    ///
+    /// ```
+    /// # use d1ns_runtime::SqliteBackend;
+    /// let missing = std::env::temp_dir().join("d1ns-doc-no-such-file.sqlite");
+    /// let error = SqliteBackend::open_existing(&missing).unwrap_err();
+    /// assert!(error.to_string().contains("no database file"));
+    /// assert!(!missing.exists());
+    /// ```
+    pub fn open_existing(path: impl AsRef<Path>) -> Result<Self, Error> {
         let path = path.as_ref();
-        let connection = Connection::open(path).map_err(|e| database_error(&e, path))?;
+        if !path.is_file() {
+            return Err(Error::Database(DatabaseError::new(format!(
+                "{}: no database file there (open_existing creates none)",
+                path.display()
+            ))));
+        }
+        Self::open_with(path, OpenFlags::default() - OpenFlags::SQLITE_OPEN_CREATE)
+    }
+
+    fn open_with(path: &Path, flags: OpenFlags) -> Result<Self, Error> {
+        let connection =
+            Connection::open_with_flags(path, flags).map_err(|e| database_error(&e, path))?;
         // WAL lets readers in other processes (say, the sqlite3 shell) work while this one writes.
         connection
             .pragma_update(None, "journal_mode", "WAL")
