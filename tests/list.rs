@@ -266,6 +266,33 @@ async fn k30_malformed_cursor_is_an_error() {
 }
 
 #[tokio::test]
+async fn k30_a_huge_forged_cursor_is_not_echoed_whole() {
+    let (kv, _) = kv();
+    let huge = "é".repeat(5_000_000);
+    let error = kv.list().cursor(huge.clone()).execute().await.unwrap_err();
+    let text = error.to_string();
+    assert!(text.len() < 300, "{} bytes of message", text.len());
+    assert!(
+        text.starts_with("KV GET failed: 400 Invalid cursor \"éé")
+            && text.contains("(10000000 bytes)"),
+        "{text}"
+    );
+    // The error still carries the whole cursor for a program that wants it.
+    assert!(matches!(&error, Error::InvalidCursor { cursor } if *cursor == huge));
+    // A short one is shown whole, as before.
+    let short = kv
+        .list()
+        .cursor("garbage!".to_owned())
+        .execute()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        short.to_string(),
+        "KV GET failed: 400 Invalid cursor \"garbage!\": pass back a cursor that list() returned."
+    );
+}
+
+#[tokio::test]
 async fn k30_cursor_before_the_prefix_starts_at_the_prefix() {
     let (kv, _) = kv();
     put_all(&kv, &["a1", "a2", "b1", "b2"]).await;

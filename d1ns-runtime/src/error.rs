@@ -343,7 +343,20 @@ impl fmt::Display for Error {
                 write!(f, "the {part} for key {key:?} cannot be serialized to JSON: {source}")
             }
             Error::InvalidCursor { cursor } => {
-                write!(f, "KV GET failed: 400 Invalid cursor {cursor:?}: pass back a cursor that list() returned.")
+                // A cursor comes from outside (a query string): its text is cut, not echoed
+                // whole (a 10 MB cursor must not make a 10 MB message).
+                const SHOWN: usize = 64;
+                let cut = (0..=SHOWN.min(cursor.len()))
+                    .rev()
+                    .find(|&end| cursor.is_char_boundary(end))
+                    .unwrap_or(0);
+                if cut < cursor.len() {
+                    let shown = &cursor[..cut];
+                    let length = cursor.len();
+                    write!(f, "KV GET failed: 400 Invalid cursor {shown:?}... ({length} bytes): pass back a cursor that list() returned.")
+                } else {
+                    write!(f, "KV GET failed: 400 Invalid cursor {cursor:?}: pass back a cursor that list() returned.")
+                }
             }
             Error::InvalidName { kind, name, problem } => {
                 write!(f, "invalid {kind} name {name:?}: {problem}")
