@@ -1366,3 +1366,42 @@ async fn m8_resharding_over_backends_sharing_an_id_goes_by_names() {
         );
     }
 }
+
+#[tokio::test]
+async fn m4_another_namespaces_purge_never_removes_the_tombstones_of_a_namespace_moving_in() {
+    let scratch = Scratch::new("neighbour-purge");
+    let clock = ManualClock::new(T0);
+    let (old, kv) = one_to_one(&scratch, &clock);
+    old.put("k", "old").unwrap().await.unwrap();
+    kv.delete("k").await.unwrap();
+    // A namespace sharing the table, with no move of its own, purges the table.
+    let neighbour = D1Namespace::builder(scratch.open("b"))
+        .namespace("neighbour")
+        .table("_kv_entries")
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    neighbour
+        .put("n", "v")
+        .unwrap()
+        .expiration_ttl(60)
+        .await
+        .unwrap();
+    clock.advance(Duration::from_secs(61));
+    assert_eq!(
+        neighbour.purge_expired(100).await.unwrap(),
+        1,
+        "its own expired entry"
+    );
+    assert_eq!(kv.get("k").text().await.unwrap(), None);
+    move_all(&kv, 10).await;
+    assert_eq!(
+        kv.get("k").text().await.unwrap(),
+        None,
+        "the deleted key came back from the previous home"
+    );
+    // Once the move is over, the namespace's own purge removes its tombstone.
+    let after = scratch.layout(&["b"], &clock);
+    assert_eq!(after.purge_expired(100).await.unwrap(), 1);
+    assert_eq!(scratch.all_rows("b"), 0);
+}

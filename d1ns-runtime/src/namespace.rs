@@ -348,7 +348,9 @@ impl<B: Backend> D1Namespace<B> {
     ///
     /// During a move (a namespace with a previous home) it removes nothing and returns 0: an
     /// expired row tells reads and the mover that the key was written here, and a tombstone
-    /// that it was deleted. Once the previous home is dropped, it removes both.
+    /// that it was deleted. Once the previous home is dropped, it removes both. Another
+    /// namespace's purge of a shared table never removes this namespace's tombstones, so a
+    /// neighbour may purge while this one moves in.
     pub async fn purge_expired(&self, max_rows: u64) -> Result<u64, Error> {
         if self.inner.previous.is_some() {
             return Ok(0);
@@ -359,7 +361,7 @@ impl<B: Backend> D1Namespace<B> {
         let purges = (0..self.inner.shards.len()).map(|shard| {
             let statement = Statement {
                 sql: &self.sql().purge_expired,
-                params: vec![now.clone(), limit.clone()],
+                params: vec![now.clone(), limit.clone(), self.namespace_param()],
             };
             self.run_one(shard, statement)
         });

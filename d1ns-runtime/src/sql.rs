@@ -81,8 +81,10 @@ pub(crate) struct Sql {
     /// `?1` namespace, `?2` lowest key (inclusive), `?3` now, `?4` key bound (exclusive),
     /// `?5` limit -> `key, expiration, metadata`.
     pub list: String,
-    /// `?1` now, `?2` most rows to remove -> one row per entry removed, so the count does not
-    /// depend on the database reporting its changes.
+    /// `?1` now, `?2` most rows to remove, `?3` the namespace -> one row per entry removed, so
+    /// the count does not depend on the database reporting its changes. Expired entries of
+    /// every namespace in the table go, but tombstones (expiration 0) only of `?3`'s own: another
+    /// namespace may be moving in, where a tombstone is all that says a key was deleted (M4).
     pub purge_expired: String,
     /// `?1` namespace, `?2` the checks as a JSON array of `[key, version or null]`, `?3` now:
     /// fails with the marker `check` when any check does not hold (A6, A7); otherwise returns
@@ -359,7 +361,8 @@ impl Sql {
             purge_expired: format!(
                 "DELETE FROM {t} WHERE (namespace, key) IN (\
                  SELECT namespace, key FROM {t} \
-                 WHERE expiration IS NOT NULL AND expiration <= ?1 LIMIT ?2) \
+                 WHERE expiration IS NOT NULL AND expiration <= ?1 \
+                 AND (expiration > 0 OR namespace = ?3) LIMIT ?2) \
                  RETURNING 1 AS c0"
             ),
             check: format!(
