@@ -986,3 +986,27 @@ async fn purge_expired_counts_the_rows_it_removed_without_the_databases_meta() {
     assert_eq!(kv.purge_expired(3).await.unwrap(), 2);
     assert_eq!(kv.purge_expired(3).await.unwrap(), 0);
 }
+
+#[test]
+fn processes_opening_one_brand_new_file_together_all_get_in() {
+    // The app and a tool (or N workers) starting on a fresh file at the same moment: each open
+    // switches the file to WAL, which takes its lock; they must wait for each other.
+    for round in 0..40 {
+        let path = scratch_db(&format!("fresh_open_{round}"));
+        let _ = std::fs::remove_file(&path);
+        let start = std::sync::Arc::new(std::sync::Barrier::new(6));
+        let opened: Vec<_> = (0..6)
+            .map(|_| {
+                let (path, start) = (path.clone(), start.clone());
+                std::thread::spawn(move || {
+                    start.wait();
+                    SqliteBackend::open(&path).map(drop)
+                })
+            })
+            .collect();
+        for thread in opened {
+            let result = thread.join().unwrap();
+            assert!(result.is_ok(), "round {round}: {result:?}");
+        }
+    }
+}

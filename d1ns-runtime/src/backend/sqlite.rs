@@ -87,11 +87,16 @@ impl SqliteBackend {
     fn open_with(path: &Path, flags: OpenFlags) -> Result<Self, Error> {
         let connection =
             Connection::open_with_flags(path, flags).map_err(|e| database_error(&e, path))?;
+        // Wait for other connections from the start: switching a new file to WAL takes its
+        // lock, and processes opening one brand-new file together must queue, not fail.
+        connection
+            .busy_timeout(DEFAULT_BUSY_TIMEOUT)
+            .map_err(|e| database_error(&e, path))?;
         // WAL lets readers in other processes (say, the sqlite3 shell) work while this one writes.
         connection
             .pragma_update(None, "journal_mode", "WAL")
             .map_err(|e| database_error(&e, path))?;
-        Self::from_connection(connection)?.busy_timeout(DEFAULT_BUSY_TIMEOUT)
+        Self::from_connection(connection)
     }
 
     /// Opens a fresh in-memory database, gone when the backend is dropped.
