@@ -245,3 +245,36 @@ async fn done_is_said_only_when_the_old_layout_holds_nothing_live() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn a_layout_naming_one_database_twice_is_refused_and_nothing_is_removed() {
+    let dir = TempDir::new("twice");
+    let entries: Vec<_> = (0..40)
+        .map(|i| serde_json::json!({"key": format!("k{i:02}"), "value": "v"}))
+        .collect();
+    std::fs::write(
+        dir.0.join("bulk.json"),
+        serde_json::to_string(&entries).unwrap(),
+    )
+    .unwrap();
+    assert!(d1ns(&["import", "bulk.json", "--to", "d.db"], &dir.0).0);
+    for args in [
+        vec!["move", "--from", "d.db", "--to", "x=d.db", "--to", "y=d.db"],
+        vec![
+            "move", "--from", "a=d.db", "--from", "b=d.db", "--to", "a=d.db",
+        ],
+        vec![
+            "move", "--from", "d.db", "--to", "x=d.db", "--to", "y=./d.db",
+        ],
+    ] {
+        let (ok, text) = d1ns(&args, &dir.0);
+        assert!(!ok, "{args:?} succeeded: {text}");
+        assert!(text.contains("are the same database"), "{args:?}: {text}");
+    }
+    let kv = D1Namespace::new(SqliteBackend::open(dir.path("d.db")).unwrap());
+    assert_eq!(
+        kv.list().await.unwrap().keys.len(),
+        40,
+        "every key is still there"
+    );
+}
