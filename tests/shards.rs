@@ -61,6 +61,16 @@ impl Files {
         count("SELECT count(*) FROM _kv_entries WHERE key = ?1", key)
     }
 
+    /// Every row of the default table in the file `name`.
+    fn rows_in(&self, name: &str) -> usize {
+        let connection = d1ns::rusqlite::Connection::open(self.path(name)).unwrap();
+        connection
+            .query_row("SELECT count(*) FROM _kv_entries", [], |row| {
+                row.get::<_, i64>(0)
+            })
+            .unwrap() as usize
+    }
+
     /// The name of the one file holding `key`; fails if it is in none or in several.
     fn holder(&self, key: &str) -> &'static str {
         let holders: Vec<&str> = NAMES
@@ -1359,4 +1369,55 @@ async fn a_look_up_never_returns_an_old_copy_a_reshard_left_on_another_shard() {
         let found: Vec<(&String, &Order)> = found.iter().map(|(k, v)| (k, v)).collect();
         assert_eq!(found, expected, "limit {limit}");
     }
+}
+
+#[tokio::test]
+async fn an_error_from_a_shard_names_it_and_its_file_and_what_the_others_did() {
+    let files = Files::new("shard-errors");
+    let clock = ManualClock::new(T0);
+    // DB2 answers within 50 ms: another process holds its write lock below.
+    let backends = NAMES.map(|name| {
+        let backend = files.open(name);
+        match name {
+            "DB2" => backend.busy_timeout(Duration::from_millis(50)).unwrap(),
+            _ => backend,
+        }
+    });
+    let kv = sharded(backends, &clock);
+    let mut on = BTreeMap::new();
+    for i in 0..30 {
+        let key = format!("k{i}");
+        kv.put(&key, "v").unwrap().expiration_ttl(60).await.unwrap();
+        on.entry(NAMES[kv.shard_of(&key)]).or_insert(key);
+    }
+    clock.advance(Duration::from_secs(61));
+    let locker = d1ns::rusqlite::Connection::open(files.path("DB2")).unwrap();
+    locker.execute_batch("BEGIN IMMEDIATE").unwrap();
+
+    let error = kv
+        .put(&on["DB2"], "w")
+        .unwrap()
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("database is locked"), "{error}");
+    assert!(error.contains("(shard \"DB2\")"), "{error}");
+    assert!(
+        error.contains(&files.path("DB2").display().to_string()),
+        "{error}"
+    );
+    // A key on another shard is not held up.
+    kv.put(&on["DB1"], "w").unwrap().await.unwrap();
+
+    let error = kv.purge_expired(100).await.unwrap_err().to_string();
+    let elsewhere = 30 - files.rows_in("DB2");
+    assert!(error.contains("(shard \"DB2\")"), "{error}");
+    assert!(
+        error.contains(&format!(
+            "on the other shards {} expired entries were removed",
+            elsewhere - 1
+        )),
+        "{error}"
+    );
+    locker.execute_batch("ROLLBACK").unwrap();
 }

@@ -553,7 +553,24 @@ async fn another_programs_table_is_never_changed_and_the_error_says_what_to_do()
             let get = kv.get("k").text().await.unwrap_err().to_string();
             let put = kv.put("k2", "v").unwrap().await.unwrap_err().to_string();
             let list = kv.list().await.unwrap_err().to_string();
-            for (what, text) in [("get", &get), ("put", &put), ("list", &list)] {
+            // Statements that name only columns the other table happens to have too.
+            let delete = kv.delete("k").await.unwrap_err().to_string();
+            let purge = kv.purge_expired(100).await.unwrap_err().to_string();
+            let commit = kv
+                .atomic()
+                .delete("k")
+                .commit()
+                .await
+                .unwrap_err()
+                .to_string();
+            for (what, text) in [
+                ("get", &get),
+                ("put", &put),
+                ("list", &list),
+                ("delete", &delete),
+                ("purge_expired", &purge),
+                ("commit", &commit),
+            ] {
                 assert!(
                     text.contains(&format!("table {table:?} is not a d1ns table"))
                         && text.contains(".table("),
@@ -564,6 +581,15 @@ async fn another_programs_table_is_never_changed_and_the_error_says_what_to_do()
                 schema_of(&path),
                 before,
                 "{layout}: the schema is untouched"
+            );
+            let rows = strings(
+                &path,
+                &format!("SELECT CAST(count(*) AS TEXT) FROM {table}"),
+            );
+            assert_eq!(
+                rows,
+                ["1"],
+                "{layout}: the other program's rows are untouched"
             );
         }
         // The other program goes on writing its table as before.

@@ -238,8 +238,9 @@ impl<T: Namespace, B: Backend> TypedNamespace<T, B> {
                 }
             }
             raw.purge_cached(&removed_keys).await;
-            for result in results {
-                result?;
+            if let Some(e) = results.into_iter().find_map(Result::err) {
+                let shards = raw.shards().len();
+                return Err(crate::namespace::partly_done(e, shards, count, "entries"));
             }
             Ok(count)
         }

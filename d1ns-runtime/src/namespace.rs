@@ -366,11 +366,23 @@ impl<B: Backend> D1Namespace<B> {
             self.run_one(shard, statement)
         });
         let mut removed = 0;
+        let mut failed = None;
         for result in crate::join::join_all(purges.collect()).await {
-            // One row per entry removed: a count that does not depend on the database's meta.
-            removed += result?.rows.len() as u64;
+            match result {
+                // One row per entry removed: a count that does not depend on the database's meta.
+                Ok(result) => removed += result.rows.len() as u64,
+                Err(e) => failed = failed.or(Some(e)),
+            }
         }
-        Ok(removed)
+        match failed {
+            None => Ok(removed),
+            Some(e) => Err(partly_done(
+                e,
+                self.inner.shards.len(),
+                removed,
+                "expired entries",
+            )),
+        }
     }
 
     /// Runs one statement on `shard` as the operation's single round trip.
@@ -400,15 +412,14 @@ impl<B: Backend> D1Namespace<B> {
         let part = self.shard(shard)?;
         // In a Worker every backend answers through `batch` (D1 hands over JS objects, not
         // rows to borrow): the fast path is left out of the wasm, where bytes count.
-        if cfg!(not(target_arch = "wasm32")) && (!self.inner.auto_create || self.schema_known(part))
-        {
+        if cfg!(not(target_arch = "wasm32")) && self.schema_known(part) {
             let mut rows = decoder();
             match part.backend.run_now(queries, &mut rows) {
                 None => {}
                 Some(Ok(())) => return Ok(rows),
                 // What `run` mends (an upgrade, a table to create) or words: run it there.
                 Some(Err(e)) if self.handled_by_run(&e) => {}
-                Some(Err(e)) => return Err(e.into()),
+                Some(Err(e)) => return Err(self.on_shard(shard, e.into())),
             }
         }
         let statements = queries.iter().map(Query::to_statement).collect();
@@ -435,11 +446,40 @@ impl<B: Backend> D1Namespace<B> {
     pub(crate) async fn run<'s>(
         &'s self,
         shard: usize,
+        statements: Vec<Statement<'s>>,
+    ) -> Result<Vec<QueryResult>, Error> {
+        let results = self.run_on(shard, statements).await;
+        results.map_err(|e| self.on_shard(shard, e))
+    }
+
+    /// A database's error, naming the shard that gave it when the namespace has named shards
+    /// (of three databases, which one is locked or damaged).
+    fn on_shard(&self, shard: usize, error: Error) -> Error {
+        let name = self
+            .inner
+            .shards
+            .get(shard)
+            .map_or("", |shard| &*shard.name);
+        match error {
+            Error::Database(e) if !name.is_empty() => Error::Database(
+                crate::error::DatabaseError::new(format!("{} (shard {name:?})", e.message())),
+            ),
+            other => other,
+        }
+    }
+
+    async fn run_on<'s>(
+        &'s self,
+        shard: usize,
         mut statements: Vec<Statement<'s>>,
     ) -> Result<Vec<QueryResult>, Error> {
         let shard = self.shard(shard)?;
         let auto_create = self.inner.auto_create;
-        let mut with_schema = auto_create && !self.schema_known(shard);
+        // Until this namespace has seen its table work here, its first batch carries the schema
+        // (with auto-create) or, without, the check that the table is d1ns's, which reads no
+        // row: either fails the batch, before the operation's statements change anything, on
+        // another program's table.
+        let mut with_schema = !self.schema_known(shard);
         let schema_len = self.schema_statements().count();
         let mut prefixed = false;
         let mut upgraded = false;
@@ -510,9 +550,9 @@ impl<B: Backend> D1Namespace<B> {
             .find(|column| e.is_missing_column(column))?;
         Some(Error::Database(crate::error::DatabaseError::new(format!(
             "table {table:?} is not a d1ns table: it has no column {column:?} (another program \
-             made it: d1-namespace, the npm package, keeps its entries in tables of its own). \
-             d1ns never changes a table it did not create: give this namespace another table \
-             with .table(\"...\"), or move the entries into a d1ns table",
+             made it; d1-namespace, the npm package, makes tables like it). d1ns never changes a \
+             table it did not create: give this namespace another table with .table(\"...\"), \
+             or move the entries into a d1ns table",
             table = self.inner.table
         ))))
     }
@@ -598,12 +638,20 @@ impl<B: Backend> D1Namespace<B> {
 
     /// The schema statements, this namespace's indexes and the check, sent in front of an
     /// operation.
+    /// Without auto-create, only the check that the table has d1ns's columns.
     fn schema_statements(&self) -> impl Iterator<Item = Statement<'_>> {
         let sql = self.sql();
-        sql.schema
-            .iter()
-            .chain(self.inner.indexes.iter().map(|(_, index)| &index.create))
-            .chain([&sql.schema_check])
+        let create = self.inner.auto_create;
+        let schema = sql.schema.iter().filter(move |_| create);
+        let indexes = self.inner.indexes.iter().filter(move |_| create);
+        let check = if create {
+            &sql.schema_check
+        } else {
+            &sql.own_columns
+        };
+        schema
+            .chain(indexes.map(|(_, index)| &index.create))
+            .chain([check])
             .map(|sql| Statement {
                 sql,
                 params: Vec::new(),
@@ -708,6 +756,21 @@ fn registry() -> MutexGuard<'static, Registry> {
     SCHEMA_REGISTRY
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The error of an operation over every shard that failed on one (named in `error`): with
+/// several shards, it says how many entries the others removed (S7), which stay removed.
+pub(crate) fn partly_done(error: Error, shards: usize, removed: u64, what: &str) -> Error {
+    match error {
+        Error::Database(e) if shards > 1 => {
+            Error::Database(crate::error::DatabaseError::new(format!(
+                "{}; on the other shards {removed} {what} were removed (they stay removed: run \
+                 it again once the failing shard is back)",
+                e.message()
+            )))
+        }
+        other => other,
+    }
 }
 
 /// Whether a statement failed for a column its table lacks, in SQLite's words (which D1 passes

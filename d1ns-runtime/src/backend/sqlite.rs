@@ -51,6 +51,8 @@ const D1_LIMITS: [(Limit, i32); 3] = [
 pub struct SqliteBackend {
     connection: Mutex<Connection>,
     id: u64,
+    /// The database file, which every error names; `None` in memory.
+    file: Option<Box<str>>,
     /// SQLite's own limits, restored by `d1_limits(false)`.
     sqlite_limits: [i32; 3],
 }
@@ -93,9 +95,17 @@ impl SqliteBackend {
             .busy_timeout(DEFAULT_BUSY_TIMEOUT)
             .map_err(|e| database_error(&e, path))?;
         // WAL lets readers in other processes (say, the sqlite3 shell) work while this one writes.
-        connection
-            .pragma_update(None, "journal_mode", "WAL")
-            .map_err(|e| database_error(&e, path))?;
+        // SQLite may refuse the switch at once, without its busy handler, while another
+        // connection is making the same switch: try again until the busy timeout has passed.
+        let deadline = std::time::Instant::now() + DEFAULT_BUSY_TIMEOUT;
+        loop {
+            match connection.pragma_update(None, "journal_mode", "WAL") {
+                Err(e) if is_busy(&e) && std::time::Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                result => break result.map_err(|e| database_error(&e, path))?,
+            }
+        }
         Self::from_connection(connection)
     }
 
@@ -112,8 +122,9 @@ impl SqliteBackend {
         connection.set_prepared_statement_cache_capacity(STATEMENT_CACHE_CAPACITY);
         // Two backends on the same file are the same database (K34), whatever path, symlink
         // or hard link reached it; in-memory ones never are.
-        let id = match connection.path().filter(|p| !p.is_empty()) {
-            Some(path) => file_identity(Path::new(path)),
+        let file = connection.path().filter(|p| !p.is_empty()).map(Box::from);
+        let id = match &file {
+            Some(path) => file_identity(Path::new(&**path)),
             None => next_database_id(),
         };
         let mut sqlite_limits = [0; 3];
@@ -125,6 +136,7 @@ impl SqliteBackend {
         SqliteBackend {
             connection: Mutex::new(connection),
             id,
+            file,
             sqlite_limits,
         }
         .d1_limits(true)
@@ -166,6 +178,15 @@ impl SqliteBackend {
             .busy_timeout(timeout)
             .map_err(|e| Error::Database(d1_like_error(&e)))?;
         Ok(self)
+    }
+
+    /// A batch's error in D1's words, naming the file (of several shards, which one failed).
+    fn error(&self, e: &rusqlite::Error) -> DatabaseError {
+        let error = d1_like_error(e);
+        match &self.file {
+            Some(file) => DatabaseError::new(format!("{} (database file {file})", error.message())),
+            None => error,
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
@@ -446,7 +467,7 @@ impl Backend for SqliteBackend {
         let result = self
             .run(statements, Sink::Collect(&mut collect))
             .map(|()| collect.results)
-            .map_err(|e| d1_like_error(&e));
+            .map_err(|e| self.error(&e));
         std::future::ready(result)
     }
 
@@ -463,7 +484,7 @@ impl Backend for SqliteBackend {
     ) -> Option<Result<(), DatabaseError>> {
         Some(
             self.run(queries, Sink::Rows(rows))
-                .map_err(|e| d1_like_error(&e)),
+                .map_err(|e| self.error(&e)),
         )
     }
 
