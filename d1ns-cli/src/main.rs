@@ -148,32 +148,45 @@ fn file_path<'p>(path: &'p str, flag: &str, spec: &str) -> Result<&'p str, Strin
     }
 }
 
-/// The shards of `--to`/`--from`: `NAME=PATH` each, or one lone `PATH` (unnamed).
-fn shards(
-    specs: &[String],
-    flag: &str,
-    open: Open,
-) -> Result<Vec<(String, SqliteBackend)>, String> {
+/// The shards of `--to`/`--from` as given: `NAME=PATH` each, or one lone `PATH` (unnamed),
+/// each path one of a file.
+fn specs<'s>(specs: &'s [String], flag: &str) -> Result<Vec<(&'s str, &'s str)>, String> {
     let lone = matches!(specs, [spec] if !spec.contains('='));
     specs
         .iter()
         .map(|spec| {
             let (name, path) = match spec.split_once('=') {
-                Some((name, path)) => (name.to_owned(), path),
-                None if lone => (String::new(), spec.as_str()),
+                Some(named) => named,
+                None if lone => ("", spec.as_str()),
                 None => {
                     return Err(format!(
                         "--{flag} {spec:?}: with several databases, give each as NAME=PATH"
                     ));
                 }
             };
-            let path = file_path(path, flag, spec)?;
+            Ok((name, file_path(path, flag, spec)?))
+        })
+        .collect()
+}
+
+/// The shards of `--to`/`--from`, opened.
+fn shards(
+    specs_given: &[String],
+    flag: &str,
+    open: Open,
+) -> Result<Vec<(String, SqliteBackend)>, String> {
+    specs(specs_given, flag)?
+        .into_iter()
+        .map(|(name, path)| {
             let backend = match open {
                 Open::Existing => SqliteBackend::open_existing(path),
                 Open::OrCreate => SqliteBackend::open(path),
             }
-            .map_err(|e| format!("--{flag} {spec:?}: cannot open {path:?}: {e}"))?;
-            Ok((name, backend))
+            .map_err(|e| match name {
+                "" => format!("--{flag} {path:?}: cannot open it: {e}"),
+                name => format!("--{flag} {name}={path}: cannot open {path:?}: {e}"),
+            })?;
+            Ok((name.to_owned(), backend))
         })
         .collect()
 }
@@ -288,10 +301,24 @@ async fn move_layout(
     cursor: Option<String>,
     names: &Names,
 ) -> Result<(), String> {
-    // How many keys there are to look at: a list of the old layout, for the progress bar.
+    // Every argument is checked before any database is opened.
+    specs(from, "from")?;
+    specs(to, "to")?;
+    // How many keys there are to look at: a list of the old layout, for the progress bar. It
+    // creates nothing there: a mistyped --namespace or --table is an error, not a new table.
     let old = builder(shards(from, "from", Open::Existing)?, names)
+        .auto_create(false)
         .build()
         .map_err(|e| e.to_string())?;
+    let missing = |e: d1ns::Error| match &e {
+        d1ns::Error::Database(db) if db.is_missing_table() => format!(
+            "--from has no table {:?} for namespace {:?} ({e}): check --namespace and --table; \
+             the tool creates nothing in --from",
+            old.table(),
+            old.namespace()
+        ),
+        _ => e.to_string(),
+    };
     let mut total = 0u64;
     let mut page_cursor = cursor.clone();
     loop {
@@ -299,7 +326,7 @@ async fn move_layout(
         if let Some(cursor) = page_cursor {
             list = list.cursor(cursor);
         }
-        let page = list.execute().await.map_err(|e| e.to_string())?;
+        let page = list.execute().await.map_err(missing)?;
         total += page.keys.len() as u64;
         if page.list_complete {
             break;

@@ -206,6 +206,36 @@ fn paths_that_vanish_at_exit_are_refused_and_from_never_creates_a_file() {
         !dir.0.join("typo.db").exists(),
         "--from created the file it names"
     );
+    // A mistyped --namespace creates no table in the source.
+    let (ok, text) = d1ns(
+        &[
+            "move",
+            "--from",
+            "a.db",
+            "--to",
+            "d.db",
+            "--namespace",
+            "typo",
+        ],
+        &dir.0,
+    );
+    assert!(
+        !ok,
+        "a move of a namespace the source has not succeeded: {text}"
+    );
+    assert!(
+        text.contains("no table \"typo_kv_entries\" for namespace \"typo\""),
+        "{text}"
+    );
+    let conn = d1ns::rusqlite::Connection::open(dir.0.join("a.db")).unwrap();
+    let typo: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_schema WHERE name LIKE 'typo%'",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert_eq!(typo, 0, "a table was created in --from");
     assert!(
         !dir.0.join("c.db").exists(),
         "--to was created though --from failed"
