@@ -435,9 +435,10 @@ impl<B: Backend> D1Namespace<B> {
 
     /// Whether [`run`](Self::run) does more with this error than return it.
     /// Any missing column or table: `run` tells an older d1ns table from another program's,
-    /// creates a dropped table, or words a missing migration.
+    /// creates a dropped table, or words a missing migration; a lock met, `run` waits for.
     fn handled_by_run(&self, e: &crate::error::DatabaseError) -> bool {
-        missing_column(e) || e.is_missing_table()
+        // A read of several statements that met a writer is run again by `batch`, which waits.
+        missing_column(e) || e.is_missing_table() || e.message().contains("database is locked")
     }
 
     /// Runs an operation's statements as one batch, with the schema statements in front when

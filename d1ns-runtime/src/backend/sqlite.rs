@@ -218,18 +218,11 @@ impl SqliteBackend {
                 }
                 Sink::Collect(collect)
             }
+            // Straight into the caller's sink, whose rows count only if the batch commits: a
+            // caller meeting "database is locked" here goes through `batch`, which waits.
             Sink::Rows(rows) if reads => {
-                let mut attempt = Collect::new(statements.len());
                 let deferred = TransactionBehavior::Deferred;
-                match run_batch(&mut connection, statements, deferred, &mut attempt) {
-                    Err(e) if is_busy(&e) => {}
-                    Err(e) => return Err(e),
-                    Ok(()) => {
-                        attempt.replay(rows);
-                        return Ok(());
-                    }
-                }
-                Sink::Rows(rows)
+                return run_batch(&mut connection, statements, deferred, rows);
             }
             sink => sink,
         };
@@ -378,19 +371,6 @@ impl Collect {
     fn restart(&mut self) {
         for result in &mut self.results {
             *result = QueryResult::default();
-        }
-    }
-
-    /// Hands the collected rows on, in order.
-    fn replay(self, sink: &mut dyn RowSink) {
-        for (index, result) in self.results.into_iter().enumerate() {
-            if let Some(changes) = result.changes {
-                sink.changes(index, changes);
-            }
-            for row in &result.rows {
-                let cells: Vec<ValueRef<'_>> = row.iter().map(Value::as_ref).collect();
-                sink.row(index, &cells);
-            }
         }
     }
 }
