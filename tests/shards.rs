@@ -1369,6 +1369,22 @@ async fn a_look_up_never_returns_an_old_copy_a_reshard_left_on_another_shard() {
         let found: Vec<(&String, &Order)> = found.iter().map(|(k, v)| (k, v)).collect();
         assert_eq!(found, expected, "limit {limit}");
     }
+    // delete_where counts the entries a read shows, and takes their old copies along.
+    let removed = ns.delete_where(Order::USER_ID, &1).await.unwrap();
+    assert_eq!(removed, expected.len() as u64, "old copies are not counted");
+    let left = ns.find(Order::USER_ID, &1).await.unwrap();
+    assert!(left.entries.is_empty() && left.list_complete);
+    for name in NAMES {
+        let conn = d1ns::rusqlite::Connection::open(files.path(name)).unwrap();
+        let rows: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM orders_kv_entries WHERE json_extract(value, '$.user_id') = 1",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap();
+        assert_eq!(rows, 0, "an old copy of user 1 is left in {name}");
+    }
 }
 
 #[tokio::test]

@@ -185,9 +185,12 @@ impl<T: Namespace, B: Backend> TypedNamespace<T, B> {
             }
             let sql = index_sql(&raw, field)?;
             let now = Value::Integer(to_i64(raw.now_ms()));
-            // The keys removed, only when an edge cache must forget them (R8): they cost D1 a
-            // row read each.
-            let returning = raw.has_edge_cache();
+            // The keys removed, when an edge cache must forget them (R8), or, over several
+            // shards, to count only the entries placed where they were removed (an old copy a
+            // reshard left on another shard goes too, uncounted, as no read shows it): they
+            // cost D1 a row read each.
+            let sharded = raw.shards().len() > 1;
+            let returning = raw.has_edge_cache() || sharded;
             let delete = if returning {
                 &sql.delete_where_returning
             } else {
@@ -210,16 +213,20 @@ impl<T: Namespace, B: Backend> TypedNamespace<T, B> {
             let results = crate::join::join_all(deletes.collect()).await;
             let mut removed_keys: Vec<&str> = Vec::new();
             let mut count = 0;
-            for results in results.iter().flatten() {
+            for (shard, results) in results.iter().enumerate() {
+                let Ok(results) = results else { continue };
                 match results.as_slice() {
                     [delete] if returning => {
-                        count += delete.rows.len() as u64;
-                        removed_keys.extend(delete.rows.iter().filter_map(
-                            |row| match row.first() {
-                                Some(Value::Text(key)) => Some(key.as_str()),
-                                _ => None,
-                            },
-                        ));
+                        let keys = delete.rows.iter().filter_map(|row| match row.first() {
+                            Some(Value::Text(key)) => Some(key.as_str()),
+                            _ => None,
+                        });
+                        for key in keys {
+                            if !sharded || raw.shard_of(key) == shard {
+                                count += 1;
+                            }
+                            removed_keys.push(key);
+                        }
                     }
                     [_, changes] => {
                         let changed = changes.rows.first().and_then(|row| row.first());
