@@ -26,6 +26,15 @@ impl Drop for TempDir {
     }
 }
 
+/// A `wrangler kv bulk put` file `bulk.json` of `count` small keys, k00, k01, ...
+fn write_bulk(dir: &TempDir, count: usize) {
+    let entries: Vec<_> = (0..count)
+        .map(|i| serde_json::json!({"key": format!("k{i:02}"), "value": "v"}))
+        .collect();
+    let text = serde_json::to_string(&entries).unwrap();
+    std::fs::write(dir.0.join("bulk.json"), text).unwrap();
+}
+
 fn d1ns(args: &[&str], dir: &Path) -> (bool, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_d1ns"))
         .args(args)
@@ -245,14 +254,7 @@ fn paths_that_vanish_at_exit_are_refused_and_from_never_creates_a_file() {
 #[tokio::test]
 async fn done_is_said_only_when_the_old_layout_holds_nothing_live() {
     let dir = TempDir::new("done");
-    let entries: Vec<_> = (0..50)
-        .map(|i| serde_json::json!({"key": format!("k{i:02}"), "value": "v"}))
-        .collect();
-    std::fs::write(
-        dir.0.join("bulk.json"),
-        serde_json::to_string(&entries).unwrap(),
-    )
-    .unwrap();
+    write_bulk(&dir, 50);
     assert!(d1ns(&["import", "bulk.json", "--to", "old.db"], &dir.0).0);
     // A cursor from elsewhere (here: after the 49th key) leaves keys behind: not "done".
     let old = D1Namespace::new(SqliteBackend::open(dir.path("old.db")).unwrap());
@@ -279,14 +281,7 @@ async fn done_is_said_only_when_the_old_layout_holds_nothing_live() {
 #[tokio::test]
 async fn a_layout_naming_one_database_twice_is_refused_and_nothing_is_removed() {
     let dir = TempDir::new("twice");
-    let entries: Vec<_> = (0..40)
-        .map(|i| serde_json::json!({"key": format!("k{i:02}"), "value": "v"}))
-        .collect();
-    std::fs::write(
-        dir.0.join("bulk.json"),
-        serde_json::to_string(&entries).unwrap(),
-    )
-    .unwrap();
+    write_bulk(&dir, 40);
     assert!(d1ns(&["import", "bulk.json", "--to", "d.db"], &dir.0).0);
     for args in [
         vec!["move", "--from", "d.db", "--to", "x=d.db", "--to", "y=d.db"],
